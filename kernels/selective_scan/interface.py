@@ -1,0 +1,62 @@
+"""``selective_scan_fn``: the public entry point, dispatching to the Triton kernel or the PyTorch path."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .checks import check_scan_args
+from .torch_scan import selective_scan_torch
+
+
+def triton_enabled(device: torch.device) -> bool:
+    """The Triton kernel runs on CUDA devices, and on the CPU under ``TRITON_INTERPRET=1``."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def selective_scan_fn(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    initial_state: torch.Tensor | None = None,
+    seq_idx: torch.Tensor | None = None,
+):
+    """Selective scan (Mamba's S6 recurrence), fused, differentiable in every tensor input.
+
+    Per batch b, channel d, state n, step t, in fp32::
+
+        dt   = softplus(delta + delta_bias) if delta_softplus else delta + delta_bias
+        h[t] = exp(dt[t] A[d, n]) h[t-1] + dt[t] B[n, t] u[t]     (h[-1] = initial_state or 0,
+                                                                  reset to 0 where seq_idx changes)
+        out  = (sum_n C[n, t] h[t] + D[d] u[t]) * silu(z[t])
+
+    Args:
+        u, delta, z: (batch, dim, seqlen), fp32/fp16/bf16 (all the same); any strides.
+        A: (dim, dstate) fp32.  B, C: (batch, dstate, seqlen) or (batch, groups, dstate, seqlen).
+        D, delta_bias: (dim,) fp32.  initial_state: (batch, dim, dstate) fp32.
+        seq_idx: (batch, seqlen) int32, non-decreasing per row (packed documents).
+    Returns:
+        out (batch, dim, seqlen) in u's dtype, or (out, last_state (batch, dim, dstate) fp32).
+    """
+    check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state, seq_idx)
+    if triton_enabled(u.device) and u.dtype != torch.float64:
+        from .triton_scan import selective_scan_triton
+
+        out, last_state = selective_scan_triton(
+            u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, seq_idx
+        )
+    else:
+        out, last_state = selective_scan_torch(
+            u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, seq_idx
+        )
+    return (out, last_state) if return_last_state else out
