@@ -1,0 +1,102 @@
+"""Read what a run folder holds for the report: its resolved config, metrics.jsonl and eval results."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..results import RESULT_FILES, load_results
+
+# Where the resolved config of a run may live: the trainer's own copy first, then Hydra's.
+CONFIG_CANDIDATES = ("config.yaml", "resolved_config.yaml", ".hydra/config.yaml", "config.json")
+
+
+@dataclass
+class RunRecord:
+    """Everything the report shows about one run folder."""
+
+    name: str
+    """Display name: the folder's name (made unique by the caller when two folders share one)."""
+    path: Path
+    config: dict[str, Any]
+    """The resolved config ({} when the folder has none)."""
+    metrics: list[dict[str, Any]]
+    """metrics.jsonl rows in file order (each has at least step, loss, lr, tokens_per_s)."""
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """eval/<kind>.json contents by kind (perplexity, harness, lra, synthetic)."""
+
+    def series(self, key: str) -> tuple[list[float], list[float]]:
+        """(steps, values) of one metric over the rows that carry a finite value for it."""
+        steps, values = [], []
+        for row in self.metrics:
+            value = row.get(key)
+            if isinstance(value, (int, float)) and math.isfinite(value) and "step" in row:
+                steps.append(float(row["step"]))
+                values.append(float(value))
+        return steps, values
+
+    def model_summary(self) -> str:
+        """A short description of the model from its config, e.g. 'mamba 24x768 (vocab 50277)'."""
+        model = self.config.get("model") or {}
+        if not isinstance(model, dict) or not model:
+            return "?"
+        kind = model.get("name") or model.get("_name") or model.get("type") or model.get("kind") or "model"
+        shape = ""
+        if "n_layer" in model and "d_model" in model:
+            shape = f" {model['n_layer']}x{model['d_model']}"
+        return f"{kind}{shape}"
+
+
+def load_run(path: str | Path) -> RunRecord:
+    """Read one run folder; a path that is not a folder, or holds neither metrics nor eval results,
+    raises ``ValueError`` naming it."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"run folder {path} does not exist or is not a folder")
+    metrics = read_metrics(path / "metrics.jsonl") if (path / "metrics.jsonl").exists() else []
+    results = {kind: load_results(path, kind) for kind in RESULT_FILES}
+    results = {kind: value for kind, value in results.items() if value}
+    if not metrics and not results:
+        raise ValueError(
+            f"{path} holds neither metrics.jsonl nor eval/*.json results: is it a run folder "
+            "(the directory train.py wrote, hydra.run.dir)?"
+        )
+    return RunRecord(
+        name=path.resolve().name, path=path, config=read_run_config(path), metrics=metrics, results=results
+    )
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a metrics.jsonl file; a truncated last line (a run killed mid-write) is skipped,
+    a damaged line elsewhere raises ``ValueError`` with its line number."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines):
+                break
+            raise ValueError(f"{path}:{number} is not a JSON object ({error})") from error
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The resolved config of a run as a plain dict ({} when none of CONFIG_CANDIDATES exists)."""
+    for name in CONFIG_CANDIDATES:
+        path = Path(run_dir) / name
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            return loaded if isinstance(loaded, dict) else {}
+    return {}
