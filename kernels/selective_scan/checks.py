@@ -42,7 +42,9 @@ def check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state, seq_idx)
             if groups == 0 or dim % groups != 0:
                 fail(f"{name}: dim={dim} must be divisible by groups={groups}")
         else:
-            fail(f"{name} must be 3-D (batch, dstate, seqlen) or 4-D (batch, groups, dstate, seqlen), got {_shape(t)}")
+            fail(
+                f"{name} must be (batch, dstate, seqlen) or (batch, groups, dstate, seqlen), got {_shape(t)}"
+            )
         if t.dtype not in FLOAT_DTYPES:
             fail(f"{name} must be a floating tensor, got {t.dtype}")
     if B.dim() == 4 and C.dim() == 4 and B.shape[1] != C.shape[1]:
@@ -53,12 +55,16 @@ def check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state, seq_idx)
     if z is not None and (_shape(z) != _shape(u) or z.dtype != u.dtype):
         fail(f"z must match u: shape {_shape(u)} dtype {u.dtype}, got {_shape(z)} {z.dtype}")
     if initial_state is not None and _shape(initial_state) != (batch, dim, dstate):
-        fail(f"initial_state must be (batch, dim, dstate) = {(batch, dim, dstate)}, got {_shape(initial_state)}")
+        fail(
+            f"initial_state must be {(batch, dim, dstate)} (batch, dim, dstate), got {_shape(initial_state)}"
+        )
     if seq_idx is not None:
         if _shape(seq_idx) != (batch, seqlen):
             fail(f"seq_idx must be (batch, seqlen) = {(batch, seqlen)}, got {_shape(seq_idx)}")
         if seq_idx.dtype.is_floating_point or seq_idx.dtype == torch.bool:
             fail(f"seq_idx must be an integer tensor, got {seq_idx.dtype}")
-    devices = {t.device for t in (u, delta, A, B, C, D, z, delta_bias, initial_state, seq_idx) if t is not None}
+    devices = {
+        t.device for t in (u, delta, A, B, C, D, z, delta_bias, initial_state, seq_idx) if t is not None
+    }
     if len(devices) > 1:
         fail(f"all tensors must be on one device, got {sorted(map(str, devices))}")

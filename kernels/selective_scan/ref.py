@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 
 def expand_groups(BC: torch.Tensor, dim: int) -> torch.Tensor:
-    """(batch, groups, dstate, seqlen) -> (batch, dim, dstate, seqlen): channel d reads group d // (dim // groups)."""
+    """(batch, groups, dstate, seqlen) -> (batch, dim, dstate, seqlen); channel d uses group d*groups//dim."""
     groups = BC.shape[1]
     return BC.repeat_interleave(dim // groups, dim=1)
 

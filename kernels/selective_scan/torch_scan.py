@@ -152,7 +152,10 @@ class SelectiveScanTorch(torch.autograd.Function):
         )
 
 
-def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                         initial_state=None, seq_idx=None):
+def selective_scan_torch(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, initial_state=None, seq_idx=None
+):
     """Returns (out, last_state); arguments as ``selective_scan_fn`` (already validated)."""
-    return SelectiveScanTorch.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, seq_idx)
+    return SelectiveScanTorch.apply(
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, seq_idx
+    )

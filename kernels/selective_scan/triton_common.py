@@ -1,0 +1,50 @@
+"""Pieces shared by the forward and backward Triton kernels of the selective scan.
+
+Layout of a program's work: one program owns BLOCK_D channels of one (batch, group) and walks time
+sequentially; each thread holds the fp32 state of its channels for all DSTATE states in registers.
+At every step it reads one row of u, delta, z (BLOCK_D values; contiguous when the tensors are
+(batch, seqlen, dim) memory viewed as (batch, dim, seqlen)) and one column of B and C (DSTATE values).
+"""
+
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634
+
+
+@triton.jit
+def softplus(x):
+    """log(1 + exp(x)), computed stably, returning x itself above 20 (as torch's softplus does)."""
+    return tl.where(x > 20.0, x, tl.maximum(x, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(x))))
+
+
+@triton.jit
+def load_dt(t, L, delta_ptrs, stride_deltal, bias, mask_d, DELTA_SOFTPLUS: tl.constexpr):
+    """(dt, dt_raw) at step t as fp32 rows (BLOCK_D,); dt = 0 past the end (t >= L) or outside mask_d,
+    so that such a step leaves the state unchanged."""
+    m = mask_d & (t < L)
+    dt_raw = tl.load(delta_ptrs + t * stride_deltal, mask=m, other=0.0).to(tl.float32) + bias
+    dt = softplus(dt_raw) if DELTA_SOFTPLUS else dt_raw
+    return tl.where(m, dt, 0.0), dt_raw
+
+
+@triton.jit
+def load_row(t, L, ptrs, stride_l, mask_d):
+    """Row t (BLOCK_D,) of a (batch, dim, seqlen) tensor as fp32, zero past the end."""
+    return tl.load(ptrs + t * stride_l, mask=mask_d & (t < L), other=0.0).to(tl.float32)
+
+
+@triton.jit
+def keep_state(t, L, seq_ptr, stride_seql, seq_prev, HAS_SEQ_IDX: tl.constexpr):
+    """(keep, seq_t): keep = 0.0 where a new document starts at step t (seq_idx changes), else 1.0."""
+    if HAS_SEQ_IDX:
+        seq_t = tl.load(seq_ptr + t * stride_seql, mask=t < L, other=0)
+        keep = tl.where((seq_t != seq_prev) & (t < L), 0.0, 1.0)
+    else:
+        seq_t = seq_prev
+        keep = 1.0
+    return keep, seq_t
+
+
+def next_power_of_2(n: int) -> int:
+    return triton.next_power_of_2(n)

@@ -1,0 +1,111 @@
+"""Triton forward kernel of the selective scan.
+
+Grid: (groups * cdiv(dim_per_group, BLOCK_D), batch, n_segments). A program walks its segment of
+time sequentially with the (BLOCK_D, DSTATE) fp32 state in registers. The same kernel serves three
+roles, chosen by constexpr flags:
+
+- the whole forward, when one segment spans the sequence (enough batch x channel parallelism);
+- pass 1 of the chunked forward (WRITE_OUT=False, SAVE_END=True, no initial state): each segment's
+  local end state and the sum of its dt, which `triton_chunks.combine_states` joins into the
+  state before every segment;
+- pass 3 of the chunked forward: every segment again, started from its true state, writing y.
+
+It saves the state before every CHUNK_LEN steps (the checkpoints the backward restarts from).
+Buffers it owns are contiguous: states (batch, n, dim, dstate), dt sums (batch, n, dim).
+"""
+
+import triton
+import triton.language as tl
+
+from .triton_common import LOG2E, keep_state, load_dt, load_row
+
+
+@triton.jit
+def scan_fwd_kernel(
+    u_ptr, delta_ptr, z_ptr, out_ptr,
+    A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, seq_ptr,
+    h0_ptr, ckpt_ptr, hend_ptr, dtsum_ptr, reset_ptr,
+    stride_ub, stride_ud, stride_ul,
+    stride_deltab, stride_deltad, stride_deltal,
+    stride_zb, stride_zd, stride_zl,
+    stride_ob, stride_od, stride_ol,
+    stride_Ad, stride_An,
+    stride_Bb, stride_Bg, stride_Bn, stride_Bl,
+    stride_Cb, stride_Cg, stride_Cn, stride_Cl,
+    stride_seqb, stride_seql,
+    L, dim, dstate, dim_per_group, n_seg, seg_len, n_chunks, chunk_len,
+    HAS_Z: tl.constexpr, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, DELTA_SOFTPLUS: tl.constexpr,
+    HAS_SEQ_IDX: tl.constexpr, HAS_H0: tl.constexpr, WRITE_OUT: tl.constexpr,
+    SAVE_CKPT: tl.constexpr, SAVE_END: tl.constexpr,
+    BLOCK_D: tl.constexpr, DSTATE: tl.constexpr,
+):  # fmt: skip
+    i_dg = tl.program_id(0)
+    i_b = tl.program_id(1).to(tl.int64)
+    i_s = tl.program_id(2)
+    blocks_per_group = tl.cdiv(dim_per_group, BLOCK_D)
+    i_g = i_dg // blocks_per_group
+    o_in_group = (i_dg % blocks_per_group) * BLOCK_D + tl.arange(0, BLOCK_D)
+    m_d = o_in_group < dim_per_group
+    o_d = i_g * dim_per_group + o_in_group  # (BLOCK_D,) channel indices
+    o_n = tl.arange(0, DSTATE)
+    m_n = o_n < dstate
+    m_dn = m_d[:, None] & m_n[None, :]
+
+    # Per-channel constants. A is pre-scaled by log2(e) so that exp(dt A) = exp2(dt A2).
+    A2 = tl.load(A_ptr + o_d[:, None] * stride_Ad + o_n[None, :] * stride_An, mask=m_dn, other=0.0)
+    A2 = A2.to(tl.float32) * LOG2E
+    bias = tl.load(bias_ptr + o_d, mask=m_d, other=0.0).to(tl.float32) if HAS_BIAS else 0.0
+    Dskip = tl.load(Dskip_ptr + o_d, mask=m_d, other=0.0).to(tl.float32) if HAS_D else 0.0
+
+    u_ptrs = u_ptr + i_b * stride_ub + o_d * stride_ud
+    delta_ptrs = delta_ptr + i_b * stride_deltab + o_d * stride_deltad
+    z_ptrs = z_ptr + i_b * stride_zb + o_d * stride_zd
+    out_ptrs = out_ptr + i_b * stride_ob + o_d * stride_od
+    B_ptrs = B_ptr + i_b * stride_Bb + i_g * stride_Bg + o_n * stride_Bn
+    C_ptrs = C_ptr + i_b * stride_Cb + i_g * stride_Cg + o_n * stride_Cn
+    seq_ptrs = seq_ptr + i_b * stride_seqb
+    o_state = o_d[:, None] * dstate + o_n[None, :]  # offsets inside one (dim, dstate) state
+
+    if HAS_H0:
+        h = tl.load(h0_ptr + (i_b * n_seg + i_s) * dim * dstate + o_state, mask=m_dn, other=0.0)
+    else:
+        h = tl.zeros([BLOCK_D, DSTATE], dtype=tl.float32)
+
+    t0 = i_s * seg_len
+    t_end = tl.minimum(t0 + seg_len, L)
+    seq_prev = 0
+    if HAS_SEQ_IDX:
+        seq_prev = tl.load(seq_ptrs + tl.maximum(t0 - 1, 0) * stride_seql)
+    dt_sum = tl.zeros([BLOCK_D], dtype=tl.float32)
+    reset = 0.0
+    for t in range(t0, t_end):
+        if SAVE_CKPT:
+            if t % chunk_len == 0:
+                i_c = t // chunk_len
+                tl.store(ckpt_ptr + (i_b * n_chunks + i_c) * dim * dstate + o_state, h, mask=m_dn)
+        u = load_row(t, L, u_ptrs, stride_ul, m_d)
+        dt, _ = load_dt(t, L, delta_ptrs, stride_deltal, bias, m_d, DELTA_SOFTPLUS)
+        B_t = tl.load(B_ptrs + t * stride_Bl, mask=m_n, other=0.0).to(tl.float32)
+        keep, seq_prev = keep_state(t, L, seq_ptrs, stride_seql, seq_prev, HAS_SEQ_IDX)
+        dA = tl.exp2(dt[:, None] * A2)
+        if HAS_SEQ_IDX:
+            dA = dA * keep
+            reset = tl.maximum(reset, 1.0 - keep)
+        h = dA * h + (dt * u)[:, None] * B_t[None, :]
+        dt_sum += dt
+        if WRITE_OUT:
+            C_t = tl.load(C_ptrs + t * stride_Cl, mask=m_n, other=0.0).to(tl.float32)
+            y = tl.sum(h * C_t[None, :], axis=1)
+            if HAS_D:
+                y += Dskip * u
+            if HAS_Z:
+                zt = load_row(t, L, z_ptrs, stride_zl, m_d)
+                y = y * zt * tl.sigmoid(zt)
+            tl.store(out_ptrs + t * stride_ol, y.to(out_ptr.dtype.element_ty), mask=m_d)
+
+    if SAVE_END:
+        tl.store(hend_ptr + (i_b * n_seg + i_s) * dim * dstate + o_state, h, mask=m_dn)
+        tl.store(dtsum_ptr + (i_b * n_seg + i_s) * dim + o_d, dt_sum, mask=m_d)
+        if HAS_SEQ_IDX:
+            if i_dg == 0:
+                tl.store(reset_ptr + i_b * n_seg + i_s, reset)

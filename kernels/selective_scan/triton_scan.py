@@ -1,0 +1,242 @@
+"""Autograd glue and launch planning for the Triton selective scan.
+
+Forward: one pass when batch x channel blocks already fill the GPU; otherwise the sequence is cut
+into segments scanned in parallel: (1) each segment's local end state, (2) a short sequential pass
+joining them (`combine_states_kernel`), (3) every segment again from its true start state,
+writing y. Either way the state before every chunk of `chunk_len` steps is saved for the backward,
+which runs the same plan on the adjoint (see triton_bwd.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+
+from .ref import as_grouped
+from .triton_bwd import adjoint_local_kernel, scan_bwd_kernel
+from .triton_chunks import combine_states_kernel
+from .triton_fwd import scan_fwd_kernel
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """How the scan is cut into programs; every field has a sensible default from `plan`."""
+
+    block_d: int  # channels per program
+    num_warps: int
+    chunk_len: int  # steps between saved states (the backward restarts from these)
+    seg_len: int  # steps per program along the sequence (a multiple of chunk_len)
+    sub: int  # steps the backward keeps in registers at once (divides chunk_len)
+
+
+def plan(batch: int, dim: int, groups: int, dstate: int, seqlen: int, device: torch.device) -> ScanConfig:
+    """Pick block sizes and the segment length for a problem size."""
+    dim_per_group = dim // groups
+    if device.type != "cuda":  # Triton's interpreter: small blocks, exercise the chunked paths.
+        block_d = min(16, triton.next_power_of_2(dim_per_group))
+        return ScanConfig(block_d=block_d, num_warps=1, chunk_len=16, seg_len=32, sub=4)
+    block_d = min(64, triton.next_power_of_2(dim_per_group))
+    num_warps = max(1, block_d // 32)
+    chunk_len, sub = 64, 4
+    n_dblocks = groups * triton.cdiv(dim_per_group, block_d)
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    target_programs = 8 * sms  # enough resident warps to hide latency
+    n_seg = max(1, min(triton.cdiv(seqlen, chunk_len), triton.cdiv(target_programs, batch * n_dblocks)))
+    seg_len = triton.cdiv(triton.cdiv(seqlen, n_seg), chunk_len) * chunk_len
+    return ScanConfig(block_d=block_d, num_warps=num_warps, chunk_len=chunk_len, seg_len=seg_len, sub=sub)
+
+
+def _dim_contiguous_like(x: torch.Tensor) -> torch.Tensor:
+    """An empty (batch, dim, seqlen) tensor stored as (batch, seqlen, dim): channel rows contiguous."""
+    batch, dim, seqlen = x.shape
+    return torch.empty(batch, seqlen, dim, dtype=x.dtype, device=x.device).transpose(1, 2)
+
+
+def _strides3(x: torch.Tensor | None, like: torch.Tensor) -> tuple[int, int, int]:
+    return tuple((x if x is not None else like).stride())
+
+
+def _flags(D, z, delta_bias, delta_softplus, seq_idx) -> dict:
+    return dict(
+        HAS_Z=z is not None,
+        HAS_D=D is not None,
+        HAS_BIAS=delta_bias is not None,
+        DELTA_SOFTPLUS=bool(delta_softplus),
+        HAS_SEQ_IDX=seq_idx is not None,
+    )
+
+
+def _combine(local, dtsum, reset, A, carry_in, reverse, cfg, dstate_p2):
+    """Run `combine_states_kernel`; returns (per-segment carries, final carry)."""
+    batch, n_seg, dim, dstate = local.shape
+    out = torch.empty_like(local)
+    carry_out = torch.empty(batch, dim, dstate, dtype=torch.float32, device=local.device)
+    ci = carry_in if carry_in is not None else carry_out
+    grid = (triton.cdiv(dim, cfg.block_d), batch)
+    combine_states_kernel[grid](
+        local, dtsum, reset if reset is not None else dtsum, A, ci, out, carry_out,
+        A.stride(0), A.stride(1), *ci.stride(), *carry_out.stride(),
+        dim, dstate, n_seg,
+        HAS_CARRY_IN=carry_in is not None, HAS_RESET=reset is not None, REVERSE=reverse,
+        BLOCK_D=cfg.block_d, DSTATE=dstate_p2, num_warps=cfg.num_warps,
+    )  # fmt: skip
+    return out, carry_out
+
+
+def scan_forward(u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, initial_state, seq_idx, cfg):
+    """Returns out (like u, channel-contiguous), last_state (batch, dim, dstate) fp32, and what the
+    backward needs: ckpt (batch, n_chunks, dim, dstate), dtsum and reset per segment (or None)."""
+    batch, dim, L = u.shape
+    groups, dstate = B4.shape[1], A.shape[1]
+    dpg = dim // groups
+    dstate_p2 = triton.next_power_of_2(dstate)
+    n_dblocks = groups * triton.cdiv(dpg, cfg.block_d)
+    n_chunks = triton.cdiv(L, cfg.chunk_len)
+    n_seg = triton.cdiv(L, cfg.seg_len)
+    dev = u.device
+    f32 = dict(dtype=torch.float32, device=dev)
+    out = _dim_contiguous_like(u)
+    ckpt = torch.empty(batch, n_chunks, dim, dstate, **f32)
+    hend = torch.empty(batch, n_seg, dim, dstate, **f32)
+    dtsum = torch.empty(batch, n_seg, dim, **f32)
+    reset = torch.empty(batch, n_seg, **f32) if seq_idx is not None else None
+    seq = seq_idx if seq_idx is not None else dtsum  # placeholder pointer, never read
+    zz = z if z is not None else u
+    flags = _flags(D, z, delta_bias, delta_softplus, seq_idx)
+
+    def launch(h0, write_out, save_ckpt, save_end):
+        scan_fwd_kernel[(n_dblocks, batch, n_seg)](
+            u, delta, zz, out, A, B4, C4,
+            D if D is not None else A, delta_bias if delta_bias is not None else A, seq,
+            h0 if h0 is not None else hend, ckpt, hend, dtsum, reset if reset is not None else dtsum,
+            *u.stride(), *delta.stride(), *zz.stride(), *out.stride(), *A.stride(),
+            *B4.stride(), *C4.stride(), *(seq_idx.stride() if seq_idx is not None else (0, 0)),
+            L, dim, dstate, dpg, n_seg, cfg.seg_len, n_chunks, cfg.chunk_len,
+            HAS_H0=h0 is not None, WRITE_OUT=write_out, SAVE_CKPT=save_ckpt, SAVE_END=save_end,
+            BLOCK_D=cfg.block_d, DSTATE=dstate_p2, num_warps=cfg.num_warps, **flags,
+        )  # fmt: skip
+
+    h0 = initial_state.float().contiguous().unsqueeze(1) if initial_state is not None else None
+    if n_seg == 1:
+        launch(h0, write_out=True, save_ckpt=True, save_end=True)
+        return out, hend[:, 0], ckpt, None, None
+    launch(None, write_out=False, save_ckpt=False, save_end=True)
+    h_start, last_state = _combine(hend, dtsum, reset, A, initial_state, False, cfg, dstate_p2)
+    launch(h_start, write_out=True, save_ckpt=True, save_end=False)
+    return out, last_state, ckpt, dtsum, reset
+
+
+def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, seq_idx,
+                  ckpt, dtsum, reset, cfg):  # fmt: skip
+    """Returns du, ddelta, dA, dB4, dC4, dD, dz, ddelta_bias, d_initial_state (fp32 partial sums reduced)."""
+    batch, dim, L = u.shape
+    groups, dstate = B4.shape[1], A.shape[1]
+    dpg = dim // groups
+    dstate_p2 = triton.next_power_of_2(dstate)
+    bpg = triton.cdiv(dpg, cfg.block_d)
+    n_dblocks = groups * bpg
+    n_chunks = triton.cdiv(L, cfg.chunk_len)
+    n_seg = triton.cdiv(L, cfg.seg_len)
+    dev = u.device
+    f32 = dict(dtype=torch.float32, device=dev)
+    seq = seq_idx if seq_idx is not None else ckpt
+    seq_strides = seq_idx.stride() if seq_idx is not None else (0, 0)
+    zz = z if z is not None else u
+    flags = _flags(D, z, delta_bias, delta_softplus, seq_idx)
+    grid = (n_dblocks, batch, n_seg)
+
+    if n_seg > 1:
+        q = torch.empty(batch, n_seg, dim, dstate, **f32)
+        adjoint_local_kernel[grid](
+            delta, zz, dout, A, C4, delta_bias if delta_bias is not None else A, seq, q,
+            *delta.stride(), *zz.stride(), *dout.stride(), *A.stride(), *C4.stride(), *seq_strides,
+            L, dim, dstate, dpg, n_seg, cfg.seg_len,
+            HAS_Z=flags["HAS_Z"], HAS_BIAS=flags["HAS_BIAS"], DELTA_SOFTPLUS=flags["DELTA_SOFTPLUS"],
+            HAS_SEQ_IDX=flags["HAS_SEQ_IDX"], BLOCK_D=cfg.block_d, DSTATE=dstate_p2, num_warps=cfg.num_warps,
+        )  # fmt: skip
+        gend, _ = _combine(q, dtsum, reset, A, dlast, True, cfg, dstate_p2)
+    else:
+        gend = dlast.float().contiguous().unsqueeze(1) if dlast is not None else None
+
+    du, ddelta, dz = _dim_contiguous_like(u), _dim_contiguous_like(u), _dim_contiguous_like(u)
+    dB_part = torch.empty(batch, n_dblocks, L, dstate, **f32)
+    dC_part = torch.empty(batch, n_dblocks, L, dstate, **f32)
+    dA_part = torch.empty(batch, n_seg, dim, dstate, **f32)
+    dD_part = torch.empty(batch, n_seg, dim, **f32)
+    dbias_part = torch.empty(batch, n_seg, dim, **f32)
+    dh0 = torch.empty(batch, n_seg, dim, dstate, **f32)
+    scratch = torch.empty(
+        batch * n_seg * n_dblocks * (cfg.chunk_len // cfg.sub) * cfg.block_d * dstate_p2, **f32
+    )
+    scan_bwd_kernel[grid](
+        u, delta, zz, dout, A, B4, C4,
+        D if D is not None else A, delta_bias if delta_bias is not None else A, seq,
+        ckpt, gend if gend is not None else ckpt, scratch,
+        du, ddelta, dz, dB_part, dC_part, dA_part, dD_part, dbias_part, dh0,
+        *u.stride(), *delta.stride(), *zz.stride(), *dout.stride(), *du.stride(), *A.stride(),
+        *B4.stride(), *C4.stride(), *seq_strides,
+        L, dim, dstate, dpg, n_dblocks, n_seg, cfg.seg_len, n_chunks, cfg.chunk_len,
+        HAS_GEND=gend is not None, BLOCK_D=cfg.block_d, DSTATE=dstate_p2, SUB=cfg.sub,
+        num_warps=cfg.num_warps, **flags,
+    )  # fmt: skip
+
+    def per_group(part):  # (batch, n_dblocks, L, dstate) -> (batch, groups, dstate, L)
+        return part.view(batch, groups, bpg, L, dstate).sum(2).transpose(-1, -2)
+
+    return (
+        du, ddelta, dA_part.sum((0, 1)), per_group(dB_part), per_group(dC_part),
+        dD_part.sum((0, 1)) if D is not None else None,
+        dz if z is not None else None,
+        dbias_part.sum((0, 1)) if delta_bias is not None else None,
+        dh0[:, 0],
+    )  # fmt: skip
+
+
+class SelectiveScanTriton(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, seq_idx, cfg):
+        B4, C4 = as_grouped(B), as_grouped(C)
+        batch, dim, L = u.shape
+        if cfg is None:
+            cfg = plan(batch, dim, B4.shape[1], A.shape[1], L, u.device)
+        out, last_state, ckpt, dtsum, reset = scan_forward(
+            u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, initial_state, seq_idx, cfg
+        )
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, seq_idx, ckpt, dtsum, reset)
+        ctx.delta_softplus, ctx.cfg, ctx.has_h0 = delta_softplus, cfg, initial_state is not None
+        ctx.set_materialize_grads(False)
+        return out, last_state
+
+    @staticmethod
+    def backward(ctx, dout, dlast):
+        u, delta, A, B, C, D, z, delta_bias, seq_idx, ckpt, dtsum, reset = ctx.saved_tensors
+        if dout is None:
+            dout = torch.zeros_like(u)
+        grads = scan_backward(
+            dout, dlast, u, delta, A, as_grouped(B), as_grouped(C), D, z, delta_bias,
+            ctx.delta_softplus, seq_idx, ckpt, dtsum, reset, ctx.cfg,
+        )  # fmt: skip
+        du, ddelta, dA, dB, dC, dD, dz, dbias, dh0 = grads
+        return (
+            du, ddelta, dA.to(A.dtype), dB.reshape(B.shape).to(B.dtype), dC.reshape(C.shape).to(C.dtype),
+            dD.to(D.dtype) if dD is not None else None, dz,
+            dbias.to(delta_bias.dtype) if dbias is not None else None, None,
+            dh0 if ctx.has_h0 else None, None, None,
+        )  # fmt: skip
+
+
+def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                          initial_state=None, seq_idx=None, config: ScanConfig | None = None):  # fmt: skip
+    """Returns (out, last_state); arguments as ``selective_scan_fn`` (already validated).
+
+    ``config`` overrides the launch plan (tests use it to force the chunked paths)."""
+    if u.shape[-1] == 0:
+        from .torch_scan import selective_scan_torch
+
+        return selective_scan_torch(
+            u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, seq_idx
+        )
+    return SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
+                                     seq_idx, config)  # fmt: skip
