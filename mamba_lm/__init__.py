@@ -1,0 +1,28 @@
+"""Mamba, S4D and Transformer++ models: mixers, language models, the LRA classifier, generation, HF interop.
+
+Imports only torch and this project's ``kernels`` (no Hydra, datasets or wandb), so it runs on the GPU
+machine as is. ``mamba_lm.hf`` (transformers) and ``mamba_lm.trainer`` are imported on demand.
+"""
+
+from .build import build_model, no_weight_decay_names
+from .config import ClassifierConfig, MambaConfig, TransformerConfig
+from .generation import InferenceParams
+from .models import CausalLMOutput, MambaLMHeadModel, TransformerLMHeadModel
+from .models.classifier import SequenceClassifier
+from .modules import S4D, CausalSelfAttention, Mamba
+
+__all__ = [
+    "S4D",
+    "CausalLMOutput",
+    "CausalSelfAttention",
+    "ClassifierConfig",
+    "InferenceParams",
+    "Mamba",
+    "MambaConfig",
+    "MambaLMHeadModel",
+    "SequenceClassifier",
+    "TransformerConfig",
+    "TransformerLMHeadModel",
+    "build_model",
+    "no_weight_decay_names",
+]

@@ -1,0 +1,121 @@
+"""Recurrent decoding: the inference cache, sampling (temperature, top-k, top-p) and ``generate``.
+
+The prompt runs once in parallel form and leaves each mixer's final state in the cache (Mamba: conv
+window and SSM state; S4D: its state; attention: keys and values); every new token is then one
+recurrent step of every layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class InferenceParams:
+    """The inference cache (mamba_ssm's name and fields). Mixers read and update their own state."""
+
+    max_seqlen: int
+    """Longest prompt + generated length the cache must hold (the KV cache is allocated this long)."""
+    max_batch_size: int
+    """Largest batch the cache holds."""
+    seqlen_offset: int = 0
+    """Tokens already processed: 0 while reading the prompt, then the position of the next token."""
+    key_value_memory_dict: dict[int, Any] = field(default_factory=dict)
+    """layer_idx -> that mixer's state (allocated on first use)."""
+
+    def layer_state(self, mixer: nn.Module, batch_size: int) -> Any:
+        """The state of ``mixer`` (identified by its ``layer_idx``), allocated on first use."""
+        if mixer.layer_idx is None:
+            raise ValueError(
+                f"{type(mixer).__name__}: a mixer used with an inference cache needs a layer_idx"
+            )
+        if batch_size > self.max_batch_size:
+            raise ValueError(
+                f"inference cache holds batches of up to {self.max_batch_size}, got {batch_size}"
+            )
+        if mixer.layer_idx not in self.key_value_memory_dict:
+            self.key_value_memory_dict[mixer.layer_idx] = mixer.allocate_inference_cache(
+                self.max_batch_size, self.max_seqlen
+            )
+        return self.key_value_memory_dict[mixer.layer_idx]
+
+
+def sample(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Draw one token per row. logits: (batch, vocab) float. Returns (batch,) int64.
+
+    top_k=1 (or temperature=0) is greedy; top_k=0 keeps every token; top_p<1 keeps the smallest set of
+    most likely tokens whose probability reaches top_p (nucleus sampling); temperature divides the logits.
+    """
+    if top_k < 0 or not 0.0 < top_p <= 1.0 or temperature < 0:
+        raise ValueError(
+            f"need top_k >= 0, 0 < top_p <= 1, temperature >= 0; got {top_k}, {top_p}, {temperature}"
+        )
+    if top_k == 1 or temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_k > 0:
+        kth_best = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth_best, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        mass_before = probs.cumsum(dim=-1) - probs  # probability of the strictly more likely tokens
+        sorted_logits = sorted_logits.masked_fill(mass_before >= top_p, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    return torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1, generator=generator).squeeze(-1)
+
+
+@torch.inference_mode()
+def generate(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    max_new_tokens: int = 32,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    eos_token_id: int | None = None,
+    vocab_size: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Decode recurrently. model: an LM whose forward takes (input_ids, inference_params=, num_last_tokens=)
+    and returns ``.logits``. input_ids: (batch, prompt_len) int64, prompt_len >= 1.
+    vocab_size: sample only ids below it (the padded embedding rows never come out).
+    eos_token_id: a row that produced it keeps producing it; decoding stops when every row has.
+    Returns (batch, prompt_len + generated) int64, generated <= max_new_tokens.
+    """
+    if input_ids.dim() != 2 or input_ids.shape[1] == 0 or input_ids.dtype.is_floating_point:
+        raise ValueError(
+            "generate: input_ids must be (batch, prompt_len >= 1) integers, "
+            f"got {tuple(input_ids.shape)} {input_ids.dtype}"
+        )
+    if max_new_tokens < 0:
+        raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens}")
+    batch, prompt_len = input_ids.shape
+    params = InferenceParams(max_seqlen=prompt_len + max_new_tokens, max_batch_size=batch)
+    tokens = [input_ids]
+    finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+    next_input = input_ids
+    for _ in range(max_new_tokens):
+        logits = model(next_input, inference_params=params, num_last_tokens=1).logits[:, -1]
+        params.seqlen_offset += next_input.shape[1]
+        if vocab_size is not None:
+            logits = logits[:, :vocab_size]
+        token = sample(logits, temperature, top_k, top_p, generator)
+        if eos_token_id is not None:
+            token = token.masked_fill(finished, eos_token_id)
+            finished |= token == eos_token_id
+        tokens.append(token[:, None])
+        next_input = token[:, None]
+        if eos_token_id is not None and bool(finished.all()):
+            break
+    return torch.cat(tokens, dim=1)

@@ -1,0 +1,100 @@
+"""The causal-LM head shared by every language model here: backbone, tied LM head, forward and generate."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from functools import partial
+
+import torch
+from torch import nn
+
+from ..generation import InferenceParams, generate
+from ..modules.packing import check_seq_idx
+from .backbone import MixerModel, init_weights
+
+CausalLMOutput = namedtuple("CausalLMOutput", ["logits"])
+"""What an LM's forward returns: ``.logits`` (batch, seqlen or num_last_tokens, padded_vocab)."""
+
+
+class LMHeadModel(nn.Module):
+    """backbone (MixerModel) + lm_head. Subclasses build the backbone from their config."""
+
+    def __init__(self, config, backbone: MixerModel, n_residuals_per_layer: int, device=None, dtype=None):
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        self.lm_head = nn.Linear(
+            config.d_model, config.padded_vocab_size, bias=False, device=device, dtype=dtype
+        )
+        self.apply(
+            partial(
+                init_weights,
+                n_layer=config.n_layer,
+                initializer_range=config.initializer_range,
+                rescale_prenorm_residual=config.rescale_prenorm_residual,
+                n_residuals_per_layer=n_residuals_per_layer,
+            )
+        )
+        if config.tie_embeddings:
+            self.lm_head.weight = self.backbone.embedding.weight
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        seq_idx: torch.Tensor | None = None,
+        inference_params: InferenceParams | None = None,
+        num_last_tokens: int = 0,
+    ) -> CausalLMOutput:
+        """input_ids: (batch, seqlen) int64 token ids below the padded vocab size.
+        seq_idx: (batch, seqlen) int, the document of each position in a packed row: no token sees an
+        earlier document. inference_params: the decoding cache (see ``generate``).
+        num_last_tokens: if > 0, only the logits of the last that many positions.
+        Returns CausalLMOutput(logits (batch, seqlen or num_last_tokens, padded_vocab_size))."""
+        self._check_input_ids(input_ids)
+        if seq_idx is not None:
+            check_seq_idx(seq_idx, *input_ids.shape)
+        hidden = self.backbone(input_ids, seq_idx=seq_idx, inference_params=inference_params)
+        if num_last_tokens > 0:
+            hidden = hidden[:, -num_last_tokens:]
+        return CausalLMOutput(logits=self.lm_head(hidden))
+
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        max_new_tokens: int = 32,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        eos_token_id: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Decode recurrently from a prompt (batch, prompt_len) int64; greedy when top_k=1.
+        Returns (batch, prompt_len + new) int64 (fewer new tokens only if every row hit eos_token_id)."""
+        return generate(
+            self,
+            input_ids,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            eos_token_id=eos_token_id,
+            vocab_size=self.config.vocab_size,
+            generator=generator,
+        )
+
+    def _check_input_ids(self, input_ids: torch.Tensor) -> None:
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+            raise ValueError(
+                "input_ids must be a (batch, seqlen) tensor, "
+                f"got {getattr(input_ids, 'shape', type(input_ids))}"
+            )
+        if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
+            raise ValueError(f"input_ids must hold integer token ids, got {input_ids.dtype}")
+        if input_ids.numel() and input_ids.device.type != "meta":
+            low, high = int(input_ids.min()), int(input_ids.max())
+            vocab = self.backbone.embedding.num_embeddings
+            if low < 0 or high >= vocab:
+                raise ValueError(
+                    f"input_ids must lie in [0, {vocab}) (the padded vocabulary), "
+                    f"got values in [{low}, {high}]"
+                )

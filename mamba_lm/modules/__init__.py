@@ -1,0 +1,21 @@
+"""Building blocks: the mixers (Mamba S6, S4D, attention), MLP, norms, the residual block."""
+
+from .attention import CausalSelfAttention
+from .block import Block
+from .mamba_mixer import Mamba
+from .mixers import MIXERS, build_mixer
+from .mlp import GatedMLP
+from .norm import RMSNorm, make_norm
+from .s4d import S4D
+
+__all__ = [
+    "MIXERS",
+    "Block",
+    "CausalSelfAttention",
+    "GatedMLP",
+    "Mamba",
+    "RMSNorm",
+    "S4D",
+    "build_mixer",
+    "make_norm",
+]

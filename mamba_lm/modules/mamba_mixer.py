@@ -1,0 +1,169 @@
+"""The Mamba mixer (S6): selective state-space layer with the reference implementation's layout and init.
+
+    x, z   = in_proj(h).chunk(2)                     (batch, seqlen, d_inner) each
+    x      = silu(causal depthwise conv(x))
+    dt,B,C = x_proj(x) split [dt_rank, d_state, d_state]
+    y      = selective_scan(x, dt_proj(dt), A=-exp(A_log), B, C, D, z, softplus(. + dt_bias))
+    out    = out_proj(y)
+
+Parameter names equal the reference's, so its state_dict loads unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernels import selective_scan_fn
+
+from .conv import causal_depthwise_conv, causal_depthwise_conv_step, conv_state_from_inputs
+
+
+class Mamba(nn.Module):
+    """Mamba (S6) mixer. Input and output (batch, seqlen, d_model)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        dt_rank: int | str = "auto",
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt_init: str = "random",
+        dt_scale: float = 1.0,
+        dt_init_floor: float = 1e-4,
+        conv_bias: bool = True,
+        bias: bool = False,
+        layer_idx: int | None = None,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.d_model, self.d_state, self.d_conv, self.expand = d_model, d_state, d_conv, expand
+        self.d_inner = expand * d_model
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
+        self.layer_idx = layer_idx
+
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias, **factory)
+        # Only the (d_inner, 1, d_conv) weight and the bias are used: the module fixes the parameter layout.
+        self.conv1d = nn.Conv1d(
+            self.d_inner,
+            self.d_inner,
+            d_conv,
+            groups=self.d_inner,
+            padding=d_conv - 1,
+            bias=conv_bias,
+            **factory,
+        )
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False, **factory)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **factory)
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **factory)
+
+        # dt_proj: weight uniform +-dt_rank^-0.5 (or constant); bias = softplus^-1(dt), dt log-uniform.
+        dt_init_std = self.dt_rank**-0.5 * dt_scale
+        if dt_init == "constant":
+            nn.init.constant_(self.dt_proj.weight, dt_init_std)
+        elif dt_init == "random":
+            nn.init.uniform_(self.dt_proj.weight, -dt_init_std, dt_init_std)
+        else:
+            raise ValueError(f'dt_init must be "random" or "constant", got {dt_init!r}')
+        log_dt = torch.rand(self.d_inner, device=device) * (math.log(dt_max) - math.log(dt_min)) + math.log(
+            dt_min
+        )
+        dt = torch.exp(log_dt).clamp(min=dt_init_floor)
+        inv_softplus_dt = dt + torch.log(-torch.expm1(-dt))
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(inv_softplus_dt)
+        self.dt_proj.bias._no_reinit = True  # the LM's weight init must keep this bias
+
+        # S4D-real: A[d, n] = -(n + 1), stored as log; D = 1. Both fp32 and without weight decay.
+        A = torch.arange(1, d_state + 1, dtype=torch.float32, device=device).repeat(self.d_inner, 1)
+        self.A_log = nn.Parameter(torch.log(A))
+        self.A_log._no_weight_decay = True
+        self.D = nn.Parameter(torch.ones(self.d_inner, dtype=torch.float32, device=device))
+        self.D._no_weight_decay = True
+
+    def forward(
+        self, hidden_states: torch.Tensor, seq_idx: torch.Tensor | None = None, inference_params=None
+    ):
+        """hidden_states: (batch, seqlen, d_model). seq_idx: (batch, seqlen) int (packed documents).
+
+        With ``inference_params`` at seqlen_offset 0 the parallel form runs and fills the cache;
+        later calls take one token (seqlen 1) and run the recurrent step.
+        Returns (batch, seqlen, d_model) in the input's (or autocast's) dtype.
+        """
+        batch, seqlen, _ = hidden_states.shape
+        conv_state = ssm_state = None
+        if inference_params is not None:
+            conv_state, ssm_state = inference_params.layer_state(self, batch)
+            if inference_params.seqlen_offset > 0:
+                return self.step(hidden_states, conv_state, ssm_state)
+
+        xz = self.in_proj(hidden_states)  # (batch, seqlen, 2 * d_inner)
+        x, z = xz.chunk(2, dim=-1)  # views, stride 2 * d_inner along seqlen
+        if conv_state is not None:
+            conv_state.copy_(conv_state_from_inputs(x, self.d_conv))
+        x = causal_depthwise_conv(x, self.conv1d.weight, self.conv1d.bias, seq_idx=seq_idx)
+        x_dbl = self.x_proj(x)  # (batch, seqlen, dt_rank + 2 * d_state)
+        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.linear(dt, self.dt_proj.weight)  # (batch, seqlen, d_inner); the bias goes into the scan
+        A = -torch.exp(self.A_log.float())  # (d_inner, d_state)
+        # The scan reads (batch, dim, seqlen) views of these channel-last tensors without copies.
+        y = selective_scan_fn(
+            x.transpose(1, 2),
+            dt.transpose(1, 2),
+            A,
+            B.transpose(1, 2),
+            C.transpose(1, 2),
+            self.D.float(),
+            z=z.transpose(1, 2),
+            delta_bias=self.dt_proj.bias.float(),
+            delta_softplus=True,
+            return_last_state=ssm_state is not None,
+            seq_idx=seq_idx.to(torch.int32) if seq_idx is not None else None,
+        )
+        if ssm_state is not None:
+            y, last_state = y
+            ssm_state.copy_(last_state)
+        return self.out_proj(y.transpose(1, 2))  # (batch, seqlen, d_model)
+
+    def step(
+        self, hidden_states: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor
+    ) -> torch.Tensor:
+        """The recurrent form for one token. hidden_states: (batch, 1, d_model);
+        conv_state: (batch, d_inner, d_conv); ssm_state: (batch, d_inner, d_state) fp32; updated in place.
+        Returns (batch, 1, d_model)."""
+        if hidden_states.shape[1] != 1:
+            raise ValueError(
+                f"Mamba.step takes one token at a time after the prompt, got seqlen={hidden_states.shape[1]}"
+            )
+        xz = self.in_proj(hidden_states[:, 0])  # (batch, 2 * d_inner)
+        x, z = xz.chunk(2, dim=-1)
+        x = causal_depthwise_conv_step(x, conv_state, self.conv1d.weight, self.conv1d.bias)
+        dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.softplus(
+            F.linear(dt, self.dt_proj.weight).float() + self.dt_proj.bias.float()
+        )  # (batch, d_inner)
+        A = -torch.exp(self.A_log.float())
+        decay = torch.exp(dt[:, :, None] * A)  # (batch, d_inner, d_state)
+        ssm_state.copy_(decay * ssm_state + (dt * x.float())[:, :, None] * B.float()[:, None, :])
+        y = torch.einsum("bdn,bn->bd", ssm_state, C.float()) + self.D.float() * x.float()
+        y = (y * F.silu(z.float())).to(x.dtype)
+        return self.out_proj(y)[:, None, :]
+
+    def allocate_inference_cache(
+        self, batch_size: int, max_seqlen: int, dtype=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(conv_state (batch, d_inner, d_conv) in the conv weight's dtype,
+        ssm_state (batch, d_inner, d_state) fp32)."""
+        device = self.out_proj.weight.device
+        conv_dtype = self.conv1d.weight.dtype if dtype is None else dtype
+        conv_state = torch.zeros(batch_size, self.d_inner, self.d_conv, device=device, dtype=conv_dtype)
+        ssm_state = torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=torch.float32)
+        return conv_state, ssm_state

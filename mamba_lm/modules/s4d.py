@@ -1,0 +1,147 @@
+"""S4D: a diagonal, time-invariant state-space layer (Gu et al. 2022, "On the Parameterization and
+Initialization of Diagonal State Space Models").
+
+Per channel h, N/2 complex modes n (the conjugate half is implicit, hence the factor 2 and Re):
+
+    A = -exp(log_A_real) + i A_imag,   dt = exp(log_dt)
+    ZOH:   dA = exp(dt A),   dB = (exp(dt A) - 1) / A   (B = 1; its scale lives in C)
+    RNN:   x[t] = dA x[t-1] + dB u[t],           y[t] = 2 Re(C . x[t]) + D u[t]
+    CNN:   K[l] = 2 Re(sum_n C_n dB_n dA_n^l),   y = K * u (causal, by FFT) + D u
+
+Both forms compute the same y ("CNN mode = RNN mode"). The layer then applies GELU and a GLU
+output projection, as S4's reference layer does.
+Init: S4D-Lin A_n = -1/2 + i pi n, or S4D-Inv A_n = -1/2 + i N/pi (N/(2n+1) - 1); C ~ complex normal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .packing import run_per_document
+
+S4D_INITS = ("lin", "inv")
+
+
+class S4D(nn.Module):
+    """S4D mixer. Input and output (batch, seqlen, d_model); causal."""
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 64,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        init: str = "lin",
+        ssm_lr: float | None = None,
+        layer_idx: int | None = None,
+        device=None,
+        dtype=None,
+    ):
+        """d_state: N, the real state size (N/2 complex modes). ssm_lr: if given, the SSM parameters
+        (log_dt, log_A_real, A_imag) carry ``_optim = {"lr": ssm_lr, "weight_decay": 0.0}`` for the
+        trainer."""
+        super().__init__()
+        if d_state % 2 != 0:
+            raise ValueError(f"S4D: d_state must be even (N/2 complex modes), got {d_state}")
+        if init not in S4D_INITS:
+            raise ValueError(f"S4D: init must be one of {S4D_INITS}, got {init!r}")
+        self.d_model, self.d_state, self.layer_idx = d_model, d_state, layer_idx
+        modes = d_state // 2
+        n = torch.arange(modes, dtype=torch.float32, device=device).repeat(d_model, 1)  # (H, N/2)
+        if init == "lin":
+            A_imag = math.pi * n
+        else:
+            A_imag = d_state / math.pi * (d_state / (2 * n + 1) - 1)
+        log_dt = torch.rand(d_model, device=device) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        C = torch.randn(d_model, modes, dtype=torch.cfloat, device=device)
+
+        self.log_dt = nn.Parameter(log_dt)
+        self.log_A_real = nn.Parameter(torch.full((d_model, modes), math.log(0.5), device=device))
+        self.A_imag = nn.Parameter(A_imag)
+        self.C = nn.Parameter(torch.view_as_real(C))  # (H, N/2, 2): real and imaginary parts
+        self.D = nn.Parameter(torch.randn(d_model, device=device))
+        for p in (self.log_dt, self.log_A_real, self.A_imag):
+            p._no_weight_decay = True
+            p._optim = {"weight_decay": 0.0} if ssm_lr is None else {"lr": ssm_lr, "weight_decay": 0.0}
+        self.out_proj = nn.Linear(d_model, 2 * d_model, device=device, dtype=dtype)  # then GLU
+
+    def discretize(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(dtA, dB, C), each (H, N/2) complex64: log of the discrete decay, ZOH input, output matrix."""
+        A = torch.complex(-torch.exp(self.log_A_real.float()), self.A_imag.float())
+        dtA = A * torch.exp(self.log_dt.float())[:, None]
+        dB = torch.expm1(dtA) / A
+        return dtA, dB, torch.view_as_complex(self.C.float())
+
+    def kernel(self, seqlen: int) -> torch.Tensor:
+        """The convolution kernel K (H, seqlen) fp32."""
+        dtA, dB, C = self.discretize()
+        powers = torch.exp(dtA[:, :, None] * torch.arange(seqlen, device=dtA.device))  # (H, N/2, L)
+        return 2 * torch.einsum("hn,hnl->hl", C * dB, powers).real
+
+    def forward(
+        self, hidden_states: torch.Tensor, seq_idx: torch.Tensor | None = None, inference_params=None
+    ):
+        """hidden_states: (batch, seqlen, d_model). seq_idx: (batch, seqlen) int, documents run separately.
+        With ``inference_params`` at seqlen_offset 0 the convolution runs and the final state fills the
+        cache; later calls take one token and run the recurrence. Returns (batch, seqlen, d_model)."""
+        state = None
+        if inference_params is not None:
+            if seq_idx is not None:
+                raise ValueError("S4D: seq_idx (packed documents) cannot be combined with an inference cache")
+            state = inference_params.layer_state(self, hidden_states.shape[0])
+            if inference_params.seqlen_offset > 0:
+                return self.step(hidden_states, state)
+        if seq_idx is not None:
+            return run_per_document(self.forward, hidden_states, seq_idx)
+
+        u = hidden_states.float()  # the FFT runs in fp32 whatever the compute dtype
+        seqlen = u.shape[1]
+        K = self.kernel(seqlen)  # (H, L)
+        K_f = torch.fft.rfft(K, n=2 * seqlen, dim=-1).T  # (L + 1, H)
+        u_f = torch.fft.rfft(u, n=2 * seqlen, dim=1)  # (batch, L + 1, H)
+        y = torch.fft.irfft(u_f * K_f, n=2 * seqlen, dim=1)[:, :seqlen]  # (batch, L, H)
+        y = y + u * self.D.float()
+        if state is not None:
+            state.copy_(self.final_state(u))
+        return self._output(y, hidden_states.dtype)
+
+    def final_state(self, u: torch.Tensor) -> torch.Tensor:
+        """The recurrent state after reading u (batch, L, H): x[L-1] = sum_t dA^(L-1-t) dB u[t],
+        (batch, H, N/2) complex64."""
+        dtA, dB, _ = self.discretize()
+        seqlen = u.shape[1]
+        age = torch.arange(seqlen - 1, -1, -1, device=u.device)  # L-1-t
+        powers = torch.exp(dtA[:, :, None] * age)  # (H, N/2, L)
+        return torch.einsum("blh,hnl->bhn", u.to(torch.cfloat), powers) * dB
+
+    def step(self, hidden_states: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The recurrent form for one token. hidden_states: (batch, 1, d_model);
+        state: (batch, H, N/2) complex64, updated in place. Returns (batch, 1, d_model)."""
+        if hidden_states.shape[1] != 1:
+            raise ValueError(
+                f"S4D.step takes one token at a time after the prompt, got seqlen={hidden_states.shape[1]}"
+            )
+        dtA, dB, C = self.discretize()
+        u = hidden_states[:, 0].float()  # (batch, H)
+        state.copy_(torch.exp(dtA) * state + dB * u[:, :, None])
+        y = 2 * (C * state).sum(dim=-1).real + self.D.float() * u
+        return self._output(y[:, None, :], hidden_states.dtype)
+
+    def _output(self, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """GELU, then a GLU projection: (batch, L, H) fp32 -> (batch, L, H)."""
+        y = F.gelu(y).to(dtype)
+        return F.glu(self.out_proj(y), dim=-1)
+
+    def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype=None) -> torch.Tensor:
+        """The state (batch, H, N/2) complex64."""
+        return torch.zeros(
+            batch_size,
+            self.d_model,
+            self.d_state // 2,
+            dtype=torch.cfloat,
+            device=self.out_proj.weight.device,
+        )
