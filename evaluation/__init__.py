@@ -1,0 +1,29 @@
+"""Evaluation: perplexity, the lm-eval model ``mamba_lm``, Long Range Arena, synthetic tasks, reports.
+
+Importing this package registers ``mamba_lm`` with lm-eval (lazily: the class is imported when
+lm-eval first asks for it), so ``lm_eval.simple_evaluate(model="mamba_lm", ...)`` works after
+``import evaluation``. Without lm-eval installed (the GPU image) the rest still imports.
+
+Command line: ``python -m evaluation <command> key=value ...`` (see ``evaluation/__main__.py``).
+"""
+
+from __future__ import annotations
+
+LM_EVAL_MODEL_NAME = "mamba_lm"
+LM_EVAL_MODEL_TARGET = "evaluation.harness_model:MambaEvalLM"
+
+
+def register_lm_eval_model() -> bool:
+    """Register ``mamba_lm`` in lm-eval's model registry; False when lm-eval is not installed."""
+    try:
+        from lm_eval.api.registry import model_registry
+    except ImportError:
+        return False
+    if LM_EVAL_MODEL_NAME not in model_registry:
+        model_registry.register(LM_EVAL_MODEL_NAME, target=LM_EVAL_MODEL_TARGET)
+    return True
+
+
+register_lm_eval_model()
+
+__all__ = ["LM_EVAL_MODEL_NAME", "register_lm_eval_model"]

@@ -97,3 +97,13 @@ def _finite_or_none(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite_or_none(v) for v in value]
     return value
+
+
+def run_folder_of(path: str | Path) -> Path | None:
+    """The train.py run folder a run or checkpoint path belongs to (the nearest of the path, its parent
+    and grandparent that holds metrics.jsonl), or None for checkpoints from elsewhere."""
+    path = Path(path)
+    for candidate in (path, path.parent, path.parent.parent):
+        if (candidate / "metrics.jsonl").is_file():
+            return candidate
+    return None

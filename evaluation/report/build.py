@@ -20,6 +20,7 @@ from ..published import (
     lra_average,
 )
 from ..results import write_text_atomic
+from ..synthetic import length_label
 from .document import Document, Heading, Image, Paragraph, Table
 from .plots import plot_length_generalization, plot_loss_curves
 from .runs import RunRecord, load_run
@@ -208,7 +209,7 @@ def _synthetic_section(runs: list[RunRecord], out_dir: Path) -> list:
         for name, (lens, accuracy) in series.items():
             by_length = dict(zip(lens, accuracy))
             rows.append([name] + [_fmt(_float(by_length.get(length)), 1) for length in lengths])
-        header = ["run"] + [_length_label(length) for length in lengths]
+        header = ["run"] + [length_label(length) for length in lengths]
         blocks += [
             Heading(f"Synthetic: {task}"),
             Table(header, rows, "Accuracy in % per test sequence length."),
@@ -217,11 +218,6 @@ def _synthetic_section(runs: list[RunRecord], out_dir: Path) -> list:
         if plot_length_generalization(series, f"{task}: accuracy vs test length", out_dir / png):
             blocks.append(Image(png, f"{task} accuracy against test length"))
     return blocks
-
-
-def _length_label(length: int) -> str:
-    exponent = length.bit_length() - 1
-    return f"2^{exponent}" if length == 1 << exponent else str(length)
 
 
 def _float(value: Any) -> float | None:

@@ -1,0 +1,135 @@
+"""Long Range Arena evaluation: test accuracy of classifier runs, printed beside the published rows.
+
+A run trained with ``python train.py experiment=lra/<task>`` is evaluated on its own data config's
+test split (validation when the task has none); the task is read from the run's ``data.kind``.
+``quick_train`` trains tiny versions (``experiment=lra/quick/<task>``) through the same ``train.py``
+for CI and smoke tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .classification import classification_accuracy
+from .data_configs import CONFIGS_DIR, build_eval_datamodule
+from .loading import load_for_eval
+from .published import LRA_PUBLISHED, LRA_TASK_TITLES, LRA_TASKS, lra_average
+from .results import run_folder_of, update_results
+
+REPO_ROOT = CONFIGS_DIR.parent
+QUICK_EXPERIMENTS_DIR = CONFIGS_DIR / "experiment" / "lra" / "quick"
+
+
+def lra_task_of(run_config: dict[str, Any], source: str | Path) -> str:
+    """The LRA task ("listops", ...) a run was trained on, from its data config's ``kind``."""
+    kind = str((run_config.get("data") or {}).get("kind", ""))
+    task = kind.removeprefix("lra_")
+    if not kind.startswith("lra_") or task not in LRA_TASKS:
+        raise ValueError(
+            f"{source} was trained on data kind {kind!r}, not a Long Range Arena task "
+            f"({', '.join('lra_' + t for t in LRA_TASKS)})"
+        )
+    return task
+
+
+def evaluate_lra_run(
+    run_dir: str | Path,
+    split: str = "test",
+    batch_size: int = 32,
+    max_batches: int | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    overrides: dict[str, str] | None = None,
+    save: bool = True,
+) -> tuple[str, dict[str, Any]]:
+    """Accuracy of one classifier run on its task; saved in RUN_DIR/eval/lra.json when ``save``.
+
+    Returns (task, {"accuracy": %, "examples", "split", "subset"}); ``subset`` is the run's
+    ``data.max_train_examples`` (quick runs) or None. ``split="test"`` falls back to validation for a
+    task without a test split.
+    """
+    loaded = load_for_eval(run_dir, device, require_tokenizer=False, expect="classifier")
+    task = lra_task_of(loaded.run_config, run_dir)
+    _, datamodule = build_eval_datamodule(None, loaded.run_config, overrides or {})
+    if datamodule.task != "classification":
+        raise ValueError(f"{run_dir}: its data config is a {datamodule.task} task, not classification")
+    if split == "test" and hasattr(datamodule, "test_loader"):
+        loader, used_split = datamodule.test_loader(batch_size), "test"
+    elif split in ("test", "val"):
+        loader, used_split = datamodule.val_loader(batch_size), "val"
+    else:
+        raise ValueError(f"split must be test or val, got {split!r}")
+    result = classification_accuracy(loaded.model, loader, max_batches, dtype)
+    entry = {
+        "accuracy": result.accuracy,
+        "examples": result.examples,
+        "split": used_split,
+        "subset": (loaded.run_config.get("data") or {}).get("max_train_examples"),
+        "model": (loaded.run_config.get("model") or {}).get("mixer")
+        or (loaded.run_config.get("model") or {}).get("arch"),
+    }
+    if save:
+        update_results(run_folder_of(run_dir) or run_dir, "lra", {task: entry})
+    return task, entry
+
+
+def quick_tasks() -> list[str]:
+    """Tasks that have a quick experiment config (configs/experiment/lra/quick/<task>.yaml)."""
+    return sorted(path.stem for path in QUICK_EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+def quick_train(
+    task: str, run_dir: Path, extra_overrides: list[str] | None = None, timeout_s: float = 900
+) -> Path:
+    """Train a tiny classifier with ``python train.py experiment=lra/quick/<task>`` into ``run_dir``.
+
+    Runs train.py in a subprocess (the real entry point, Hydra included) on the CPU and raises
+    ``RuntimeError`` with the tail of its output when it fails.
+    """
+    if task not in quick_tasks():
+        raise ValueError(f"no quick experiment for LRA task {task!r}; available: {', '.join(quick_tasks())}")
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "train.py"),
+        f"experiment=lra/quick/{task}",
+        f"hydra.run.dir={run_dir}",
+        *(extra_overrides or []),
+    ]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    completed = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=timeout_s
+    )
+    if completed.returncode != 0:
+        tail = (completed.stdout + completed.stderr)[-3000:]
+        raise RuntimeError(f"quick LRA training for {task} failed ({' '.join(command)}):\n{tail}")
+    return run_dir
+
+
+def lra_table(rows: dict[str, dict[str, float | None]]) -> str:
+    """A plain-text table: our runs (name -> {task: accuracy}) then the published rows, with averages."""
+    header = ["model"] + [LRA_TASK_TITLES[t] for t in LRA_TASKS] + ["avg"]
+    lines = []
+    for name, scores in list(rows.items()) + [(f"{n} (published)", s) for n, s in LRA_PUBLISHED.items()]:
+        published = name.endswith("(published)")
+        cells = [_cell(scores, t, published) for t in LRA_TASKS]
+        average = lra_average(scores)
+        lines.append([name] + cells + ["–" if average is None else f"{average:.2f}"])
+    widths = [max(len(str(row[i])) for row in [header] + lines) for i in range(len(header))]
+    render = lambda row: "  ".join(
+        str(cell).rjust(w) if i else str(cell).ljust(w) for i, (cell, w) in enumerate(zip(row, widths))
+    )
+    return "\n".join([render(header), render(["-" * w for w in widths])] + [render(line) for line in lines])
+
+
+def _cell(scores: dict[str, float | None], task: str, published: bool) -> str:
+    if task not in scores:
+        return "–"
+    if scores[task] is None:
+        return "fail" if published else "–"
+    return f"{scores[task]:.2f}"
