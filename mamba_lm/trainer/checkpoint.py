@@ -1,0 +1,224 @@
+"""Checkpoints: save, find, resume, and load a trained model for evaluation.
+
+Layout of a run folder and of one checkpoint::
+
+    RUN_DIR/
+      config.yaml                 the resolved run config (as Hydra composed it, vocab filled in)
+      tokenizer.json              copy of the tokenizer the data used (LM runs with a tokenizer)
+      metrics.jsonl               one JSON object per logged step
+      plots/                      loss and learning-rate curves (PNG)
+      wandb/                      wandb's offline run folder
+      checkpoints/
+        step_00000200/            one checkpoint; the name carries the number of optimizer steps done
+          model.safetensors       fp32 weights, keys = model.state_dict() names (tied weights stored
+                                  once, the alias recorded in the safetensors metadata)
+          optimizer.safetensors   AdamW state tensors, keys "state/<parameter name>/<exp_avg|...>"
+          optimizer.json          AdamW param_groups (lr, betas, weight decay, parameter names)
+          trainer_state.json      step, tokens seen, skipped-step counts, lr schedule, loss scaler,
+                                  and per process: the data loader's state and the RNG states
+          config.json             the run config (same content as RUN_DIR/config.yaml, as JSON)
+          manifest.json           size and SHA-256 of every file above; written last
+        .tmp-step_00000300-1234/  a checkpoint being written (or abandoned by a killed process)
+
+A checkpoint is written into a ``.tmp-*`` folder and renamed into place when complete, so a
+``step_*`` folder is never half-written; ``manifest.json`` also catches later damage (a missing,
+truncated or altered file). Loading reads safetensors and JSON only: no pickled code runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+
+from .state_io import (
+    MANIFEST,
+    atomic_directory,
+    flatten_optimizer_state,
+    load_tensors,
+    manifest_problem,
+    save_tensors,
+    unflatten_optimizer_state,
+    write_json_atomic,
+    write_manifest,
+)
+
+CHECKPOINTS = "checkpoints"
+MODEL_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
+OPTIMIZER_META = "optimizer.json"
+TRAINER_STATE = "trainer_state.json"
+CONFIG_FILE = "config.json"
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, damaged, or does not fit the model or run."""
+
+
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINTS / f"step_{step:08d}"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's ``step_*`` checkpoint folders, newest (highest step) first; valid or not."""
+    folder = Path(run_dir) / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def find_latest_checkpoint(run_dir: Path, verify_hashes: bool = True) -> Path | None:
+    """The newest complete, undamaged checkpoint of a run folder; damaged ones are skipped with a warning."""
+    for candidate in list_checkpoints(run_dir):
+        problem = manifest_problem(candidate, verify_hashes)
+        if problem is None:
+            return candidate
+        warnings.warn(f"skipping damaged checkpoint {candidate}: {problem}", stacklevel=2)
+    return None
+
+
+def resolve_checkpoint(path: str | Path, verify_hashes: bool = True) -> Path:
+    """A valid checkpoint folder from a run folder (its newest valid checkpoint) or a checkpoint folder.
+
+    Raises FileNotFoundError for a path that does not exist or a run folder without checkpoints,
+    and CheckpointError for a damaged checkpoint folder or a folder that is neither kind.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint path {path} does not exist")
+    if (path / CHECKPOINTS).is_dir():
+        latest = find_latest_checkpoint(path, verify_hashes)
+        if latest is None:
+            raise FileNotFoundError(f"run folder {path} has no valid checkpoint in {path / CHECKPOINTS}")
+        return latest
+    if (path / MANIFEST).exists() or (path / MODEL_FILE).exists():
+        problem = manifest_problem(path, verify_hashes)
+        if problem is not None:
+            raise CheckpointError(f"checkpoint {path} is damaged or incomplete: {problem}")
+        return path
+    raise CheckpointError(
+        f"{path} is neither a run folder (with {CHECKPOINTS}/) nor a checkpoint folder (with {MANIFEST})"
+    )
+
+
+def _full_state_options(strict: bool = True) -> StateDictOptions:
+    return StateDictOptions(full_state_dict=True, cpu_offload=True, strict=strict)
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    trainer_state: dict[str, Any],
+    rank_state: dict[str, Any],
+    run_config: dict[str, Any],
+    accelerator,
+    tied_aliases: dict[str, str],
+) -> Path:
+    """Write checkpoint ``step`` atomically; every process must call it (states are gathered).
+
+    ``model``/``optimizer`` may be wrapped (DDP, FSDP): their full state is gathered to CPU.
+    ``trainer_state`` is shared; ``rank_state`` (data loader and RNG) is this process's and is
+    stored per process. Process 0 writes the files. Returns the checkpoint folder.
+    """
+    from accelerate.utils import gather_object
+
+    model_state = get_model_state_dict(model, options=_full_state_options())
+    optim_state = get_optimizer_state_dict(model, optimizer, options=_full_state_options())
+    rank_states = gather_object([rank_state])
+    final = checkpoint_dir(run_dir, step)
+    if accelerator.is_main_process:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_directory(final) as tmp:
+            save_tensors(tmp / MODEL_FILE, model_state, tied_aliases)
+            optim_tensors, optim_meta = flatten_optimizer_state(optim_state)
+            save_tensors(tmp / OPTIMIZER_FILE, optim_tensors)
+            write_json_atomic(tmp / OPTIMIZER_META, optim_meta)
+            state = dict(trainer_state, step=step, world_size=accelerator.num_processes, ranks=rank_states)
+            write_json_atomic(tmp / TRAINER_STATE, state)
+            write_json_atomic(tmp / CONFIG_FILE, run_config)
+            write_manifest(tmp, step)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def prune_checkpoints(run_dir: Path, keep_last: int) -> None:
+    """Delete all but the ``keep_last`` newest checkpoints, and abandoned ``.tmp-*`` folders."""
+    for old in list_checkpoints(run_dir)[keep_last:]:
+        shutil.rmtree(old, ignore_errors=True)
+    for tmp in (Path(run_dir) / CHECKPOINTS).glob(".tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_training_state(
+    checkpoint: Path, model: nn.Module, optimizer: torch.optim.Optimizer, accelerator
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load weights and optimizer state into the (possibly wrapped) model and optimizer.
+
+    Returns (trainer_state, this process's rank_state). Raises CheckpointError if the checkpoint
+    holds another model or was written by a different number of processes.
+    """
+    trainer_state = json.loads((checkpoint / TRAINER_STATE).read_text())
+    if trainer_state["world_size"] != accelerator.num_processes:
+        raise CheckpointError(
+            f"checkpoint {checkpoint} was written by {trainer_state['world_size']} processes, this run "
+            f"has {accelerator.num_processes}: resume with the same number so each data shard continues"
+        )
+    weights = load_tensors(checkpoint / MODEL_FILE)
+    try:
+        set_model_state_dict(model, weights, options=_full_state_options())
+    except (RuntimeError, KeyError) as error:
+        raise CheckpointError(f"checkpoint {checkpoint} does not fit this model: {error}") from error
+    optim_meta = json.loads((checkpoint / OPTIMIZER_META).read_text())
+    optim_state = unflatten_optimizer_state(load_tensors(checkpoint / OPTIMIZER_FILE), optim_meta)
+    set_optimizer_state_dict(model, optimizer, optim_state, options=_full_state_options())
+    return trainer_state, trainer_state["ranks"][accelerator.process_index]
+
+
+def read_run_config(checkpoint: Path) -> dict[str, Any]:
+    """The run config stored in a checkpoint folder."""
+    return json.loads((Path(checkpoint) / CONFIG_FILE).read_text())
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a trained model from a run folder (newest valid checkpoint) or a checkpoint folder.
+
+    Returns (model in eval mode with fp32 weights on ``device``, the run config as a plain dict;
+    ``run_config["model"]`` is the model section with ``arch``, ``run_config["data"]`` the data section).
+    Raises FileNotFoundError for a run folder without checkpoints, CheckpointError for a damaged
+    checkpoint or one whose weights do not fit the model its config describes.
+    """
+    from .model_factory import build_model_from_dict
+
+    checkpoint = resolve_checkpoint(path)
+    run_config = read_run_config(checkpoint)
+    if "model" not in run_config:
+        raise CheckpointError(f"{checkpoint / CONFIG_FILE} has no 'model' section")
+    model = build_model_from_dict(run_config["model"])
+    weights = load_tensors(checkpoint / MODEL_FILE)
+    try:
+        result = model.load_state_dict(weights, strict=False)
+    except RuntimeError as error:  # shape mismatch
+        raise CheckpointError(f"checkpoint {checkpoint} does not fit its model config: {error}") from error
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"checkpoint {checkpoint} does not fit model arch={run_config['model'].get('arch')!r}: "
+            f"missing keys {result.missing_keys[:5]}, unexpected keys {result.unexpected_keys[:5]}"
+        )
+    return model.to(device).eval(), run_config

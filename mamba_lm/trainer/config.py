@@ -1,0 +1,209 @@
+"""The training run's configuration: plain dataclasses, one docstring per field.
+
+These classes are the schema Hydra validates `configs/` against (registered in
+``mamba_lm.trainer.config_store``), and what the loop receives after validation
+(``OmegaConf.to_object`` turns the composed config into these objects). They import neither
+Hydra nor OmegaConf, so the loop and the benchmark run without them.
+
+Range checks live in ``__post_init__``: they run when the composed config is turned into objects,
+before any data or model is built, and name the offending key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+MISSING = "???"  # OmegaConf's marker for a value that must be given
+
+
+class Precision(str, Enum):
+    """Numeric precision of the forward/backward pass; weights and optimizer state stay fp32."""
+
+    auto = "auto"  # bf16 autocast on a GPU that supports it, fp32 elsewhere (CPU)
+    bf16 = "bf16"  # bf16 autocast, fp32 master weights
+    fp16 = "fp16"  # fp16 autocast with a dynamic loss scaler
+    fp32 = "fp32"  # no autocast
+
+
+class Schedule(str, Enum):
+    """Learning-rate shape after the linear warmup."""
+
+    cosine = "cosine"  # cosine decay from the peak lr to min_lr at max_steps
+    constant = "constant"  # the peak lr until the end
+
+
+class LoggerBackend(str, Enum):
+    """Where metrics go besides metrics.jsonl and the progress bar."""
+
+    wandb = "wandb"
+    none = "none"
+
+
+class WandbMode(str, Enum):
+    """wandb's mode: offline writes RUN_DIR/wandb/ only (sync later with `wandb sync`)."""
+
+    offline = "offline"
+    online = "online"
+
+
+def _require(condition: bool, key: str, expected: str, value: Any) -> None:
+    if not condition:
+        raise ValueError(f"config key {key!r} must be {expected}, got {value!r}")
+
+
+@dataclass
+class ParamGroupRule:
+    """Optimizer settings for the parameters whose names match a regular expression."""
+
+    match: str = MISSING
+    """Regular expression searched (re.search) in each parameter's name, e.g. 'A_log|dt_proj'."""
+    lr: float | None = None
+    """Peak learning rate for the matched parameters (null: optim.lr); the schedule scales it alike."""
+    weight_decay: float | None = None
+    """Weight decay for the matched parameters (null: the default rule decides)."""
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with the Mamba paper's recipe: betas (0.9, 0.95), wd 0.1, clip 1.0, warmup + cosine."""
+
+    lr: float = 3e-3
+    """Peak learning rate, reached at the end of the warmup."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    """AdamW's (beta1, beta2)."""
+    eps: float = 1e-8
+    """AdamW's epsilon."""
+    weight_decay: float = 0.1
+    """Decoupled weight decay for matrices; biases, norm weights, embeddings and parameters marked
+    `_no_weight_decay` (A_log, D) get none, as in the paper's (flash-attention's) training recipe."""
+    decay_embeddings: bool = False
+    """Apply weight decay to embedding tables too (the recipe does not)."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value (0: no clipping; the norm is still logged)."""
+    warmup_steps: int = 0
+    """Steps of linear warmup from 0 to lr."""
+    schedule: Schedule = Schedule.cosine
+    """Shape after the warmup: cosine (down to min_lr at trainer.max_steps) or constant."""
+    min_lr: float = 1e-5
+    """Learning rate at the end of the cosine decay."""
+    fused: bool | None = None
+    """Use torch's fused AdamW (null: on CUDA yes, elsewhere no)."""
+    param_groups: list[ParamGroupRule] = field(default_factory=list)
+    """Extra rules, first match wins, e.g. [{match: 'A_log|log_dt', lr: 1e-3, weight_decay: 0.0}]."""
+
+    def __post_init__(self) -> None:
+        _require(self.lr > 0, "optim.lr", "> 0", self.lr)
+        _require(len(self.betas) == 2, "optim.betas", "a list of two numbers", self.betas)
+        _require(all(0 <= b < 1 for b in self.betas), "optim.betas", "in [0, 1)", self.betas)
+        _require(self.weight_decay >= 0, "optim.weight_decay", ">= 0", self.weight_decay)
+        _require(self.grad_clip >= 0, "optim.grad_clip", ">= 0", self.grad_clip)
+        _require(self.warmup_steps >= 0, "optim.warmup_steps", ">= 0", self.warmup_steps)
+        _require(0 <= self.min_lr <= self.lr, "optim.min_lr", "in [0, optim.lr]", self.min_lr)
+
+
+@dataclass
+class TrainerConfig:
+    """How the loop runs: length, batch, precision, evaluation, checkpoints."""
+
+    max_steps: int = 300
+    """Optimizer steps of the whole run; a resumed run continues up to this count."""
+    micro_batch_size: int = 8
+    """Sequences per process in one forward/backward pass."""
+    grad_accum_steps: int = 1
+    """Micro-batches per optimizer step; global batch = micro_batch_size x grad_accum_steps x processes."""
+    precision: Precision = Precision.auto
+    """auto | bf16 | fp16 | fp32 (weights stay fp32; bf16/fp16 are autocast)."""
+    log_every: int = 10
+    """Write metrics.jsonl/wandb every this many steps (the loss is the mean since the last log)."""
+    eval_every: int = 100
+    """Validate every this many steps and at the end (0: only at the end)."""
+    eval_batches: int | None = 20
+    """Validation batches per evaluation (null: the whole validation split)."""
+    eval_batch_size: int | None = None
+    """Validation batch size per process (null: micro_batch_size)."""
+    save_every: int = 100
+    """Write a checkpoint every this many steps (0: only at the end); also on SIGTERM and at the end."""
+    keep_last: int = 3
+    """Keep this many newest checkpoints, delete older ones."""
+    max_nonfinite_steps: int = 5
+    """Stop the run after this many consecutive steps with a non-finite loss or gradient norm."""
+    compile: bool = False
+    """Wrap the model in torch.compile."""
+    cpu: bool = False
+    """Train on the CPU even where a GPU is present."""
+    peak_flops: float | None = None
+    """Peak FLOP/s of one device for MFU (null: known GPUs by name, H100/H200 bf16 989e12; else no MFU)."""
+    progress_bar: bool = True
+    """Show a tqdm progress bar with loss, lr, grad norm, tokens/s, MFU and memory."""
+    plots: bool = True
+    """Write loss/lr curves as PNG into RUN_DIR/plots at the end of the run."""
+
+    def __post_init__(self) -> None:
+        for key in ("max_steps", "micro_batch_size", "grad_accum_steps", "log_every", "keep_last"):
+            value = getattr(self, key)
+            _require(value >= 1, f"trainer.{key}", ">= 1", value)
+        for key in ("eval_every", "save_every"):
+            value = getattr(self, key)
+            _require(value >= 0, f"trainer.{key}", ">= 0", value)
+        _require(
+            self.max_nonfinite_steps >= 1, "trainer.max_nonfinite_steps", ">= 1", self.max_nonfinite_steps
+        )
+        _require(
+            self.eval_batches is None or self.eval_batches >= 1,
+            "trainer.eval_batches",
+            ">= 1 or null",
+            self.eval_batches,
+        )
+        _require(
+            self.eval_batch_size is None or self.eval_batch_size >= 1,
+            "trainer.eval_batch_size",
+            ">= 1 or null",
+            self.eval_batch_size,
+        )
+        _require(
+            self.peak_flops is None or self.peak_flops > 0,
+            "trainer.peak_flops",
+            "> 0 or null",
+            self.peak_flops,
+        )
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment tracking (metrics.jsonl and the progress bar are always on)."""
+
+    backend: LoggerBackend = LoggerBackend.wandb
+    """wandb | none."""
+    mode: WandbMode = WandbMode.offline
+    """wandb mode: offline (default; RUN_DIR/wandb) or online."""
+    project: str = "mamba-lm"
+    """wandb project."""
+    entity: str | None = None
+    """wandb entity (team or user); null: wandb's default."""
+    name: str | None = None
+    """Run name; null: the run folder's name."""
+    tags: list[str] = field(default_factory=list)
+    """wandb tags."""
+
+
+@dataclass
+class RunConfig:
+    """The whole run: `configs/train.yaml` composes one of these."""
+
+    model: Any = MISSING
+    """Model architecture and size (group model/; validated by its own schema, see config_store)."""
+    data: Any = MISSING
+    """Data module settings (group data/; keys defined by the data package's configs)."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimizer and learning-rate schedule (group optim/)."""
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    """Loop settings (group trainer/)."""
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    """Experiment tracking (group logger/)."""
+    seed: int = 0
+    """Seed of the model's initialization, the data order and every RNG."""
+    resume: str | None = "auto"
+    """auto: continue from the newest valid checkpoint in the run folder if there is one; a path:
+    that checkpoint folder (or run folder); null: start fresh (refused if the folder has checkpoints)."""

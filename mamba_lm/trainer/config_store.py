@@ -1,0 +1,58 @@
+"""Hydra structured-config schemas: registered in Hydra's ConfigStore so `configs/` is validated.
+
+* ``train_schema`` (``RunConfig``) types the root: optim/, trainer/, logger/, seed, resume.
+* ``model/mamba_schema``, ``model/transformer_schema``, ``model/classifier_schema`` type the model
+  group; each ``configs/model/*.yaml`` starts with ``defaults: [<arch>_schema, _self_]``. These
+  schemas are generated from the model config dataclasses (``mamba_lm.config``), so they never
+  drift from the fields the models accept.
+
+A misspelled key or a value of the wrong type then fails when Hydra composes the config, before
+any work, with a message naming the full key (e.g. ``trainer.max_step``). This module imports
+Hydra; the rest of the trainer does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+from .config import RunConfig
+from .model_factory import ARCHITECTURES
+
+_PRIMITIVES = (int, float, bool, str)
+
+
+def _omegaconf_type(annotation: Any) -> Any:
+    """The closest type OmegaConf can check: unions of several types become Any."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) == 1 and members[0] in _PRIMITIVES:
+            return members[0] | None
+        return Any
+    return annotation
+
+
+def model_schema(config_class: type, arch: str) -> type:
+    """A dataclass with ``arch`` plus every field of ``config_class`` (same defaults), for OmegaConf."""
+    hints = typing.get_type_hints(config_class)
+    fields: list[tuple[str, Any, dataclasses.Field]] = [("arch", str, dataclasses.field(default=arch))]
+    for f in dataclasses.fields(config_class):
+        if f.default is not dataclasses.MISSING:
+            default = dataclasses.field(default=f.default)
+        else:
+            default = dataclasses.field(default_factory=f.default_factory)
+        fields.append((f.name, _omegaconf_type(hints[f.name]), default))
+    return dataclasses.make_dataclass(f"{config_class.__name__}Schema", fields)
+
+
+def register_configs() -> None:
+    """Store the run schema and the model schemas in Hydra's ConfigStore (idempotent)."""
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=RunConfig)
+    for arch, config_class in ARCHITECTURES.items():
+        store.store(group="model", name=f"{arch}_schema", node=model_schema(config_class, arch))

@@ -1,0 +1,303 @@
+"""The training loop: ``Trainer(...).fit()``.
+
+Read top to bottom: resume (weights, optimizer, data position, RNG), then per step: set the lr,
+draw ``grad_accum_steps`` micro-batches, ``TrainStep`` (forward, loss, backward, clip, update),
+count non-finite steps, log, validate, checkpoint; a SIGTERM ends the loop after the current
+step with a checkpoint. The loop knows the model only through ``forward`` and the data only
+through an iterator of batches with ``state_dict()`` / ``load_state_dict()``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import (
+    find_latest_checkpoint,
+    list_checkpoints,
+    load_training_state,
+    prune_checkpoints,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from .config import LoggerConfig, OptimConfig, TrainerConfig
+from .flops import model_flops_per_token, peak_flops_per_device
+from .metrics import METRICS_FILE, MetricsLogger, memory_gb
+from .optim import LRSchedule, build_optimizer
+from .plots import plot_training_curves
+from .rng import capture_rng_state, restore_rng_state
+from .signals import StopRequest
+from .state_io import tied_parameter_aliases
+from .step import TrainStep, evaluate
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive steps with a NaN/inf loss or gradient norm."""
+
+
+@dataclass
+class FitSummary:
+    """What ``Trainer.fit`` did."""
+
+    step: int
+    """Optimizer steps done (including those of the run resumed from)."""
+    stopped_by_signal: str | None
+    """Name of the signal that ended the run early (SIGTERM/SIGINT), or None."""
+    checkpoint: Path | None
+    """The last checkpoint written (or resumed from when nothing was left to do)."""
+    skipped_steps: int
+    """Steps whose update was skipped (non-finite values or fp16 overflow)."""
+    last_metrics: dict[str, Any] = field(default_factory=dict)
+    """The last logged record (with val_* keys if the final evaluation ran)."""
+
+
+@dataclass
+class _Progress:
+    """Counters saved in checkpoints (trainer_state.json)."""
+
+    step: int = 0
+    tokens_seen: int = 0
+    skipped_steps: int = 0
+    nonfinite_in_a_row: int = 0
+
+
+@dataclass
+class _Window:
+    """Averages since the last log record."""
+
+    loss_sum: float = 0.0
+    grad_norm_sum: float = 0.0
+    finite_steps: int = 0
+    tokens: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+
+class Trainer:
+    """Trains ``model`` on ``train_loader`` under ``accelerator`` and writes everything into ``run_dir``.
+
+    Args:
+        accelerator: an ``accelerate.Accelerator`` (see ``make_accelerator``).
+        model: the unwrapped model; ``forward(input_ids, ...)`` returns logits (see ``step.py``).
+        train_loader: infinite iterable of batches with ``state_dict()``/``load_state_dict()``.
+        run_dir: the run folder (checkpoints/, metrics.jsonl, plots/, wandb/).
+        run_config: the resolved run config as a plain dict, stored in each checkpoint.
+        optim, trainer, logger: the config sections.
+        task: "lm" or "classification".
+        val_loader: ``val_loader(batch_size)`` returns a fresh finite iterable, or None.
+        seqlen: training sequence length (for the FLOPs count / MFU).
+        resume: "auto", a checkpoint or run folder path, or None (see ``RunConfig.resume``).
+    """
+
+    def __init__(
+        self,
+        *,
+        accelerator,
+        model: nn.Module,
+        train_loader,
+        run_dir: str | Path,
+        run_config: dict[str, Any],
+        optim: OptimConfig,
+        trainer: TrainerConfig,
+        logger: LoggerConfig,
+        task: str = "lm",
+        val_loader: Callable[[int], Iterable[dict[str, torch.Tensor]]] | None = None,
+        seqlen: int | None = None,
+        resume: str | None = "auto",
+    ) -> None:
+        self.accelerator = accelerator
+        self.unwrapped_model = model
+        self.train_loader = train_loader
+        self.run_dir = Path(run_dir)
+        self.run_config = run_config
+        self.optim_config = optim
+        self.config = trainer
+        self.logger_config = logger
+        self.task = task
+        self.val_loader = val_loader
+        self.seqlen = seqlen
+        self.resume = resume
+
+    # ----------------------------------------------------------------------------------- setup
+    def _checkpoint_to_resume(self) -> Path | None:
+        if self.resume is None or str(self.resume).lower() in ("none", "null", "never"):
+            if list_checkpoints(self.run_dir):
+                raise FileExistsError(
+                    f"run folder {self.run_dir} already has checkpoints and resume is null: pass resume=auto "
+                    "to continue that run, or choose another folder (hydra.run.dir=...)"
+                )
+            return None
+        if self.resume == "auto":
+            return find_latest_checkpoint(self.run_dir)
+        return resolve_checkpoint(self.resume)
+
+    def _restore(self, checkpoint: Path, model, optimizer, progress: _Progress) -> None:
+        configured = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+        trainer_state, rank_state = load_training_state(
+            checkpoint, model, optimizer.optimizer, self.accelerator
+        )
+        for group, hyperparameters in zip(optimizer.param_groups, configured):
+            group.update(hyperparameters)  # the config's lr/decay win over the checkpoint's
+        for key in asdict(progress):
+            setattr(progress, key, trainer_state[key])
+        self.train_loader.load_state_dict(rank_state["data"])
+        restore_rng_state(rank_state["rng"])
+        if self.accelerator.scaler is not None and trainer_state.get("grad_scaler"):
+            self.accelerator.scaler.load_state_dict(trainer_state["grad_scaler"])
+
+    def _save(self) -> Path:
+        trainer_state = asdict(self.progress)
+        trainer_state["lr"] = self.schedule.lr(max(0, self.progress.step - 1))
+        if self.accelerator.scaler is not None:
+            trainer_state["grad_scaler"] = self.accelerator.scaler.state_dict()
+        rank_state = {"data": self.train_loader.state_dict(), "rng": capture_rng_state()}
+        path = save_checkpoint(
+            self.run_dir,
+            self.progress.step,
+            self.model,
+            self.optimizer.optimizer,
+            trainer_state,
+            rank_state,
+            self.run_config,
+            self.accelerator,
+            self.tied_aliases,
+        )
+        if self.accelerator.is_main_process:
+            prune_checkpoints(self.run_dir, self.config.keep_last)
+        return path
+
+    def _setup(self) -> Path | None:
+        """Optimizer, accelerate wrapping, schedule, and the state of the checkpoint resumed from."""
+        cfg, accelerator = self.config, self.accelerator
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = self._checkpoint_to_resume()
+        self.tied_aliases = tied_parameter_aliases(self.unwrapped_model)
+        model, seqlen = self.unwrapped_model, self.seqlen
+        self.flops_per_token = model_flops_per_token(model, seqlen) if seqlen else None
+        self.peak_flops = peak_flops_per_device(accelerator.device, cfg.peak_flops)
+        optimizer = build_optimizer(self.unwrapped_model, self.optim_config)
+        self.model, self.optimizer = accelerator.prepare(self.unwrapped_model, optimizer)
+        self.schedule = LRSchedule.from_config(self.optim_config, cfg.max_steps)
+        self.progress = _Progress()
+        if checkpoint is not None:
+            self._restore(checkpoint, self.model, self.optimizer, self.progress)
+        self.forward_model = torch.compile(self.model) if cfg.compile else self.model
+        self.log = None
+        if accelerator.is_main_process:
+            self.log = MetricsLogger(
+                self.run_dir,
+                self.logger_config,
+                self.run_config,
+                cfg.max_steps,
+                self.progress.step,
+                cfg.progress_bar,
+            )
+            if checkpoint is not None:
+                self.log.message(f"resumed from {checkpoint} at step {self.progress.step}")
+        return checkpoint
+
+    # ------------------------------------------------------------------------------------- fit
+    def fit(self) -> FitSummary:
+        """Train up to ``trainer.max_steps``; returns a summary. Raises NonFiniteLossError (see config)."""
+        cfg = self.config
+        last_checkpoint = self._setup()
+        progress = self.progress
+        train_step = TrainStep(
+            self.accelerator, self.forward_model, self.optimizer, self.task, self.optim_config.grad_clip
+        )
+        batches = iter(self.train_loader)
+        window, record, stopped = _Window(), {}, None
+        try:
+            with StopRequest() as stop:
+                while progress.step < cfg.max_steps and not stopped:
+                    lr = self.schedule.apply(self.optimizer, progress.step)
+                    result = train_step([next(batches) for _ in range(cfg.grad_accum_steps)], stop.requested)
+                    self._count(result, window, last_checkpoint)
+                    if result.stop_requested:
+                        stopped = stop.signal_name or "a signal on another process"
+                    final = progress.step == cfg.max_steps or stopped
+                    evaluate_now = final or (cfg.eval_every and progress.step % cfg.eval_every == 0)
+                    if evaluate_now or progress.step % cfg.log_every == 0:
+                        record = self._log(window, lr, evaluate_now)
+                        window = _Window()
+                    if final or (cfg.save_every and progress.step % cfg.save_every == 0):
+                        last_checkpoint = self._save()
+                        window.started = time.perf_counter()  # keep checkpoint time out of tokens/s
+            if stopped and self.log is not None:
+                self.log.message(f"stopped by {stopped} at step {progress.step}; saved {last_checkpoint}")
+        finally:
+            if self.log is not None:
+                self.log.close()
+        if self.accelerator.is_main_process and cfg.plots:
+            plot_training_curves(self.run_dir / METRICS_FILE, self.run_dir / "plots")
+        self.accelerator.wait_for_everyone()
+        return FitSummary(progress.step, stopped, last_checkpoint, progress.skipped_steps, record)
+
+    def _count(self, result, window: _Window, last_checkpoint: Path | None) -> None:
+        """Advance the counters after a step; stop the run after too many non-finite steps in a row."""
+        progress = self.progress
+        progress.step += 1
+        progress.tokens_seen += result.tokens
+        progress.skipped_steps += int(result.skipped)
+        progress.nonfinite_in_a_row = progress.nonfinite_in_a_row + 1 if result.nonfinite else 0
+        self._stop_if_diverged(progress, result, last_checkpoint)
+        if not result.nonfinite:
+            window.loss_sum += result.loss
+            window.grad_norm_sum += result.grad_norm
+            window.finite_steps += 1
+        window.tokens += result.tokens
+        if self.log is not None:
+            self.log.advance()
+
+    def _log(self, window: _Window, lr: float, evaluate_now: bool) -> dict[str, Any]:
+        """The record of this step (validation metrics too when due), written by the main process."""
+        record = self._record(self.progress, window, lr, self.flops_per_token, self.peak_flops)
+        if evaluate_now and self.val_loader is not None:
+            batch_size = self.config.eval_batch_size or self.config.micro_batch_size
+            batches = self.val_loader(batch_size)
+            record.update(
+                evaluate(self.forward_model, batches, self.task, self.accelerator, self.config.eval_batches)
+            )
+        if self.log is not None:
+            self.log.log(record)
+        return record
+
+    def _stop_if_diverged(self, progress: _Progress, result, last_checkpoint: Path | None) -> None:
+        limit = self.config.max_nonfinite_steps
+        if progress.nonfinite_in_a_row >= limit:
+            raise NonFiniteLossError(
+                f"stopping at step {progress.step}: {progress.nonfinite_in_a_row} consecutive steps had a "
+                f"non-finite loss or gradient norm (last loss {result.loss}, grad norm {result.grad_norm}; "
+                f"trainer.max_nonfinite_steps={limit}). The last good checkpoint {last_checkpoint} is "
+                "intact; lower optim.lr or check the data."
+            )
+
+    def _record(
+        self,
+        progress: _Progress,
+        window: _Window,
+        lr: float,
+        flops_per_token: float | None,
+        peak: float | None,
+    ) -> dict[str, Any]:
+        elapsed = max(time.perf_counter() - window.started, 1e-9)
+        tokens_per_s = window.tokens / elapsed
+        finite = window.finite_steps
+        record = {
+            "step": progress.step,
+            "loss": window.loss_sum / finite if finite else None,
+            "lr": lr,
+            "grad_norm": window.grad_norm_sum / finite if finite else None,
+            "tokens_per_s": tokens_per_s,
+            "tokens": progress.tokens_seen,
+            "skipped_steps": progress.skipped_steps,
+            "memory_gb": memory_gb(self.accelerator.device),
+        }
+        if flops_per_token is not None and peak is not None:
+            record["mfu"] = tokens_per_s * flops_per_token / (peak * self.accelerator.num_processes)
+        return record

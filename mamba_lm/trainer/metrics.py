@@ -1,0 +1,137 @@
+"""Where metrics go: RUN_DIR/metrics.jsonl, wandb (offline by default) and a tqdm progress bar.
+
+Only the main process logs. wandb is imported lazily, so the trainer runs where it is not
+installed as long as ``logger.backend`` is ``none``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import LoggerBackend, LoggerConfig
+from .state_io import write_json_atomic
+
+METRICS_FILE = "metrics.jsonl"
+_WANDB_ID_FILE = "wandb_run_id.json"
+
+
+def memory_gb(device: torch.device) -> float:
+    """Peak memory so far in GB: CUDA's max allocated, or this process's peak resident size on a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 1e9
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    return peak_kb / 1e6
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl file (an empty list if it does not exist)."""
+    if not Path(path).exists():
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop records after ``last_step`` (logged after the checkpoint a run resumes from)."""
+    records = read_metrics(path)
+    kept = [r for r in records if r.get("step", 0) <= last_step]
+    if len(kept) == len(records):
+        return
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    os.replace(tmp, path)
+
+
+class MetricsLogger:
+    """Writes each logged step to metrics.jsonl and wandb, and shows the progress bar."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        config: LoggerConfig,
+        run_config: dict[str, Any],
+        total_steps: int,
+        start_step: int,
+        progress_bar: bool,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / METRICS_FILE
+        truncate_metrics(self.path, start_step)
+        self._file = open(self.path, "a")  # noqa: SIM115 (open for the whole run, closed in close())
+        self._wandb_run = (
+            self._start_wandb(config, run_config) if config.backend == LoggerBackend.wandb else None
+        )
+        self._bar = None
+        if progress_bar:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total_steps, initial=start_step, desc="train", dynamic_ncols=True)
+
+    def _start_wandb(self, config: LoggerConfig, run_config: dict[str, Any]):
+        import wandb
+
+        id_file = self.run_dir / _WANDB_ID_FILE  # the same wandb run continues after a resume
+        run_id = json.loads(id_file.read_text())["id"] if id_file.exists() else wandb.util.generate_id()
+        write_json_atomic(id_file, {"id": run_id})
+        return wandb.init(
+            project=config.project,
+            entity=config.entity,
+            name=config.name or self.run_dir.name,
+            tags=list(config.tags),
+            mode=config.mode.value,
+            dir=str(self.run_dir),
+            config=run_config,
+            id=run_id,
+            resume="allow",
+        )
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Log one record (must contain ``step``)."""
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._wandb_run is not None:
+            self._wandb_run.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+        if self._bar is not None:
+            self._bar.set_postfix_str(format_postfix(record), refresh=False)
+
+    def advance(self, steps: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(steps)
+
+    def message(self, text: str) -> None:
+        """Print a line without breaking the progress bar."""
+        if self._bar is not None:
+            self._bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._bar is not None:
+            self._bar.close()
+        if self._wandb_run is not None:
+            self._wandb_run.finish()
+
+
+def format_postfix(record: dict[str, Any]) -> str:
+    """The progress bar's text: loss, lr, grad norm, tokens/s, MFU, memory (and val loss when present)."""
+    parts = []
+    for key, label, fmt in (
+        ("loss", "loss", "{:.4f}"),
+        ("val_loss", "val", "{:.4f}"),
+        ("val_accuracy", "acc", "{:.3f}"),
+        ("lr", "lr", "{:.2e}"),
+        ("grad_norm", "gnorm", "{:.2f}"),
+        ("tokens_per_s", "tok/s", "{:,.0f}"),
+        ("mfu", "mfu", "{:.1%}"),
+        ("memory_gb", "mem", "{:.1f}GB"),
+    ):
+        if record.get(key) is not None:
+            parts.append(f"{label}={fmt.format(record[key])}")
+    return " ".join(parts)

@@ -1,0 +1,181 @@
+"""File formats of a checkpoint: safetensors and JSON only, written atomically, checked by a manifest.
+
+Nothing here unpickles: tensors go through ``safetensors``, everything else through ``json``.
+Tied parameters (an embedding shared with the LM head) are stored once; the other names are
+recorded as aliases in the safetensors metadata and restored on load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+MANIFEST = "manifest.json"
+FORMAT = "mamba_lm.checkpoint"
+FORMAT_VERSION = 1
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory entry (a rename inside it) to disk where the OS allows it."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_directory(final: Path) -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success it is renamed to ``final`` in one step.
+
+    If the block raises, the temporary folder is deleted and ``final`` is untouched. A process
+    killed midway leaves only a ``.tmp-*`` folder, which readers ignore.
+    """
+    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        for file in tmp.iterdir():
+            with open(file, "rb") as f:
+                os.fsync(f.fileno())
+        if final.exists():  # a checkpoint of the same step from an earlier, interrupted attempt
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def tied_parameter_aliases(model: torch.nn.Module) -> dict[str, str]:
+    """{alias name: first name} for parameters registered under several names (tied weights)."""
+    first_name: dict[int, str] = {}
+    aliases = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in first_name:
+            aliases[name] = first_name[id(param)]
+        else:
+            first_name[id(param)] = name
+    return aliases
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], aliases: dict[str, str] | None = None) -> None:
+    """Save a flat dict of tensors as safetensors, storing each alias (tied weight) only once."""
+    aliases = aliases or {}
+    kept = {name: t.detach().contiguous() for name, t in tensors.items() if name not in aliases}
+    missing = [target for target in aliases.values() if target not in kept]
+    if missing:
+        raise ValueError(f"aliased tensors {missing} are not in the state dict being saved")
+    present = {alias: target for alias, target in aliases.items() if alias in tensors}
+    save_file(kept, str(path), metadata={"aliases": json.dumps(present)})
+
+
+def load_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Load what ``save_tensors`` wrote; alias names point at the same tensor as their target."""
+    tensors = load_file(str(path), device=str(device))
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+    for alias, target in json.loads(metadata.get("aliases", "{}")).items():
+        tensors[alias] = tensors[target]
+    return tensors
+
+
+def flatten_optimizer_state(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into tensors (for safetensors) and the rest (for JSON).
+
+    Tensor ``state[param][key]`` becomes ``"state/{param}/{key}"``; non-tensor values and
+    ``param_groups`` go to the JSON part.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for param, entries in state_dict["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state/{param}/{key}"] = value
+            else:
+                scalars.setdefault(str(param), {})[key] = value
+    return tensors, {"param_groups": state_dict["param_groups"], "scalar_state": scalars}
+
+
+def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of ``flatten_optimizer_state``."""
+    state: dict[str, dict[str, Any]] = {}
+    for flat_key, value in tensors.items():
+        _, rest = flat_key.split("/", 1)
+        param, key = rest.rsplit("/", 1)
+        state.setdefault(param, {})[key] = value
+    for param, entries in meta["scalar_state"].items():
+        state.setdefault(param, {}).update(entries)
+    groups = [dict(group) for group in meta["param_groups"]]
+    for group in groups:
+        if "betas" in group:  # JSON turns the tuple into a list
+            group["betas"] = tuple(group["betas"])
+    return {"state": state, "param_groups": groups}
+
+
+def sha256_of(path: Path, chunk_bytes: int = 1 << 24) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path, step: int) -> None:
+    """Record each file's size and SHA-256 in ``manifest.json``; written last, it marks a complete folder."""
+    files = {
+        file.name: {"bytes": file.stat().st_size, "sha256": sha256_of(file)}
+        for file in sorted(folder.iterdir())
+        if file.name != MANIFEST
+    }
+    manifest = {"format": FORMAT, "version": FORMAT_VERSION, "step": step, "files": files}
+    write_json_atomic(folder / MANIFEST, manifest)
+
+
+def manifest_problem(folder: Path, verify_hashes: bool = True) -> str | None:
+    """Why ``folder`` is not a complete checkpoint, or None when it is.
+
+    Checks that ``manifest.json`` exists and parses, and that every listed file is present with
+    the recorded size (and, with ``verify_hashes``, the recorded SHA-256).
+    """
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        return f"no {MANIFEST} (an interrupted write, or not a checkpoint folder)"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = manifest["files"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        return f"unreadable {MANIFEST}: {error}"
+    if manifest.get("format") != FORMAT:
+        return f"{MANIFEST} is not a {FORMAT} manifest"
+    for name, expected in files.items():
+        file = folder / name
+        if not file.is_file():
+            return f"file {name} is missing"
+        if file.stat().st_size != expected["bytes"]:
+            return f"file {name} has {file.stat().st_size} bytes, the manifest says {expected['bytes']}"
+        if verify_hashes and sha256_of(file) != expected["sha256"]:
+            return f"file {name} does not match its SHA-256 in the manifest (damaged)"
+    return None
