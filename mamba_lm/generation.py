@@ -75,7 +75,7 @@ def sample(
     return torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1, generator=generator).squeeze(-1)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the returned ids may feed a differentiable forward
 def generate(
     model: nn.Module,
     input_ids: torch.Tensor,

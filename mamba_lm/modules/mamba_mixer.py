@@ -101,6 +101,10 @@ class Mamba(nn.Module):
         batch, seqlen, _ = hidden_states.shape
         conv_state = ssm_state = None
         if inference_params is not None:
+            if seq_idx is not None:
+                raise ValueError(
+                    "Mamba: seq_idx (packed documents) cannot be combined with an inference cache"
+                )
             conv_state, ssm_state = inference_params.layer_state(self, batch)
             if inference_params.seqlen_offset > 0:
                 return self.step(hidden_states, conv_state, ssm_state)

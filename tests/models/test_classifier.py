@@ -1,0 +1,105 @@
+"""The Long Range Arena classifier: padding never changes a row's logits; pooling; encoders; options."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from model_testing import relative_error
+
+from mamba_lm import ClassifierConfig, SequenceClassifier
+from mamba_lm.models.classifier import reverse_within_length
+
+MIXERS = ["mamba", "s4d", "attention"]
+
+
+def classifier(mixer: str, **overrides) -> SequenceClassifier:
+    options = {"d_model": 16, "n_layer": 2, "num_classes": 3, "vocab_size": 20, "mixer": mixer}
+    options["mixer_cfg"] = {"n_head": 2} if mixer == "attention" else {"d_state": 4}
+    return SequenceClassifier(ClassifierConfig(**(options | overrides))).eval()
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"pooling": "last"},
+        {"bidirectional": True},
+        {"bidirectional": True, "bidirectional_merge": "concat", "pooling": "last"},
+        {"prenorm": False, "norm": "rms", "d_intermediate": 24},
+    ],
+)
+def test_padding_does_not_change_the_logits(mixer, options):
+    model = classifier(mixer, **options)
+    short, long = torch.randint(0, 20, (1, 5)), torch.randint(0, 20, (1, 9))
+    padded = torch.zeros(2, 9, dtype=torch.long)
+    padded[0, :5], padded[1] = short[0], long[0]
+    padded[0, 5:] = 7  # padding content must not matter either
+    logits = model(padded, lengths=torch.tensor([5, 9]))
+    assert logits.shape == (2, 3)
+    assert relative_error(logits[:1], model(short)) < 1e-5
+    assert relative_error(logits[1:], model(long)) < 1e-5
+
+
+def first_position_output(model: SequenceClassifier, ids: torch.Tensor) -> torch.Tensor:
+    hidden = model.encoder(ids)
+    for layer in model.layers:
+        hidden = layer(hidden, **({"lengths": None} if model.config.bidirectional else {}))
+    return hidden[:, 0]
+
+
+def test_only_bidirectional_blocks_see_the_future():
+    ids = torch.randint(0, 20, (1, 8))
+    changed = ids.clone()
+    changed[0, -1] = (ids[0, -1] + 1) % 20
+    for bidirectional in (False, True):
+        model = classifier("mamba", bidirectional=bidirectional)
+        same = torch.allclose(first_position_output(model, ids), first_position_output(model, changed))
+        assert same != bidirectional
+
+
+def test_reverse_within_length():
+    x = torch.arange(12.0).view(2, 6, 1)
+    out = reverse_within_length(x, torch.tensor([4, 6]))
+    assert out[..., 0].tolist() == [[3, 2, 1, 0, 4, 5], [11, 10, 9, 8, 7, 6]]
+    assert torch.equal(reverse_within_length(out, torch.tensor([4, 6])), x)
+
+
+def test_real_valued_inputs_and_batch_norm():
+    model = SequenceClassifier(
+        ClassifierConfig(num_classes=4, d_model=16, n_layer=1, d_input=3, norm="batch")
+    )
+    assert model(torch.randn(2, 10, 3)).shape == (2, 4)
+    pixels = SequenceClassifier(ClassifierConfig(num_classes=4, d_model=16, n_layer=1, mixer="mamba"))
+    assert pixels(torch.rand(2, 10)).shape == (2, 4)
+
+
+def test_learns_a_simple_task():
+    """Class = whether token 1 occurs anywhere in the row (needs information from every position)."""
+    torch.manual_seed(0)
+    model = classifier("s4d", num_classes=2, dropout=0.1).train()
+    ids = torch.randint(2, 20, (32, 12))
+    labels = torch.randint(0, 2, (32,))
+    ids[labels == 1, torch.randint(0, 12, (int(labels.sum()),))] = 1
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(40):
+        loss = F.cross_entropy(model(ids), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.3
+
+
+def test_bad_inputs_are_named():
+    model = classifier("s4d")
+    with pytest.raises(ValueError, match="lengths must lie in"):
+        model(torch.zeros(2, 5, dtype=torch.long), lengths=torch.tensor([0, 5]))
+    with pytest.raises(ValueError, match="lengths must be"):
+        model(torch.zeros(2, 5, dtype=torch.long), lengths=torch.tensor([5]))
+    with pytest.raises(ValueError, match="input_ids must lie in"):
+        model(torch.full((1, 5), 20))
+    with pytest.raises(ValueError, match="pooling"):
+        ClassifierConfig(pooling="max")
+    with pytest.raises(ValueError, match="mixer must be"):
+        ClassifierConfig(mixer="lstm")

@@ -1,0 +1,92 @@
+"""Recurrent decoding: step-by-step logits equal the parallel forward; sampling; generate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from model_testing import VOCAB, relative_error, stepwise_logits, tiny_config
+
+from mamba_lm import InferenceParams, build_model
+from mamba_lm.generation import sample
+
+KINDS = ["mamba", "s4d", "transformer"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("prompt_len", [1, 2, 7])  # 2 < the conv width: the conv state is left-padded
+def test_stepwise_logits_equal_the_parallel_forward(kind, prompt_len):
+    model = build_model(tiny_config(kind))
+    ids = torch.randint(0, VOCAB, (2, 14))
+    full = model(ids).logits
+    assert relative_error(stepwise_logits(model, ids, prompt_len), full) <= 1e-4
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_greedy_generation_is_the_argmax_of_the_parallel_forward(kind):
+    model = build_model(tiny_config(kind))
+    prompt = torch.randint(0, VOCAB, (3, 4))
+    out = model.generate(prompt, max_new_tokens=8, top_k=1)
+    assert out.shape == (3, 12) and torch.equal(out[:, :4], prompt)
+    logits = model(out).logits[:, 3:-1, :VOCAB]
+    assert torch.equal(out[:, 4:], logits.argmax(-1))
+
+
+def test_sampling_never_returns_padded_vocab_rows():
+    model = build_model(tiny_config("mamba"))
+    with torch.no_grad():  # make the padded rows (50..55) the most likely by far
+        model.backbone.embedding.weight[VOCAB:] = 5 * model.backbone.norm_f.weight
+    out = model.generate(torch.zeros(4, 2, dtype=torch.long), max_new_tokens=10, temperature=1.0)
+    assert out.max() < VOCAB
+
+
+def test_eos_stops_and_pads():
+    model = build_model(tiny_config("mamba"))
+    prompt = torch.randint(0, VOCAB, (2, 3))
+    greedy = model.generate(prompt, max_new_tokens=6, top_k=1)
+    eos = int(greedy[0, 4])  # the second token row 0 produces
+    out = model.generate(prompt, max_new_tokens=6, top_k=1, eos_token_id=eos)
+    assert out.shape[1] <= 9
+    assert torch.equal(out[0, :5], greedy[0, :5])
+    for row in out:
+        hits = (row[3:] == eos).nonzero()
+        if len(hits):
+            assert (row[3 + int(hits[0]) :] == eos).all()
+
+
+def test_sample_filters():
+    logits = torch.tensor([[0.0, 3.0, 2.0, 1.0, -1.0]]).repeat(2000, 1)
+    g = torch.Generator().manual_seed(0)
+    assert set(sample(logits, top_k=2, generator=g).tolist()) == {1, 2}
+    probs = torch.softmax(logits[0], -1)  # 0.64, 0.24, ...: top_p = 0.7 keeps tokens 1 and 2
+    assert probs[1] < 0.7 < probs[1] + probs[2]
+    assert set(sample(logits, top_p=0.7, generator=g).tolist()) == {1, 2}
+    assert set(sample(logits, top_p=0.5, generator=g).tolist()) == {1}
+    assert set(sample(logits, temperature=0).tolist()) == {1}
+    frequencies = torch.bincount(sample(logits, generator=g), minlength=5) / 2000
+    assert torch.allclose(frequencies, probs, atol=0.04)
+    with pytest.raises(ValueError, match="top_p"):
+        sample(logits, top_p=0.0)
+
+
+def test_seeded_sampling_is_reproducible():
+    model = build_model(tiny_config("transformer"))
+    prompt = torch.randint(0, VOCAB, (2, 3))
+    runs = [
+        model.generate(prompt, 6, top_p=0.9, generator=torch.Generator().manual_seed(5)) for _ in range(2)
+    ]
+    assert torch.equal(*runs)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cache_misuse_is_named(kind):
+    model = build_model(tiny_config(kind))
+    ids = torch.randint(0, VOCAB, (1, 5))
+    params = InferenceParams(max_seqlen=8, max_batch_size=1)
+    model(ids, inference_params=params)
+    params.seqlen_offset = 5
+    with pytest.raises(ValueError, match="one token"):
+        model(ids[:, :2], inference_params=params)
+    with pytest.raises(ValueError, match="seq_idx"):
+        model(ids, seq_idx=torch.zeros(1, 5, dtype=torch.int32), inference_params=InferenceParams(8, 1))
+    with pytest.raises(ValueError, match="batches of up to"):
+        model(torch.zeros(2, 1, dtype=torch.long), inference_params=params)

@@ -1,0 +1,112 @@
+"""S4D: initialization, ZOH discretization, and "CNN mode = RNN mode"."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from model_testing import relative_error
+
+from mamba_lm import S4D, InferenceParams, MambaConfig, MambaLMHeadModel, no_weight_decay_names
+
+
+def explicit_recurrence(layer: S4D, u: torch.Tensor) -> torch.Tensor:
+    """y before the output activation, by the textbook ZOH recurrence in complex128, one step at a time.
+    u: (batch, L, H) -> (batch, L, H)."""
+    A = torch.complex(-torch.exp(layer.log_A_real.double()), layer.A_imag.double())  # (H, N/2)
+    dt = torch.exp(layer.log_dt.double())[:, None]
+    dA = torch.exp(dt * A)
+    dB = (dA - 1) / A  # ZOH with B = 1: A^-1 (exp(dt A) - I) B
+    C = torch.view_as_complex(layer.C.double())
+    x = torch.zeros(u.shape[0], *A.shape, dtype=torch.complex128)
+    ys = []
+    for t in range(u.shape[1]):
+        x = dA * x + dB * u[:, t, :, None].double()
+        ys.append(2 * (C * x).sum(-1).real + layer.D.double() * u[:, t].double())
+    return torch.stack(ys, dim=1)
+
+
+@pytest.mark.parametrize("init", ["lin", "inv"])
+def test_initialization(init):
+    layer = S4D(d_model=4, d_state=8, init=init)
+    n = torch.arange(4.0)
+    expected_imag = math.pi * n if init == "lin" else 8 / math.pi * (8 / (2 * n + 1) - 1)
+    assert torch.allclose(layer.A_imag, expected_imag.expand(4, 4))
+    assert torch.allclose(-torch.exp(layer.log_A_real), torch.full((4, 4), -0.5))
+    dt = torch.exp(layer.log_dt)
+    assert dt.min() >= 0.001 and dt.max() <= 0.1
+    assert layer.C.shape == (4, 4, 2)
+
+
+def test_kernel_is_the_impulse_response_of_the_recurrence():
+    layer = S4D(d_model=3, d_state=6)
+    impulse = torch.zeros(1, 12, 3)
+    impulse[:, 0] = 1.0
+    response = explicit_recurrence(layer, impulse)[0] - layer.D.double() * impulse[0].double()  # (L, H)
+    assert relative_error(layer.kernel(12).T, response) < 1e-5
+
+
+@pytest.mark.parametrize("init", ["lin", "inv"])
+def test_convolution_mode_equals_recurrent_mode(init):
+    """S4's "CNN mode = RNN mode": the FFT convolution and the step-by-step recurrence agree."""
+    layer = S4D(d_model=8, d_state=16, init=init, dt_min=0.01, dt_max=0.5, layer_idx=0)
+    u = torch.randn(2, 33, 8)
+    conv_mode = layer(u)
+    params = InferenceParams(max_seqlen=33, max_batch_size=2)
+    steps = [layer(u[:, :1], inference_params=params)]
+    for t in range(1, 33):
+        params.seqlen_offset = t
+        steps.append(layer(u[:, t : t + 1], inference_params=params))
+    assert relative_error(torch.cat(steps, dim=1), conv_mode) < 1e-5
+    y = explicit_recurrence(layer, u)  # and both equal the textbook recurrence
+    assert relative_error(layer._output(y.float(), torch.float32), conv_mode) < 1e-5
+
+
+def test_final_state_after_a_prompt_equals_the_stepped_state():
+    layer = S4D(d_model=4, d_state=8, layer_idx=0)
+    u = torch.randn(2, 10, 4)
+    stepped = InferenceParams(max_seqlen=10, max_batch_size=2)
+    layer(u[:, :1], inference_params=stepped)
+    for t in range(1, 10):
+        stepped.seqlen_offset = t
+        layer(u[:, t : t + 1], inference_params=stepped)
+    prompt = InferenceParams(max_seqlen=10, max_batch_size=2)
+    layer(u, inference_params=prompt)
+    assert (
+        relative_error(
+            torch.view_as_real(prompt.key_value_memory_dict[0]),
+            torch.view_as_real(stepped.key_value_memory_dict[0]),
+        )
+        < 1e-5
+    )
+
+
+def test_gradients_flow_to_the_ssm_parameters():
+    layer = S4D(d_model=4, d_state=8)
+    layer(torch.randn(2, 16, 4)).square().sum().backward()
+    for name, p in layer.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_optimizer_marks():
+    model = MambaLMHeadModel(
+        MambaConfig(d_model=8, n_layer=1, vocab_size=16, d_state=4, ssm_cfg={"layer": "S4D", "ssm_lr": 1e-3})
+    )
+    mixer = model.backbone.layers[0].mixer
+    assert isinstance(mixer, S4D)
+    assert no_weight_decay_names(model) == {
+        f"backbone.layers.0.mixer.{p}" for p in ("log_dt", "log_A_real", "A_imag")
+    }
+    assert mixer.log_dt._optim == {"lr": 1e-3, "weight_decay": 0.0}
+
+
+def test_bad_options_are_named():
+    with pytest.raises(ValueError, match="even"):
+        S4D(4, d_state=5)
+    with pytest.raises(ValueError, match="init"):
+        S4D(4, init="legs")
+    with pytest.raises(ValueError, match="unknown option"):
+        MambaLMHeadModel(
+            MambaConfig(d_model=8, n_layer=1, vocab_size=16, ssm_cfg={"layer": "S4D", "mode": "x"})
+        )
