@@ -87,6 +87,7 @@ def run_harness(
     model_args: dict[str, Any] | None = None,
     bootstrap_iters: int = 100_000,
     skip_unreachable: bool = True,
+    include_defaults: bool = True,
     lm=None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Evaluate with ``lm_eval.simple_evaluate(model="mamba_lm", ...)``.
@@ -94,6 +95,7 @@ def run_harness(
     Args:
         checkpoint: what ``MambaEvalLM`` loads (ignored when ``lm`` is given).
         model_args: further ``MambaEvalLM`` arguments (batch_size, device, dtype, max_length, tokenizer...).
+        include_defaults: index lm-eval's own tasks too (False: only ``include_path``; much faster).
         lm: an already built ``MambaEvalLM`` (tests; evaluating several task sets on one model).
     Returns:
         (lm-eval's full results dict, {skipped task: reason}).
@@ -104,7 +106,9 @@ def run_harness(
     from . import LM_EVAL_MODEL_NAME, register_lm_eval_model
 
     register_lm_eval_model()
-    task_manager = TaskManager(include_path=include_path) if include_path else TaskManager()
+    if not include_defaults and not include_path:
+        raise ValueError("include_defaults=false needs include_path=FOLDER (no task would be known)")
+    task_manager = TaskManager(include_path=include_path, include_defaults=include_defaults)
     names = expand_task_names(tasks)
     if not names:
         raise ValueError(f"no task given: tasks=NAME[,NAME...] (or tasks={PAPER_TASKS_ALIAS})")

@@ -260,7 +260,8 @@ def _parse_batch_size(batch_size: int | str) -> int:
 def _sampling_options(gen_kwargs: dict) -> dict[str, float | int]:
     """Temperature / top-k / top-p for ``decode_until`` (temperature 0 = greedy); other keys are errors."""
     do_sample = bool(gen_kwargs.pop("do_sample", False))
-    temperature = float(gen_kwargs.pop("temperature", 0.0)) if do_sample else 0.0
+    temperature = float(gen_kwargs.pop("temperature", 0.0) or 0.0)
+    temperature = temperature if do_sample else 0.0
     options = {
         "temperature": temperature,
         "top_k": int(gen_kwargs.pop("top_k", 0) or 0),

@@ -32,6 +32,9 @@ class Options:
     eos_token: str | None = option(None, help="the EOS token string, if the tokenizer leaves it unclear")
     bootstrap_iters: int = option(100_000, help="bootstrap iterations for standard errors (0: none)")
     skip_unreachable: bool = option(True, help="skip (with a message) tasks whose data cannot be fetched")
+    include_defaults: bool = option(
+        True, help="index lm-eval's built-in tasks (false: only include_path; faster)"
+    )
     out: str | None = option(None, help="folder to save eval/harness.json in (default: the run folder)")
 
 
@@ -58,6 +61,7 @@ def run(options: Options, positional: list[str]) -> int:
         {key: value for key, value in model_args.items() if value is not None},
         options.bootstrap_iters,
         options.skip_unreachable,
+        options.include_defaults,
     )
     print(make_table(results))
     for task, reason in skipped.items():
