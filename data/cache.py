@@ -1,0 +1,117 @@
+"""Cache folders, content fingerprints and atomic writes shared by every data builder.
+
+Built artefacts (token shards, generated LRA sets, the embedded corpus) live under one cache
+root: ``cache_dir`` from the data config, else ``$MAMBA_LM_CACHE``, else ``~/.cache/mamba_lm``.
+Each artefact is a folder named by a fingerprint of everything it was built from; it is built
+in a temporary sibling folder and renamed into place only when complete, so a folder that
+exists under its final name is whole. A per-folder lock file keeps concurrent processes (data
+parallel ranks) from building the same thing twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+CACHE_ENV = "MAMBA_LM_CACHE"
+
+
+def cache_root(cache_dir: str | os.PathLike | None) -> Path:
+    """The cache root: ``cache_dir`` if given, else ``$MAMBA_LM_CACHE``, else ``~/.cache/mamba_lm``."""
+    chosen = cache_dir or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "mamba_lm"
+    return Path(chosen).expanduser().resolve()
+
+
+def fingerprint(value: Any, length: int = 16) -> str:
+    """Stable hex digest of a JSON-serializable value (dict key order does not matter)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()[:length]
+
+
+def file_digest(path: str | os.PathLike, chunk_bytes: int = 1 << 22) -> str:
+    """blake2b-128 hex digest of a file's bytes, read in chunks."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a fsynced temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, value: Any) -> None:
+    """Write ``value`` as indented JSON to ``path`` atomically."""
+    atomic_write_bytes(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file, with an error that names the file when it is not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error})") from None
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if needed) for the block's duration."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_once(
+    target: Path,
+    is_valid: Callable[[Path], bool],
+    build: Callable[[Path], None],
+    on_rebuild: Callable[[str], None] | None = None,
+) -> Path:
+    """Return folder ``target``, building it with ``build(temporary_folder)`` unless it is valid.
+
+    ``is_valid(target)`` decides reuse. Otherwise any stale ``target`` is removed, ``build``
+    fills a fresh temporary sibling folder and that folder is renamed to ``target``; if ``build``
+    raises, nothing is left under ``target``'s name. Holds ``target``'s lock file meanwhile.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(target.parent / f".{target.name}.lock"):
+        if target.exists() and is_valid(target):
+            return target
+        if target.exists():
+            if on_rebuild is not None:
+                on_rebuild(f"{target} is incomplete or damaged; rebuilding it")
+            shutil.rmtree(target)
+        temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+        try:
+            build(temporary)
+            os.rename(temporary, target)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+    return target

@@ -1,0 +1,1 @@
+"""Language-model corpora: documents -> tokenizer -> token shards -> blocks."""

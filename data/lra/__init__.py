@@ -1,0 +1,1 @@
+"""Long Range Arena: ListOps and Pathfinder generators, archive readers, the classification data module."""
