@@ -1,0 +1,1 @@
+"""Synthetic tasks of the Mamba paper: Selective Copying and Induction Heads."""
