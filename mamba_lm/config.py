@@ -303,6 +303,9 @@ class ClassifierConfig(DictConfigMixin):
     """"layer", "rms" or "batch" normalization in the blocks."""
     norm_epsilon: float = 1e-5
     """Epsilon of every norm."""
+    retrieval: bool = False
+    """LRA Retrieval: two documents per example, input_ids (batch, 2, seqlen) and lengths (batch, 2); the
+    same blocks encode and pool each, and the decoder reads [a, b, a * b, a - b] through a hidden layer."""
 
     def __post_init__(self) -> None:
         name = type(self).__name__

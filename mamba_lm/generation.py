@@ -28,7 +28,8 @@ class InferenceParams:
     """layer_idx -> that mixer's state (allocated on first use)."""
 
     def layer_state(self, mixer: nn.Module, batch_size: int) -> Any:
-        """The state of ``mixer`` (identified by its ``layer_idx``), allocated on first use."""
+        """The state of ``mixer`` (identified by its ``layer_idx``), allocated for ``batch_size`` rows on
+        first use; every later call must bring the same batch size."""
         if mixer.layer_idx is None:
             raise ValueError(
                 f"{type(mixer).__name__}: a mixer used with an inference cache needs a layer_idx"
@@ -38,10 +39,15 @@ class InferenceParams:
                 f"inference cache holds batches of up to {self.max_batch_size}, got {batch_size}"
             )
         if mixer.layer_idx not in self.key_value_memory_dict:
-            self.key_value_memory_dict[mixer.layer_idx] = mixer.allocate_inference_cache(
-                self.max_batch_size, self.max_seqlen
+            state = mixer.allocate_inference_cache(batch_size, self.max_seqlen)
+            self.key_value_memory_dict[mixer.layer_idx] = state
+        state = self.key_value_memory_dict[mixer.layer_idx]
+        cached_batch = (state[0] if isinstance(state, tuple) else state).shape[0]
+        if cached_batch != batch_size:
+            raise ValueError(
+                f"the inference cache holds states for batch {cached_batch}, got batch {batch_size}"
             )
-        return self.key_value_memory_dict[mixer.layer_idx]
+        return state
 
 
 def sample(

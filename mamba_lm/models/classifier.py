@@ -78,7 +78,12 @@ class SequenceClassifier(nn.Module):
         self.norm_f = (
             make_norm(config.norm, d, config.norm_epsilon, **factory) if config.prenorm else nn.Identity()
         )
-        self.decoder = nn.Linear(d, config.num_classes, **factory)
+        if config.retrieval:  # S4's retrieval head over [a, b, a * b, a - b]
+            self.decoder = nn.Sequential(
+                nn.Linear(4 * d, d, **factory), nn.ReLU(), nn.Linear(d, config.num_classes, **factory)
+            )
+        else:
+            self.decoder = nn.Linear(d, config.num_classes, **factory)
 
     def _make_mixer(self, layer_idx: int, device, dtype) -> nn.Module:
         config = self.config
@@ -104,16 +109,34 @@ class SequenceClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """input_ids: (batch, seqlen) int64 token ids, or, when vocab_size = 0, real values (batch, seqlen)
         or (batch, seqlen, d_input). lengths: (batch,) int, the real (non-padded) length of each row, the
-        padding at the end; None = no padding. Returns logits (batch, num_classes) in the model dtype."""
-        x = self._encode(input_ids)
+        padding at the end; None = no padding. With ``retrieval``: input_ids (batch, 2, seqlen) and
+        lengths (batch, 2). Returns logits (batch, num_classes) in the model dtype."""
+        if not self.config.retrieval:
+            return self.decoder(self._encode_and_pool(input_ids, lengths))
+        if input_ids.dim() < 3 or input_ids.shape[1] != 2:
+            raise ValueError(f"retrieval input_ids must be (batch, 2, seqlen), got {tuple(input_ids.shape)}")
+        batch = input_ids.shape[0]
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths)
+            if lengths.shape != (batch, 2):
+                raise ValueError(
+                    f"retrieval lengths must be (batch, 2) = ({batch}, 2), got {tuple(lengths.shape)}"
+                )
+            lengths = lengths.flatten()
+        pooled = self._encode_and_pool(input_ids.flatten(0, 1), lengths).view(batch, 2, -1)
+        first, second = pooled.unbind(dim=1)
+        return self.decoder(torch.cat((first, second, first * second, first - second), dim=-1))
+
+    def _encode_and_pool(self, inputs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """(batch, seqlen[, d_input]) -> pooled features (batch, d_model)."""
+        x = self._encode(inputs)
         batch, seqlen, _ = x.shape
         if lengths is not None:
             lengths = self._check_lengths(lengths, batch, seqlen, x.device)
         mixer_kwargs = {"lengths": lengths} if self.config.bidirectional else {}
         for layer in self.layers:
             x = layer(x, **mixer_kwargs)
-        x = self.norm_f(x)
-        return self.decoder(self._pool(x, lengths))
+        return self._pool(self.norm_f(x), lengths)
 
     def _encode(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.config.vocab_size > 0:

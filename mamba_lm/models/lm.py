@@ -90,8 +90,8 @@ class LMHeadModel(nn.Module):
             )
         if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
             raise ValueError(f"input_ids must hold integer token ids, got {input_ids.dtype}")
-        if input_ids.numel() and input_ids.device.type != "meta":
-            low, high = int(input_ids.min()), int(input_ids.max())
+        if input_ids.numel() and input_ids.device.type != "meta" and not torch.compiler.is_compiling():
+            low, high = torch.stack(torch.aminmax(input_ids)).tolist()  # one device sync
             vocab = self.backbone.embedding.num_embeddings
             if low < 0 or high >= vocab:
                 raise ValueError(

@@ -81,10 +81,13 @@ class CausalSelfAttention(nn.Module):
     def allocate_inference_cache(
         self, batch_size: int, max_seqlen: int, dtype=None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(k_cache, v_cache), each (batch, max_seqlen, n_head, head_dim), RoPE already applied to keys."""
+        """(k_cache, v_cache), each (batch, max_seqlen, n_head, head_dim), RoPE already applied to keys;
+        in ``dtype``, else autocast's dtype when autocast is on, else the weights' dtype."""
         weight = self.in_proj.weight
         shape = (batch_size, max_seqlen, self.n_head, self.head_dim)
-        dtype = weight.dtype if dtype is None else dtype
+        if dtype is None:
+            autocast = torch.is_autocast_enabled(weight.device.type)
+            dtype = torch.get_autocast_dtype(weight.device.type) if autocast else weight.dtype
         return torch.zeros(shape, device=weight.device, dtype=dtype), torch.zeros(
             shape, device=weight.device, dtype=dtype
         )

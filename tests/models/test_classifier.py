@@ -75,6 +75,21 @@ def test_real_valued_inputs_and_batch_norm():
     assert pixels(torch.rand(2, 10)).shape == (2, 4)
 
 
+def test_retrieval_pairs_two_documents():
+    model = classifier("s4d", retrieval=True, bidirectional=True)
+    first, second = torch.randint(0, 20, (1, 6)), torch.randint(0, 20, (1, 9))
+    pair = torch.zeros(1, 2, 9, dtype=torch.long)
+    pair[0, 0, :6], pair[0, 1] = first[0], second[0]
+    logits = model(pair, lengths=torch.tensor([[6, 9]]))
+    assert logits.shape == (1, 3)
+    a, b = model._encode_and_pool(first, None), model._encode_and_pool(second, None)
+    assert relative_error(logits, model.decoder(torch.cat((a, b, a * b, a - b), dim=-1))) < 1e-5
+    swapped = model(pair.flip(1), lengths=torch.tensor([[9, 6]]))
+    assert not torch.allclose(logits, swapped)
+    with pytest.raises(ValueError, match=r"\(batch, 2, seqlen\)"):
+        model(torch.zeros(2, 9, dtype=torch.long))
+
+
 def test_learns_a_simple_task():
     """Class = whether token 1 occurs anywhere in the row (needs information from every position)."""
     torch.manual_seed(0)

@@ -90,3 +90,24 @@ def test_cache_misuse_is_named(kind):
         model(ids, seq_idx=torch.zeros(1, 5, dtype=torch.int32), inference_params=InferenceParams(8, 1))
     with pytest.raises(ValueError, match="batches of up to"):
         model(torch.zeros(2, 1, dtype=torch.long), inference_params=params)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_decoding_under_bf16_autocast(kind):
+    """The GPU runs fp32 weights under bf16 autocast: the cached states must fit that too."""
+    model = build_model(tiny_config(kind))
+    ids = torch.randint(0, VOCAB, (2, 9))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        stepwise = stepwise_logits(model, ids, prompt_len=4)
+        out = model.generate(ids[:, :4], max_new_tokens=5, top_k=1)
+    assert relative_error(stepwise.float(), model(ids).logits) < 0.05
+    assert out.shape == (2, 9) and out.max() < VOCAB
+
+
+def test_cache_keeps_its_batch_size():
+    model = build_model(tiny_config("mamba"))
+    params = InferenceParams(max_seqlen=8, max_batch_size=4)
+    model(torch.zeros(3, 2, dtype=torch.long), inference_params=params)
+    params.seqlen_offset = 2
+    with pytest.raises(ValueError, match="states for batch 3"):
+        model(torch.zeros(2, 1, dtype=torch.long), inference_params=params)

@@ -224,3 +224,9 @@ def test_bad_input_names_the_problem():
         MambaConfig(ssm_cfg={"d_state": 4})
     with pytest.raises(ValueError, match="dt_init"):
         MambaConfig(dt_init="uniform")
+
+
+def test_layer_norm_variant():
+    model = MambaLMHeadModel(tiny_config("mamba", rms_norm=False))
+    assert isinstance(model.backbone.norm_f, torch.nn.LayerNorm)
+    assert torch.isfinite(model(torch.randint(0, VOCAB, (2, 5))).logits).all()
