@@ -212,13 +212,16 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
         raise CheckpointError(f"{checkpoint / CONFIG_FILE} has no 'model' section")
     model = build_model_from_dict(run_config["model"])
     weights = load_tensors(checkpoint / MODEL_FILE)
-    try:
-        result = model.load_state_dict(weights, strict=False)
-    except RuntimeError as error:  # shape mismatch
-        raise CheckpointError(f"checkpoint {checkpoint} does not fit its model config: {error}") from error
-    if result.missing_keys or result.unexpected_keys:
+    described = f"model arch={run_config['model'].get('arch')!r} its config.json describes"
+    expected = set(model.state_dict())
+    if set(weights) != expected:
+        missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
         raise CheckpointError(
-            f"checkpoint {checkpoint} does not fit model arch={run_config['model'].get('arch')!r}: "
-            f"missing keys {result.missing_keys[:5]}, unexpected keys {result.unexpected_keys[:5]}"
+            f"checkpoint {checkpoint} holds weights of another model than the {described}: "
+            f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
         )
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:  # shape mismatch
+        raise CheckpointError(f"checkpoint {checkpoint} does not fit the {described}: {error}") from error
     return model.to(device).eval(), run_config

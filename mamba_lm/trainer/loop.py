@@ -225,7 +225,8 @@ class Trainer:
                     if evaluate_now or progress.step % cfg.log_every == 0:
                         record = self._log(window, lr, evaluate_now)
                         window = _Window()
-                    if final or (cfg.save_every and progress.step % cfg.save_every == 0):
+                    periodic = cfg.save_every and progress.step % cfg.save_every == 0
+                    if final or (periodic and not progress.nonfinite_in_a_row):  # not amid NaNs
                         last_checkpoint = self._save()
                         window.started = time.perf_counter()  # keep checkpoint time out of tokens/s
             if stopped and self.log is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ class MetricsLogger:
         import wandb
 
         id_file = self.run_dir / _WANDB_ID_FILE  # the same wandb run continues after a resume
-        run_id = json.loads(id_file.read_text())["id"] if id_file.exists() else wandb.util.generate_id()
+        run_id = json.loads(id_file.read_text())["id"] if id_file.exists() else secrets.token_hex(6)
         write_json_atomic(id_file, {"id": run_id})
         return wandb.init(
             project=config.project,

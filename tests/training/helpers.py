@@ -57,3 +57,36 @@ def validation_batches(batch_size: int, count: int = 2):
 def tiny_mamba(seed: int = 0, vocab: int = VOCAB) -> MambaLMHeadModel:
     torch.manual_seed(seed)
     return MambaLMHeadModel(MambaConfig(d_model=16, n_layer=2, vocab_size=vocab))
+
+
+def tiny_trainer(accelerator, run_dir, model=None, loader=None, resume="auto", lr=3e-3, **trainer_overrides):
+    """A Trainer over ``tiny_mamba`` and ``CountingLoader`` with quiet, fast settings."""
+    from mamba_lm.trainer import LoggerConfig, OptimConfig, Trainer, TrainerConfig
+    from mamba_lm.trainer.model_factory import model_config_to_dict
+
+    model = model if model is not None else tiny_mamba()
+    settings = dict(max_steps=6, micro_batch_size=4, log_every=1, eval_every=0, save_every=3)
+    settings["progress_bar"] = False
+    settings.update(trainer_overrides)
+    config = getattr(model, "config", None)
+    run_config = {"model": model_config_to_dict(config) if config is not None else {}, "seed": 0}
+    return Trainer(
+        accelerator=accelerator,
+        model=model,
+        train_loader=loader if loader is not None else CountingLoader(settings["micro_batch_size"]),
+        run_dir=run_dir,
+        run_config=run_config,
+        optim=OptimConfig(lr=lr, warmup_steps=2),
+        trainer=TrainerConfig(**settings),
+        logger=LoggerConfig(backend="none"),
+        val_loader=validation_batches,
+        seqlen=SEQLEN,
+        resume=resume,
+    )
+
+
+def logged(run_dir, key: str = "loss") -> list:
+    """The values of ``key`` in a run's metrics.jsonl, in order."""
+    from mamba_lm.trainer.metrics import read_metrics
+
+    return [record[key] for record in read_metrics(run_dir / "metrics.jsonl") if key in record]

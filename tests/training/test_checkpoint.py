@@ -1,0 +1,142 @@
+"""Checkpoints: layout, atomic writes, pruning, damaged ones skipped, and load_model for evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from helpers import tiny_mamba, tiny_trainer
+from safetensors import safe_open
+
+from mamba_lm.trainer import CheckpointError, find_latest_checkpoint, load_model, resolve_checkpoint, state_io
+from mamba_lm.trainer.checkpoint import list_checkpoints
+
+
+def _corrupt(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_checkpoint_layout_and_model_round_trip(accelerator, tmp_path):
+    model = tiny_mamba()
+    summary = tiny_trainer(accelerator, tmp_path, model=model, keep_last=5).fit()
+    folders = list_checkpoints(tmp_path)
+    assert [f.name for f in folders] == ["step_00000006", "step_00000003"]
+    assert summary.checkpoint == folders[0]
+    names = {p.name for p in folders[0].iterdir()}
+    assert names == {
+        "model.safetensors",
+        "optimizer.safetensors",
+        "optimizer.json",
+        "trainer_state.json",
+        "config.json",
+        "manifest.json",
+    }
+    assert all(name.endswith((".safetensors", ".json")) for name in names)  # nothing pickled
+    with safe_open(str(folders[0] / "model.safetensors"), framework="pt") as f:
+        keys, metadata = set(f.keys()), f.metadata()
+    assert "backbone.embedding.weight" in keys and "lm_head.weight" not in keys  # tied: stored once
+    assert json.loads(metadata["aliases"]) == {"lm_head.weight": "backbone.embedding.weight"}
+    state = json.loads((folders[0] / "trainer_state.json").read_text())
+    assert state["step"] == 6 and state["world_size"] == 1 and state["ranks"][0]["data"] == {"position": 6}
+
+    loaded, run_config = load_model(tmp_path)  # a run folder: its newest checkpoint
+    assert run_config["model"]["arch"] == "mamba" and not loaded.training
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], tensor, rtol=0, atol=0)
+    assert loaded.lm_head.weight is loaded.backbone.embedding.weight
+    older, _ = load_model(folders[1])  # a checkpoint folder
+    assert not torch.equal(older.backbone.embedding.weight, loaded.backbone.embedding.weight)
+
+
+def test_keep_last_prunes_old_checkpoints_and_temporary_folders(accelerator, tmp_path):
+    abandoned = tmp_path / "checkpoints" / ".tmp-step_00000002-999"
+    abandoned.mkdir(parents=True)
+    tiny_trainer(accelerator, tmp_path, save_every=1, keep_last=2).fit()
+    assert [f.name for f in list_checkpoints(tmp_path)] == ["step_00000006", "step_00000005"]
+    assert not abandoned.exists()
+
+
+def test_damaged_newest_checkpoint_is_skipped_with_a_warning(accelerator, tmp_path):
+    tiny_trainer(accelerator, tmp_path, keep_last=5).fit()
+    newest, older = list_checkpoints(tmp_path)
+    _corrupt(newest / "model.safetensors")
+    with pytest.warns(UserWarning, match="skipping damaged checkpoint .*step_00000006.*SHA-256"):
+        assert find_latest_checkpoint(tmp_path) == older
+    (older / "optimizer.json").unlink()
+    with pytest.warns(UserWarning):
+        assert find_latest_checkpoint(tmp_path) is None
+    with pytest.raises(CheckpointError, match="damaged"):
+        resolve_checkpoint(newest)
+
+
+def test_resume_auto_takes_the_newest_valid_checkpoint(accelerator, tmp_path):
+    tiny_trainer(accelerator, tmp_path, keep_last=5).fit()
+    newest = list_checkpoints(tmp_path)[0]
+    (newest / "manifest.json").unlink()  # as if killed before the manifest was written
+    with pytest.warns(UserWarning, match="no manifest.json"):
+        summary = tiny_trainer(accelerator, tmp_path, max_steps=7, keep_last=5).fit()
+    assert summary.step == 7
+    state = json.loads((list_checkpoints(tmp_path)[0] / "trainer_state.json").read_text())
+    assert state["ranks"][0]["data"] == {"position": 7}  # continued from step 3, not from scratch
+
+
+def test_fresh_run_refuses_a_folder_with_checkpoints(accelerator, tmp_path):
+    tiny_trainer(accelerator, tmp_path, max_steps=3).fit()
+    with pytest.raises(FileExistsError, match="resume=auto"):
+        tiny_trainer(accelerator, tmp_path, resume=None).fit()
+
+
+def test_interrupted_write_leaves_no_checkpoint(accelerator, tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("mamba_lm.trainer.checkpoint.write_manifest", fail)
+    with pytest.raises(OSError, match="disk full"):
+        tiny_trainer(accelerator, tmp_path).fit()
+    assert list_checkpoints(tmp_path) == []
+    assert list((tmp_path / "checkpoints").iterdir()) == []
+
+
+def test_load_model_errors_name_the_cause(accelerator, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_model(tmp_path / "nowhere")
+    (tmp_path / "empty_run" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no valid checkpoint"):
+        load_model(tmp_path / "empty_run")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(CheckpointError, match="neither a run folder"):
+        load_model(tmp_path / "plain")
+
+    run = tmp_path / "run"
+    tiny_trainer(accelerator, run, max_steps=3).fit()
+    checkpoint = list_checkpoints(run)[0]
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["model"]["d_model"] = 32  # weights of a 16-wide model under a 32-wide config
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_model(checkpoint)  # the manifest notices the edit
+    state_io.write_manifest(checkpoint, 3)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_model(checkpoint)
+    config["model"] = {"arch": "transformer", "d_model": 16, "n_layer": 2, "n_head": 2, "vocab_size": 32}
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    state_io.write_manifest(checkpoint, 3)
+    with pytest.raises(CheckpointError, match="arch='transformer'"):
+        load_model(checkpoint)
+
+
+def test_optimizer_state_round_trip_through_safetensors_and_json():
+    model = tiny_mamba()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randint(0, 32, (2, 8))).logits.sum().backward()
+    optimizer.step()
+    tensors, meta = state_io.flatten_optimizer_state(optimizer.state_dict())
+    rebuilt = state_io.unflatten_optimizer_state(tensors, json.loads(json.dumps(meta)))
+    original = optimizer.state_dict()
+    assert rebuilt["param_groups"][0]["betas"] == original["param_groups"][0]["betas"]
+    for param, entries in original["state"].items():
+        for key, value in entries.items():
+            torch.testing.assert_close(rebuilt["state"][str(param)][key], value, rtol=0, atol=0)

@@ -1,0 +1,47 @@
+"""Non-finite losses: the step is skipped and counted; K in a row stop the run; checkpoints stay intact."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import logged, tiny_mamba, tiny_trainer
+from torch import nn
+
+from mamba_lm.trainer import NonFiniteLossError, find_latest_checkpoint
+from mamba_lm.trainer.checkpoint import list_checkpoints
+from mamba_lm.trainer.state_io import load_tensors
+
+
+class PoisonedModel(nn.Module):
+    """Wraps a model; forward calls whose number is in ``poisoned`` return NaN logits."""
+
+    def __init__(self, model: nn.Module, poisoned: set[int] | range):
+        super().__init__()
+        self.model, self.poisoned, self.calls = model, poisoned, 0
+
+    def forward(self, input_ids, **kwargs):
+        logits = self.model(input_ids, **kwargs).logits
+        self.calls += 1
+        return logits * float("nan") if self.calls in self.poisoned else logits
+
+
+def test_a_nonfinite_step_is_skipped_and_counted(accelerator, tmp_path):
+    model = PoisonedModel(tiny_mamba(), poisoned={3})
+    summary = tiny_trainer(accelerator, tmp_path, model=model, max_steps=5).fit()
+    assert summary.step == 5 and summary.skipped_steps == 1
+    losses = logged(tmp_path)
+    assert losses[2] is None and all(loss is not None for i, loss in enumerate(losses) if i != 2)
+    assert logged(tmp_path, "skipped_steps") == [0, 0, 1, 1, 1]
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the NaN update was not applied
+
+
+def test_k_nonfinite_steps_in_a_row_stop_the_run_and_keep_the_last_checkpoint(accelerator, tmp_path):
+    model = PoisonedModel(tiny_mamba(), poisoned=range(5, 100))
+    settings = dict(max_steps=20, save_every=2, max_nonfinite_steps=3)
+    trainer = tiny_trainer(accelerator, tmp_path, model=model, **settings)
+    with pytest.raises(NonFiniteLossError, match=r"3 consecutive steps .*/step_00000004 is intact"):
+        trainer.fit()
+    assert [c.name for c in list_checkpoints(tmp_path)] == ["step_00000004", "step_00000002"]
+    assert find_latest_checkpoint(tmp_path).name == "step_00000004"
+    weights = load_tensors(find_latest_checkpoint(tmp_path) / "model.safetensors")
+    assert weights and all(torch.isfinite(t).all() for t in weights.values())
