@@ -4,7 +4,7 @@ Imports only torch and this project's ``kernels`` (no Hydra, datasets or wandb),
 machine as is. ``mamba_lm.hf`` (transformers) and ``mamba_lm.trainer`` are imported on demand.
 """
 
-from .build import build_model, no_weight_decay_names
+from .build import build_model
 from .config import ClassifierConfig, MambaConfig, TransformerConfig
 from .generation import InferenceParams
 from .models import CausalLMOutput, MambaLMHeadModel, TransformerLMHeadModel
@@ -24,5 +24,4 @@ __all__ = [
     "TransformerConfig",
     "TransformerLMHeadModel",
     "build_model",
-    "no_weight_decay_names",
 ]

@@ -1,4 +1,8 @@
-"""Build a model from any config, and the no-weight-decay rule the trainer reads."""
+"""Build a model from any config.
+
+Weight decay: parameters that must not decay carry ``_no_weight_decay = True`` (mamba_ssm's mark: Mamba's
+A_log and D, S4D's SSM parameters); S4D's also carry S4's ``_optim`` dict. The trainer reads both.
+"""
 
 from __future__ import annotations
 
@@ -24,10 +28,3 @@ def build_model(
     raise TypeError(
         f"build_model takes a MambaConfig, TransformerConfig or ClassifierConfig, got {type(config).__name__}"
     )
-
-
-def no_weight_decay_names(model: nn.Module) -> set[str]:
-    """Names of the parameters marked ``_no_weight_decay = True`` (Mamba's A_log and D, S4D's SSM parameters).
-
-    The mark is mamba_ssm's convention; the trainer may exclude more (biases, norms, embeddings)."""
-    return {name for name, p in model.named_parameters() if getattr(p, "_no_weight_decay", False)}

@@ -36,3 +36,8 @@ def stepwise_logits(model, input_ids: torch.Tensor, prompt_len: int) -> torch.Te
         pieces.append(model(input_ids[:, t : t + 1], inference_params=params).logits)
         params.seqlen_offset += 1
     return torch.cat(pieces, dim=1)
+
+
+def marked_no_weight_decay(model) -> set[str]:
+    """Names of the parameters carrying mamba_ssm's ``_no_weight_decay = True`` mark."""
+    return {name for name, p in model.named_parameters() if getattr(p, "_no_weight_decay", False)}

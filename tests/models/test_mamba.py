@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from model_testing import VOCAB, relative_error, tiny_config
+from model_testing import VOCAB, marked_no_weight_decay, relative_error, tiny_config
 
 from kernels import selective_scan_ref
-from mamba_lm import Mamba, MambaConfig, MambaLMHeadModel, no_weight_decay_names
+from mamba_lm import Mamba, MambaConfig, MambaLMHeadModel
 from mamba_lm.modules.conv import causal_depthwise_conv
 
 
@@ -101,7 +101,7 @@ def test_lm_initialization_follows_the_reference():
         assert out_proj.abs().max() > 0.9 * kaiming_bound / math.sqrt(n_layer)
         dt = F.softplus(layer.mixer.dt_proj.bias)  # kept through the LM init (_no_reinit)
         assert dt.min() >= 0.001 * (1 - 1e-4) and dt.max() <= 0.1 * (1 + 1e-4)
-    assert no_weight_decay_names(model) == {
+    assert marked_no_weight_decay(model) == {
         f"backbone.layers.{i}.mixer.{p}" for i in range(n_layer) for p in ("A_log", "D")
     }
 

@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-from model_testing import relative_error
+from model_testing import marked_no_weight_decay, relative_error
 
-from mamba_lm import S4D, InferenceParams, MambaConfig, MambaLMHeadModel, no_weight_decay_names
+from mamba_lm import S4D, InferenceParams, MambaConfig, MambaLMHeadModel
 
 
 def explicit_recurrence(layer: S4D, u: torch.Tensor) -> torch.Tensor:
@@ -95,7 +95,7 @@ def test_optimizer_marks():
     )
     mixer = model.backbone.layers[0].mixer
     assert isinstance(mixer, S4D)
-    assert no_weight_decay_names(model) == {
+    assert marked_no_weight_decay(model) == {
         f"backbone.layers.0.mixer.{p}" for p in ("log_dt", "log_A_real", "A_imag")
     }
     assert mixer.log_dt._optim == {"lr": 1e-3, "weight_decay": 0.0}
