@@ -20,6 +20,7 @@ from .classification import classification_accuracy
 from .data_configs import CONFIGS_DIR, build_eval_datamodule
 from .loading import load_for_eval
 from .published import LRA_PUBLISHED, LRA_TASK_TITLES, LRA_TASKS, lra_average
+from .report.runs import hydra_choices
 from .results import run_folder_of, update_results
 
 REPO_ROOT = CONFIGS_DIR.parent
@@ -50,32 +51,36 @@ def evaluate_lra_run(
 ) -> tuple[str, dict[str, Any]]:
     """Accuracy of one classifier run on its task; saved in RUN_DIR/eval/lra.json when ``save``.
 
-    Returns (task, {"accuracy": %, "examples", "split", "subset"}); ``subset`` is the run's
-    ``data.max_train_examples`` (quick runs) or None. ``split="test"`` falls back to validation for a
-    task without a test split.
+    Returns (task, {"accuracy": %, "examples", "split", "model" (the mixer), "experiment", "data",
+    "quick"}); ``quick`` marks runs of a quick experiment or data config (tiny data, few steps).
+    ``split="test"`` falls back to validation for a task without a test split.
     """
     loaded = load_for_eval(run_dir, device, require_tokenizer=False, expect="classifier")
     task = lra_task_of(loaded.run_config, run_dir)
     _, datamodule = build_eval_datamodule(None, loaded.run_config, overrides or {})
     if datamodule.task != "classification":
         raise ValueError(f"{run_dir}: its data config is a {datamodule.task} task, not classification")
-    if split == "test" and hasattr(datamodule, "test_loader"):
+    if split == "test" and datamodule.has_test:
         loader, used_split = datamodule.test_loader(batch_size), "test"
     elif split in ("test", "val"):
         loader, used_split = datamodule.val_loader(batch_size), "val"
     else:
         raise ValueError(f"split must be test or val, got {split!r}")
     result = classification_accuracy(loaded.model, loader, max_batches, dtype)
+    run_folder = run_folder_of(run_dir) or Path(run_dir)
+    choices = hydra_choices(run_folder)
+    model_config = loaded.run_config.get("model") or {}
     entry = {
         "accuracy": result.accuracy,
         "examples": result.examples,
         "split": used_split,
-        "subset": (loaded.run_config.get("data") or {}).get("max_train_examples"),
-        "model": (loaded.run_config.get("model") or {}).get("mixer")
-        or (loaded.run_config.get("model") or {}).get("arch"),
+        "model": model_config.get("mixer") or model_config.get("arch"),
+        "experiment": choices.get("experiment"),
+        "data": choices.get("data"),
+        "quick": "quick" in choices.get("experiment", "") + choices.get("data", ""),
     }
     if save:
-        update_results(run_folder_of(run_dir) or run_dir, "lra", {task: entry})
+        update_results(run_folder, "lra", {task: entry})
     return task, entry
 
 

@@ -22,7 +22,7 @@ class Options:
         False, help="train tiny classifiers (experiment=lra/quick/<task>) first, then evaluate them"
     )
     tasks: list[str] = option([], help="quick mode: tasks to train (default: every task with a quick config)")
-    model: str | None = option(None, help="quick mode: model config for the classifiers, e.g. lra_s4d_tiny")
+    mixer: str | None = option(None, help="quick mode: classifier mixer, s4d (default) | mamba | attention")
     out: str = option("outputs/lra_quick", help="quick mode: folder that receives one run folder per task")
     split: str = option("test", help="test (validation when a task has no test split) | val")
     batch_size: int = option(32, help="examples per forward pass")
@@ -42,8 +42,10 @@ def run(options: Options, positional: list[str]) -> int:
     if options.quick:
         tasks = options.tasks or quick_tasks()
         train_overrides = [f"{key}={value}" for key, value in options.overrides.items()]
-        if options.model:
-            train_overrides.append(f"model={options.model}")
+        if options.mixer:
+            train_overrides.append(f"model.mixer={options.mixer}")
+            if options.mixer == "attention":  # no SSM parameters for the lr rule to match
+                train_overrides.append("optim.param_groups=[]")
         for task in tasks:
             run_dir = Path(options.out) / task
             print(f"training quick LRA {task} -> {run_dir}", flush=True)

@@ -100,3 +100,14 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
             loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
             return loaded if isinstance(loaded, dict) else {}
     return {}
+
+
+def hydra_choices(run_dir: str | Path) -> dict[str, str]:
+    """The config-group choices Hydra recorded for a run (``.hydra/hydra.yaml``: experiment, model,
+    data, ...), or {} when the folder has none (runs made outside Hydra, checkpoints from elsewhere)."""
+    path = Path(run_dir) / ".hydra" / "hydra.yaml"
+    if not path.is_file():
+        return {}
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    choices = (loaded.get("hydra") or {}).get("runtime", {}).get("choices") or {}
+    return {str(key): str(value) for key, value in choices.items() if value is not None}
