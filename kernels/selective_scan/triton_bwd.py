@@ -22,7 +22,7 @@ dA, dD and d(delta_bias) as partials per segment; the host sums the partials.
 import triton
 import triton.language as tl
 
-from .triton_common import LOG2E, load_dt, load_row
+from .triton_common import LOG2E, load_dt, load_row, load_state, store_state, zero_state
 
 
 @triton.jit
@@ -51,6 +51,18 @@ def keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX: tl.constexpr):
 
 
 @triton.jit
+def decays(dt2, A, keep, HAS_SEQ_IDX: tl.constexpr, DSTATE: tl.constexpr):
+    """Tuple of exp(dt A[n]) (times keep): dt2 = dt * log2(e)."""
+    dA = ()
+    for n in tl.static_range(DSTATE):
+        dA_n = tl.exp2(dt2 * A[n])
+        if HAS_SEQ_IDX:
+            dA_n = dA_n * keep
+        dA = dA + (dA_n,)
+    return dA
+
+
+@triton.jit
 def adjoint_local_kernel(
     delta_ptr, z_ptr, dout_ptr, A_ptr, C_ptr, bias_ptr, seq_ptr, q_ptr,
     stride_deltab, stride_deltad, stride_deltal,
@@ -59,11 +71,11 @@ def adjoint_local_kernel(
     stride_Ad, stride_An,
     stride_Cb, stride_Cg, stride_Cn, stride_Cl,
     stride_seqb, stride_seql,
-    L, dim, dstate, dim_per_group, n_seg, seg_len,
+    L, dim, dim_per_group, n_seg, seg_len,
     HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, DELTA_SOFTPLUS: tl.constexpr,
     HAS_SEQ_IDX: tl.constexpr, BLOCK_D: tl.constexpr, DSTATE: tl.constexpr,
 ):  # fmt: skip
-    """q (batch, n_seg, dim, dstate): adjoint w.r.t. the state before segment s, from segment s alone."""
+    """q (batch, n_seg, dstate, dim): adjoint w.r.t. the state before segment s, from segment s alone."""
     i_dg = tl.program_id(0)
     i_b = tl.program_id(1).to(tl.int64)
     i_s = tl.program_id(2)
@@ -72,29 +84,28 @@ def adjoint_local_kernel(
     o_in_group = (i_dg % blocks_per_group) * BLOCK_D + tl.arange(0, BLOCK_D)
     m_d = o_in_group < dim_per_group
     o_d = i_g * dim_per_group + o_in_group
-    o_n = tl.arange(0, DSTATE)
-    m_n = o_n < dstate
-    m_dn = m_d[:, None] & m_n[None, :]
-    A2 = tl.load(A_ptr + o_d[:, None] * stride_Ad + o_n[None, :] * stride_An, mask=m_dn, other=0.0)
-    A2 = A2.to(tl.float32) * LOG2E
+    A = load_state(A_ptr, stride_An, o_d * stride_Ad, m_d, DSTATE)
     bias = tl.load(bias_ptr + o_d, mask=m_d, other=0.0).to(tl.float32) if HAS_BIAS else 0.0
     delta_ptrs = delta_ptr + i_b * stride_deltab + o_d * stride_deltad
     z_ptrs = z_ptr + i_b * stride_zb + o_d * stride_zd
     dout_ptrs = dout_ptr + i_b * stride_dob + o_d * stride_dod
-    C_ptrs = C_ptr + i_b * stride_Cb + i_g * stride_Cg + o_n * stride_Cn
+    C_ptrs = C_ptr + i_b * stride_Cb + i_g * stride_Cg
     seq_ptrs = seq_ptr + i_b * stride_seqb
 
-    g = tl.zeros([BLOCK_D, DSTATE], dtype=tl.float32)
+    g = zero_state(BLOCK_D, DSTATE)
     t0 = i_s * seg_len
     t_end = tl.minimum(t0 + seg_len, L)
     for k in range(t_end - t0):
         t = t_end - 1 - k
         dt, _ = load_dt(t, L, delta_ptrs, stride_deltal, bias, m_d, DELTA_SOFTPLUS)
         dy, _, _ = load_dy(t, L, dout_ptrs, stride_dol, z_ptrs, stride_zl, m_d, HAS_Z)
-        C_t = tl.load(C_ptrs + t * stride_Cl, mask=m_n, other=0.0).to(tl.float32)
-        g += dy[:, None] * C_t[None, :]
-        g = g * tl.exp2(dt[:, None] * A2) * keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX)
-    tl.store(q_ptr + (i_b * n_seg + i_s) * dim * dstate + o_d[:, None] * dstate + o_n[None, :], g, mask=m_dn)
+        dA = decays(dt * LOG2E, A, keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX), HAS_SEQ_IDX, DSTATE)
+        g_new = ()
+        for n in tl.static_range(DSTATE):
+            C_tn = tl.load(C_ptrs + n * stride_Cn + t * stride_Cl).to(tl.float32)
+            g_new = g_new + ((g[n] + dy * C_tn) * dA[n],)
+        g = g_new
+    store_state(q_ptr + (i_b * n_seg + i_s) * DSTATE * dim, g, dim, o_d, m_d, DSTATE)
 
 
 @triton.jit
@@ -112,17 +123,18 @@ def scan_bwd_kernel(
     stride_Bb, stride_Bg, stride_Bn, stride_Bl,
     stride_Cb, stride_Cg, stride_Cn, stride_Cl,
     stride_seqb, stride_seql,
-    L, dim, dstate, dim_per_group, n_dblocks, n_seg, seg_len, n_chunks, chunk_len,
+    stride_geb, stride_ges, stride_gen, stride_ged,
+    L, dim, dim_per_group, n_dblocks, n_seg, seg_len, n_chunks, chunk_len,
     HAS_Z: tl.constexpr, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, DELTA_SOFTPLUS: tl.constexpr,
     HAS_SEQ_IDX: tl.constexpr, HAS_GEND: tl.constexpr,
     BLOCK_D: tl.constexpr, DSTATE: tl.constexpr, SUB: tl.constexpr,
 ):  # fmt: skip
     """Gradients of one segment; see the module docstring.
 
-    ckpt: (batch, n_chunks, dim, dstate) state before each chunk; gend: (batch, n_seg, dim, dstate)
-    adjoint after each segment; du, ddelta, dz: (batch, dim, seqlen) with strides stride_g*;
-    dB, dC partials: (batch, n_dblocks, seqlen, dstate); dA partial: (batch, n_seg, dim, dstate);
-    dD, dbias partials: (batch, n_seg, dim); dh0: (batch, n_seg, dim, dstate) adjoint before the segment.
+    ckpt: (batch, n_chunks, dstate, dim) state before each chunk; gend: adjoint after each segment,
+    strides (batch, segment, state, channel); du, ddelta, dz: (batch, dim, seqlen) with strides
+    stride_g*; dB, dC partials: (batch, n_dblocks, seqlen, dstate); dA, dh0 partials: (batch, n_seg,
+    dstate, dim); dD, dbias partials: (batch, n_seg, dim).
     """
     i_dg = tl.program_id(0)
     i_b = tl.program_id(1).to(tl.int64)
@@ -132,13 +144,8 @@ def scan_bwd_kernel(
     o_in_group = (i_dg % blocks_per_group) * BLOCK_D + tl.arange(0, BLOCK_D)
     m_d = o_in_group < dim_per_group
     o_d = i_g * dim_per_group + o_in_group
-    o_n = tl.arange(0, DSTATE)
-    m_n = o_n < dstate
-    m_dn = m_d[:, None] & m_n[None, :]
 
-    A = tl.load(A_ptr + o_d[:, None] * stride_Ad + o_n[None, :] * stride_An, mask=m_dn, other=0.0)
-    A = A.to(tl.float32)
-    A2 = A * LOG2E
+    A = load_state(A_ptr, stride_An, o_d * stride_Ad, m_d, DSTATE)
     bias = tl.load(bias_ptr + o_d, mask=m_d, other=0.0).to(tl.float32) if HAS_BIAS else 0.0
     Dskip = tl.load(Dskip_ptr + o_d, mask=m_d, other=0.0).to(tl.float32) if HAS_D else 0.0
 
@@ -149,20 +156,20 @@ def scan_bwd_kernel(
     du_ptrs = du_ptr + i_b * stride_gb + o_d * stride_gd
     ddelta_ptrs = ddelta_ptr + i_b * stride_gb + o_d * stride_gd
     dz_ptrs = dz_ptr + i_b * stride_gb + o_d * stride_gd
-    B_ptrs = B_ptr + i_b * stride_Bb + i_g * stride_Bg + o_n * stride_Bn
-    C_ptrs = C_ptr + i_b * stride_Cb + i_g * stride_Cg + o_n * stride_Cn
+    B_ptrs = B_ptr + i_b * stride_Bb + i_g * stride_Bg
+    C_ptrs = C_ptr + i_b * stride_Cb + i_g * stride_Cg
     seq_ptrs = seq_ptr + i_b * stride_seqb
-    part_ptrs = (i_b * n_dblocks + i_dg) * L * dstate + o_n  # + t * dstate: dB / dC partial rows
-    o_state = o_d[:, None] * dstate + o_n[None, :]
+    part = (i_b * n_dblocks + i_dg) * L * DSTATE  # + t * DSTATE + n: dB / dC partial sums
     i_prog = (i_b * n_seg + i_s) * n_dblocks + i_dg
-    scratch = scratch_ptr + i_prog * (chunk_len // SUB) * BLOCK_D * DSTATE
-    o_scratch = tl.arange(0, BLOCK_D)[:, None] * DSTATE + o_n[None, :]
+    scratch = scratch_ptr + i_prog * (chunk_len // SUB) * DSTATE * BLOCK_D
+    o_scratch = tl.arange(0, BLOCK_D)
 
     if HAS_GEND:
-        g = tl.load(gend_ptr + (i_b * n_seg + i_s) * dim * dstate + o_state, mask=m_dn, other=0.0)
+        ge = gend_ptr + i_b * stride_geb + i_s * stride_ges
+        g = load_state(ge, stride_gen, o_d * stride_ged, m_d, DSTATE)
     else:
-        g = tl.zeros([BLOCK_D, DSTATE], dtype=tl.float32)
-    dA_acc = tl.zeros([BLOCK_D, DSTATE], dtype=tl.float32)
+        g = zero_state(BLOCK_D, DSTATE)
+    dA_acc = zero_state(BLOCK_D, DSTATE)
     dD_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
     dbias_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
 
@@ -171,79 +178,99 @@ def scan_bwd_kernel(
     for kc in range(n_chunks_seg):
         c0 = t_seg + (n_chunks_seg - 1 - kc) * chunk_len
         c_end = tl.minimum(c0 + chunk_len, L)
-        h = tl.load(
-            ckpt_ptr + (i_b * n_chunks + c0 // chunk_len) * dim * dstate + o_state, mask=m_dn, other=0.0
-        )
+        h = load_state(ckpt_ptr + (i_b * n_chunks + c0 // chunk_len) * DSTATE * dim, dim, o_d, m_d, DSTATE)
         # Phase 1: forward over the chunk.
         for t in range(c0, c_end):
             if (t - c0) % SUB == 0:
-                tl.store(scratch + ((t - c0) // SUB) * BLOCK_D * DSTATE + o_scratch, h)
+                store_state(
+                    scratch + ((t - c0) // SUB) * DSTATE * BLOCK_D, h, BLOCK_D, o_scratch, m_d, DSTATE
+                )
             u = load_row(t, L, u_ptrs, stride_ul, m_d)
             dt, _ = load_dt(t, L, delta_ptrs, stride_deltal, bias, m_d, DELTA_SOFTPLUS)
-            B_t = tl.load(B_ptrs + t * stride_Bl, mask=m_n, other=0.0).to(tl.float32)
-            C_t = tl.load(C_ptrs + t * stride_Cl, mask=m_n, other=0.0).to(tl.float32)
-            dA = tl.exp2(dt[:, None] * A2) * keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX)
-            h = dA * h + (dt * u)[:, None] * B_t[None, :]
             dy, dout, z = load_dy(t, L, dout_ptrs, stride_dol, z_ptrs, stride_zl, m_d, HAS_Z)
+            dA = decays(dt * LOG2E, A, keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX), HAS_SEQ_IDX, DSTATE)
+            dtu = dt * u
+            y = Dskip * u
+            h_new = ()
+            for n in tl.static_range(DSTATE):
+                h_n = dA[n] * h[n] + dtu * tl.load(B_ptrs + n * stride_Bn + t * stride_Bl).to(tl.float32)
+                if HAS_Z:
+                    y += h_n * tl.load(C_ptrs + n * stride_Cn + t * stride_Cl).to(tl.float32)
+                tl.store(dC_ptr + part + t * DSTATE + n, tl.sum(dy * h_n, axis=0))
+                h_new = h_new + (h_n,)
+            h = h_new
             if HAS_Z:
-                y = tl.sum(h * C_t[None, :], axis=1)
-                if HAS_D:
-                    y += Dskip * u
                 sig = tl.sigmoid(z)
                 dz = dout * y * sig * (1.0 + z * (1.0 - sig))
                 tl.store(dz_ptrs + t * stride_gl, dz.to(dz_ptr.dtype.element_ty), mask=m_d)
             if HAS_D:
                 dD_acc += dy * u
-            dC_t = tl.sum(dy[:, None] * h, axis=0)  # masked channels hold h = 0, dy = 0
-            tl.store(dC_ptr + part_ptrs + t * dstate, dC_t, mask=m_n)
         # Phase 2: sub-blocks of SUB steps, last to first.
         n_sub = tl.cdiv(c_end - c0, SUB)
         for ks in range(n_sub):
             j = n_sub - 1 - ks
             s0 = c0 + j * SUB
-            h_start = tl.load(scratch + j * BLOCK_D * DSTATE + o_scratch)
+            h_start = load_state(scratch + j * DSTATE * BLOCK_D, BLOCK_D, o_scratch, m_d, DSTATE)
             h = h_start
-            hs = ()
+            hs = (h_start,)  # hs[k] = the state before step s0 + k
             dAs = ()
             for k in tl.static_range(SUB):
-                u = load_row(s0 + k, L, u_ptrs, stride_ul, m_d)
-                dt, _ = load_dt(s0 + k, L, delta_ptrs, stride_deltal, bias, m_d, DELTA_SOFTPLUS)
-                B_t = tl.load(B_ptrs + (s0 + k) * stride_Bl, mask=m_n & (s0 + k < L), other=0.0)
-                dA = tl.exp2(dt[:, None] * A2) * keep_at(s0 + k, L, seq_ptrs, stride_seql, HAS_SEQ_IDX)
-                h = dA * h + (dt * u)[:, None] * B_t.to(tl.float32)[None, :]
-                hs = hs + (h,)
-                dAs = dAs + (dA,)
-            for kk in tl.static_range(SUB):
-                k = SUB - 1 - kk
                 t = s0 + k
                 u = load_row(t, L, u_ptrs, stride_ul, m_d)
+                dt, _ = load_dt(t, L, delta_ptrs, stride_deltal, bias, m_d, DELTA_SOFTPLUS)
+                dA = decays(
+                    dt * LOG2E, A, keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX), HAS_SEQ_IDX, DSTATE
+                )
+                dtu = dt * u
+                h_new = ()
+                for n in tl.static_range(DSTATE):
+                    B_tn = tl.load(B_ptrs + n * stride_Bn + t * stride_Bl, mask=t < L, other=0.0)
+                    h_new = h_new + (dA[n] * h[n] + dtu * B_tn.to(tl.float32),)
+                h = h_new
+                hs = hs + (h,)
+                dAs = dAs + (dA,)
+            for k in tl.static_range(SUB - 1, -1, -1):
+                t = s0 + k
+                m_t = m_d & (t < L)
+                u = load_row(t, L, u_ptrs, stride_ul, m_d)
                 dt, dt_raw = load_dt(t, L, delta_ptrs, stride_deltal, bias, m_d, DELTA_SOFTPLUS)
-                B_t = tl.load(B_ptrs + t * stride_Bl, mask=m_n & (t < L), other=0.0).to(tl.float32)
-                C_t = tl.load(C_ptrs + t * stride_Cl, mask=m_n & (t < L), other=0.0).to(tl.float32)
                 dy, _, _ = load_dy(t, L, dout_ptrs, stride_dol, z_ptrs, stride_zl, m_d, HAS_Z)
-                g += dy[:, None] * C_t[None, :]
-                h_prev = hs[k - 1] if k > 0 else h_start
-                d_dtA = g * dAs[k] * h_prev
-                gB = tl.sum(g * B_t[None, :], axis=1)
-                ddt = tl.sum(d_dtA * A, axis=1) + gB * u
+                h_prev = hs[k]
+                dtu = dt * u
+                gB = tl.zeros([BLOCK_D], dtype=tl.float32)
+                ddt_A = tl.zeros([BLOCK_D], dtype=tl.float32)
+                g_new = ()
+                dA_acc_new = ()
+                for n in tl.static_range(DSTATE):
+                    B_tn = tl.load(B_ptrs + n * stride_Bn + t * stride_Bl, mask=t < L, other=0.0).to(
+                        tl.float32
+                    )
+                    C_tn = tl.load(C_ptrs + n * stride_Cn + t * stride_Cl, mask=t < L, other=0.0).to(
+                        tl.float32
+                    )
+                    g_n = g[n] + dy * C_tn
+                    d_dtA = g_n * dAs[k][n] * h_prev[n]
+                    ddt_A += d_dtA * A[n]
+                    gB += g_n * B_tn
+                    dA_acc_new = dA_acc_new + (dA_acc[n] + d_dtA * dt,)
+                    tl.store(dB_ptr + part + t * DSTATE + n, tl.sum(g_n * dtu, axis=0), mask=t < L)
+                    g_new = g_new + (g_n * dAs[k][n],)
+                g = g_new
+                dA_acc = dA_acc_new
+                ddt = ddt_A + gB * u
                 du = gB * dt
                 if HAS_D:
                     du += Dskip * dy
-                dA_acc += d_dtA * dt[:, None]
                 if DELTA_SOFTPLUS:
                     ddt = ddt * tl.sigmoid(dt_raw)
-                m_t = m_d & (t < L)
                 ddt = tl.where(m_t, ddt, 0.0)
                 dbias_acc += ddt
                 tl.store(du_ptrs + t * stride_gl, du.to(du_ptr.dtype.element_ty), mask=m_t)
                 tl.store(ddelta_ptrs + t * stride_gl, ddt.to(ddelta_ptr.dtype.element_ty), mask=m_t)
-                dB_t = tl.sum(g * (dt * u)[:, None], axis=0)
-                tl.store(dB_ptr + part_ptrs + t * dstate, dB_t, mask=m_n & (t < L))
-                g = g * dAs[k]
 
     base = (i_b * n_seg + i_s) * dim
-    tl.store(dh0_ptr + base * dstate + o_state, g, mask=m_dn)
-    tl.store(dA_ptr + base * dstate + o_state, dA_acc, mask=m_dn)
+    store_state(dh0_ptr + base * DSTATE, g, dim, o_d, m_d, DSTATE)
+    store_state(dA_ptr + base * DSTATE, dA_acc, dim, o_d, m_d, DSTATE)
     if HAS_D:
         tl.store(dD_ptr + base + o_d, dD_acc, mask=m_d)
     if HAS_BIAS:

@@ -9,7 +9,7 @@ At every step it reads one row of u, delta, z (BLOCK_D values; contiguous when t
 import triton
 import triton.language as tl
 
-LOG2E = 1.4426950408889634
+LOG2E = tl.constexpr(1.4426950408889634)
 
 
 @triton.jit
@@ -48,3 +48,31 @@ def keep_state(t, L, seq_ptr, stride_seql, seq_prev, HAS_SEQ_IDX: tl.constexpr):
 
 def next_power_of_2(n: int) -> int:
     return triton.next_power_of_2(n)
+
+
+# The state of a program is a tuple of DSTATE register vectors of shape (BLOCK_D,), one per state
+# index n, so that every sum over n stays inside a thread. State buffers in memory are laid out
+# state-major, (..., dstate, dim), so that each vector is one contiguous row.
+
+
+@triton.jit
+def load_state(ptr, stride_n, o_d, m_d, DSTATE: tl.constexpr):
+    """Tuple of DSTATE fp32 vectors (BLOCK_D,) read from ptr + n * stride_n + o_d (o_d pre-scaled)."""
+    h = ()
+    for n in tl.static_range(DSTATE):
+        h = h + (tl.load(ptr + n * stride_n + o_d, mask=m_d, other=0.0).to(tl.float32),)
+    return h
+
+
+@triton.jit
+def store_state(ptr, h, stride_n, o_d, m_d, DSTATE: tl.constexpr):
+    for n in tl.static_range(DSTATE):
+        tl.store(ptr + n * stride_n + o_d, h[n], mask=m_d)
+
+
+@triton.jit
+def zero_state(BLOCK_D: tl.constexpr, DSTATE: tl.constexpr):
+    h = ()
+    for n in tl.static_range(DSTATE):
+        h = h + (tl.zeros([BLOCK_D], dtype=tl.float32),)
+    return h

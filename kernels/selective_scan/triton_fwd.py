@@ -1,23 +1,24 @@
 """Triton forward kernel of the selective scan.
 
 Grid: (groups * cdiv(dim_per_group, BLOCK_D), batch, n_segments). A program walks its segment of
-time sequentially with the (BLOCK_D, DSTATE) fp32 state in registers. The same kernel serves three
-roles, chosen by constexpr flags:
+time sequentially with the fp32 state of its BLOCK_D channels in registers (see triton_common).
+The same kernel serves three roles, chosen by constexpr flags:
 
 - the whole forward, when one segment spans the sequence (enough batch x channel parallelism);
 - pass 1 of the chunked forward (WRITE_OUT=False, SAVE_END=True, no initial state): each segment's
-  local end state and the sum of its dt, which `triton_chunks.combine_states` joins into the
-  state before every segment;
-- pass 3 of the chunked forward: every segment again, started from its true state, writing y.
+  local end state and the sum of its dt, which `combine_states_kernel` joins into the state
+  before every segment;
+- pass 3 of the chunked forward: every segment again, from its true start state, writing y.
 
-It saves the state before every CHUNK_LEN steps (the checkpoints the backward restarts from).
-Buffers it owns are contiguous: states (batch, n, dim, dstate), dt sums (batch, n, dim).
+It saves the state before every chunk of chunk_len steps (the backward restarts from these).
+State arguments carry strides (batch, segment, state, channel); ckpt is (batch, n_chunks, dstate,
+dim) contiguous and dtsum (batch, n_seg, dim).
 """
 
 import triton
 import triton.language as tl
 
-from .triton_common import LOG2E, keep_state, load_dt, load_row
+from .triton_common import LOG2E, keep_state, load_dt, load_row, load_state, store_state, zero_state
 
 
 @triton.jit
@@ -33,7 +34,9 @@ def scan_fwd_kernel(
     stride_Bb, stride_Bg, stride_Bn, stride_Bl,
     stride_Cb, stride_Cg, stride_Cn, stride_Cl,
     stride_seqb, stride_seql,
-    L, dim, dstate, dim_per_group, n_seg, seg_len, n_chunks, chunk_len,
+    stride_h0b, stride_h0s, stride_h0n, stride_h0d,
+    stride_heb, stride_hes, stride_hen, stride_hed,
+    L, dim, dim_per_group, n_seg, seg_len, n_chunks, chunk_len,
     HAS_Z: tl.constexpr, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, DELTA_SOFTPLUS: tl.constexpr,
     HAS_SEQ_IDX: tl.constexpr, HAS_H0: tl.constexpr, WRITE_OUT: tl.constexpr,
     SAVE_CKPT: tl.constexpr, SAVE_END: tl.constexpr,
@@ -47,13 +50,8 @@ def scan_fwd_kernel(
     o_in_group = (i_dg % blocks_per_group) * BLOCK_D + tl.arange(0, BLOCK_D)
     m_d = o_in_group < dim_per_group
     o_d = i_g * dim_per_group + o_in_group  # (BLOCK_D,) channel indices
-    o_n = tl.arange(0, DSTATE)
-    m_n = o_n < dstate
-    m_dn = m_d[:, None] & m_n[None, :]
 
-    # Per-channel constants. A is pre-scaled by log2(e) so that exp(dt A) = exp2(dt A2).
-    A2 = tl.load(A_ptr + o_d[:, None] * stride_Ad + o_n[None, :] * stride_An, mask=m_dn, other=0.0)
-    A2 = A2.to(tl.float32) * LOG2E
+    A = load_state(A_ptr, stride_An, o_d * stride_Ad, m_d, DSTATE)
     bias = tl.load(bias_ptr + o_d, mask=m_d, other=0.0).to(tl.float32) if HAS_BIAS else 0.0
     Dskip = tl.load(Dskip_ptr + o_d, mask=m_d, other=0.0).to(tl.float32) if HAS_D else 0.0
 
@@ -61,15 +59,16 @@ def scan_fwd_kernel(
     delta_ptrs = delta_ptr + i_b * stride_deltab + o_d * stride_deltad
     z_ptrs = z_ptr + i_b * stride_zb + o_d * stride_zd
     out_ptrs = out_ptr + i_b * stride_ob + o_d * stride_od
-    B_ptrs = B_ptr + i_b * stride_Bb + i_g * stride_Bg + o_n * stride_Bn
-    C_ptrs = C_ptr + i_b * stride_Cb + i_g * stride_Cg + o_n * stride_Cn
+    B_ptrs = B_ptr + i_b * stride_Bb + i_g * stride_Bg
+    C_ptrs = C_ptr + i_b * stride_Cb + i_g * stride_Cg
     seq_ptrs = seq_ptr + i_b * stride_seqb
-    o_state = o_d[:, None] * dstate + o_n[None, :]  # offsets inside one (dim, dstate) state
 
     if HAS_H0:
-        h = tl.load(h0_ptr + (i_b * n_seg + i_s) * dim * dstate + o_state, mask=m_dn, other=0.0)
+        h = load_state(
+            h0_ptr + i_b * stride_h0b + i_s * stride_h0s, stride_h0n, o_d * stride_h0d, m_d, DSTATE
+        )
     else:
-        h = tl.zeros([BLOCK_D, DSTATE], dtype=tl.float32)
+        h = zero_state(BLOCK_D, DSTATE)
 
     t0 = i_s * seg_len
     t_end = tl.minimum(t0 + seg_len, L)
@@ -81,30 +80,37 @@ def scan_fwd_kernel(
     for t in range(t0, t_end):
         if SAVE_CKPT:
             if t % chunk_len == 0:
-                i_c = t // chunk_len
-                tl.store(ckpt_ptr + (i_b * n_chunks + i_c) * dim * dstate + o_state, h, mask=m_dn)
+                ckpt = ckpt_ptr + (i_b * n_chunks + t // chunk_len) * DSTATE * dim
+                store_state(ckpt, h, dim, o_d, m_d, DSTATE)
         u = load_row(t, L, u_ptrs, stride_ul, m_d)
         dt, _ = load_dt(t, L, delta_ptrs, stride_deltal, bias, m_d, DELTA_SOFTPLUS)
-        B_t = tl.load(B_ptrs + t * stride_Bl, mask=m_n, other=0.0).to(tl.float32)
         keep, seq_prev = keep_state(t, L, seq_ptrs, stride_seql, seq_prev, HAS_SEQ_IDX)
-        dA = tl.exp2(dt[:, None] * A2)
         if HAS_SEQ_IDX:
-            dA = dA * keep
             reset = tl.maximum(reset, 1.0 - keep)
-        h = dA * h + (dt * u)[:, None] * B_t[None, :]
+        dtu = dt * u
+        dt2 = dt * LOG2E  # exp(dt A) = exp2(dt2 A)
         dt_sum += dt
+        y = Dskip * u
+        h_new = ()
+        for n in tl.static_range(DSTATE):
+            B_tn = tl.load(B_ptrs + n * stride_Bn + t * stride_Bl).to(tl.float32)
+            dA_n = tl.exp2(dt2 * A[n])
+            if HAS_SEQ_IDX:
+                dA_n = dA_n * keep
+            h_n = dA_n * h[n] + dtu * B_tn
+            if WRITE_OUT:
+                y += h_n * tl.load(C_ptrs + n * stride_Cn + t * stride_Cl).to(tl.float32)
+            h_new = h_new + (h_n,)
+        h = h_new
         if WRITE_OUT:
-            C_t = tl.load(C_ptrs + t * stride_Cl, mask=m_n, other=0.0).to(tl.float32)
-            y = tl.sum(h * C_t[None, :], axis=1)
-            if HAS_D:
-                y += Dskip * u
             if HAS_Z:
                 zt = load_row(t, L, z_ptrs, stride_zl, m_d)
                 y = y * zt * tl.sigmoid(zt)
             tl.store(out_ptrs + t * stride_ol, y.to(out_ptr.dtype.element_ty), mask=m_d)
 
     if SAVE_END:
-        tl.store(hend_ptr + (i_b * n_seg + i_s) * dim * dstate + o_state, h, mask=m_dn)
+        hend = hend_ptr + i_b * stride_heb + i_s * stride_hes
+        store_state(hend, h, stride_hen, o_d * stride_hed, m_d, DSTATE)
         tl.store(dtsum_ptr + (i_b * n_seg + i_s) * dim + o_d, dt_sum, mask=m_d)
         if HAS_SEQ_IDX:
             if i_dg == 0:

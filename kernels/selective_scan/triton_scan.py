@@ -68,9 +68,10 @@ def _flags(D, z, delta_bias, delta_softplus, seq_idx) -> dict:
     )
 
 
-def _combine(local, dtsum, reset, A, carry_in, reverse, cfg, dstate_p2):
-    """Run `combine_states_kernel`; returns (per-segment carries, final carry)."""
-    batch, n_seg, dim, dstate = local.shape
+def _combine(local, dtsum, reset, A, carry_in, reverse, cfg):
+    """Run `combine_states_kernel` on local (batch, n_seg, dstate, dim); returns (per-segment carries
+    (batch, n_seg, dstate, dim), final carry (batch, dim, dstate))."""
+    batch, n_seg, dstate, dim = local.shape
     out = torch.empty_like(local)
     carry_out = torch.empty(batch, dim, dstate, dtype=torch.float32, device=local.device)
     ci = carry_in if carry_in is not None else carry_out
@@ -78,33 +79,36 @@ def _combine(local, dtsum, reset, A, carry_in, reverse, cfg, dstate_p2):
     combine_states_kernel[grid](
         local, dtsum, reset if reset is not None else dtsum, A, ci, out, carry_out,
         A.stride(0), A.stride(1), *ci.stride(), *carry_out.stride(),
-        dim, dstate, n_seg,
+        dim, n_seg,
         HAS_CARRY_IN=carry_in is not None, HAS_RESET=reset is not None, REVERSE=reverse,
-        BLOCK_D=cfg.block_d, DSTATE=dstate_p2, num_warps=cfg.num_warps,
+        BLOCK_D=cfg.block_d, DSTATE=dstate, num_warps=cfg.num_warps,
     )  # fmt: skip
     return out, carry_out
 
 
 def scan_forward(u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, initial_state, seq_idx, cfg):
     """Returns out (like u, channel-contiguous), last_state (batch, dim, dstate) fp32, and what the
-    backward needs: ckpt (batch, n_chunks, dim, dstate), dtsum and reset per segment (or None)."""
+    backward needs: ckpt (batch, n_chunks, dstate, dim), dtsum and reset per segment (or None)."""
     batch, dim, L = u.shape
     groups, dstate = B4.shape[1], A.shape[1]
     dpg = dim // groups
-    dstate_p2 = triton.next_power_of_2(dstate)
     n_dblocks = groups * triton.cdiv(dpg, cfg.block_d)
     n_chunks = triton.cdiv(L, cfg.chunk_len)
     n_seg = triton.cdiv(L, cfg.seg_len)
     dev = u.device
     f32 = dict(dtype=torch.float32, device=dev)
     out = _dim_contiguous_like(u)
-    ckpt = torch.empty(batch, n_chunks, dim, dstate, **f32)
-    hend = torch.empty(batch, n_seg, dim, dstate, **f32)
+    ckpt = torch.empty(batch, n_chunks, dstate, dim, **f32)
+    last_state = torch.empty(batch, dim, dstate, **f32)
+    hend = torch.empty(batch, n_seg, dstate, dim, **f32) if n_seg > 1 else last_state
     dtsum = torch.empty(batch, n_seg, dim, **f32)
     reset = torch.empty(batch, n_seg, **f32) if seq_idx is not None else None
     seq = seq_idx if seq_idx is not None else dtsum  # placeholder pointer, never read
     zz = z if z is not None else u
     flags = _flags(D, z, delta_bias, delta_softplus, seq_idx)
+
+    def state_strides(x):  # (batch, segment, state, channel)
+        return (x.stride(0), 0, x.stride(2), x.stride(1)) if x.dim() == 3 else x.stride()
 
     def launch(h0, write_out, save_ckpt, save_end):
         scan_fwd_kernel[(n_dblocks, batch, n_seg)](
@@ -113,17 +117,17 @@ def scan_forward(u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, initial_
             h0 if h0 is not None else hend, ckpt, hend, dtsum, reset if reset is not None else dtsum,
             *u.stride(), *delta.stride(), *zz.stride(), *out.stride(), *A.stride(),
             *B4.stride(), *C4.stride(), *(seq_idx.stride() if seq_idx is not None else (0, 0)),
-            L, dim, dstate, dpg, n_seg, cfg.seg_len, n_chunks, cfg.chunk_len,
+            *state_strides(h0 if h0 is not None else hend), *state_strides(hend),
+            L, dim, dpg, n_seg, cfg.seg_len, n_chunks, cfg.chunk_len,
             HAS_H0=h0 is not None, WRITE_OUT=write_out, SAVE_CKPT=save_ckpt, SAVE_END=save_end,
-            BLOCK_D=cfg.block_d, DSTATE=dstate_p2, num_warps=cfg.num_warps, **flags,
+            BLOCK_D=cfg.block_d, DSTATE=dstate, num_warps=cfg.num_warps, **flags,
         )  # fmt: skip
 
-    h0 = initial_state.float().contiguous().unsqueeze(1) if initial_state is not None else None
     if n_seg == 1:
-        launch(h0, write_out=True, save_ckpt=True, save_end=True)
-        return out, hend[:, 0], ckpt, None, None
+        launch(initial_state, write_out=True, save_ckpt=True, save_end=True)
+        return out, last_state, ckpt, None, None
     launch(None, write_out=False, save_ckpt=False, save_end=True)
-    h_start, last_state = _combine(hend, dtsum, reset, A, initial_state, False, cfg, dstate_p2)
+    h_start, last_state = _combine(hend, dtsum, reset, A, initial_state, False, cfg)
     launch(h_start, write_out=True, save_ckpt=True, save_end=False)
     return out, last_state, ckpt, dtsum, reset
 
@@ -134,7 +138,6 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
     batch, dim, L = u.shape
     groups, dstate = B4.shape[1], A.shape[1]
     dpg = dim // groups
-    dstate_p2 = triton.next_power_of_2(dstate)
     bpg = triton.cdiv(dpg, cfg.block_d)
     n_dblocks = groups * bpg
     n_chunks = triton.cdiv(L, cfg.chunk_len)
@@ -148,27 +151,32 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
     grid = (n_dblocks, batch, n_seg)
 
     if n_seg > 1:
-        q = torch.empty(batch, n_seg, dim, dstate, **f32)
+        q = torch.empty(batch, n_seg, dstate, dim, **f32)
         adjoint_local_kernel[grid](
             delta, zz, dout, A, C4, delta_bias if delta_bias is not None else A, seq, q,
             *delta.stride(), *zz.stride(), *dout.stride(), *A.stride(), *C4.stride(), *seq_strides,
-            L, dim, dstate, dpg, n_seg, cfg.seg_len,
+            L, dim, dpg, n_seg, cfg.seg_len,
             HAS_Z=flags["HAS_Z"], HAS_BIAS=flags["HAS_BIAS"], DELTA_SOFTPLUS=flags["DELTA_SOFTPLUS"],
-            HAS_SEQ_IDX=flags["HAS_SEQ_IDX"], BLOCK_D=cfg.block_d, DSTATE=dstate_p2, num_warps=cfg.num_warps,
+            HAS_SEQ_IDX=flags["HAS_SEQ_IDX"], BLOCK_D=cfg.block_d, DSTATE=dstate, num_warps=cfg.num_warps,
         )  # fmt: skip
-        gend, _ = _combine(q, dtsum, reset, A, dlast, True, cfg, dstate_p2)
+        gend, _ = _combine(q, dtsum, reset, A, dlast, True, cfg)
+        gend_strides = gend.stride()
     else:
-        gend = dlast.float().contiguous().unsqueeze(1) if dlast is not None else None
+        gend = dlast
+        gend_strides = (
+            (dlast.stride(0), 0, dlast.stride(2), dlast.stride(1)) if dlast is not None else (0,) * 4
+        )
 
-    du, ddelta, dz = _dim_contiguous_like(u), _dim_contiguous_like(u), _dim_contiguous_like(u)
+    du, ddelta = _dim_contiguous_like(u), _dim_contiguous_like(u)
+    dz = _dim_contiguous_like(u) if z is not None else du
     dB_part = torch.empty(batch, n_dblocks, L, dstate, **f32)
     dC_part = torch.empty(batch, n_dblocks, L, dstate, **f32)
-    dA_part = torch.empty(batch, n_seg, dim, dstate, **f32)
+    dA_part = torch.empty(batch, n_seg, dstate, dim, **f32)
     dD_part = torch.empty(batch, n_seg, dim, **f32)
     dbias_part = torch.empty(batch, n_seg, dim, **f32)
-    dh0 = torch.empty(batch, n_seg, dim, dstate, **f32)
+    dh0 = torch.empty(batch, n_seg, dstate, dim, **f32)
     scratch = torch.empty(
-        batch * n_seg * n_dblocks * (cfg.chunk_len // cfg.sub) * cfg.block_d * dstate_p2, **f32
+        batch * n_seg * n_dblocks * (cfg.chunk_len // cfg.sub) * dstate * cfg.block_d, **f32
     )
     scan_bwd_kernel[grid](
         u, delta, zz, dout, A, B4, C4,
@@ -176,9 +184,9 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
         ckpt, gend if gend is not None else ckpt, scratch,
         du, ddelta, dz, dB_part, dC_part, dA_part, dD_part, dbias_part, dh0,
         *u.stride(), *delta.stride(), *zz.stride(), *dout.stride(), *du.stride(), *A.stride(),
-        *B4.stride(), *C4.stride(), *seq_strides,
-        L, dim, dstate, dpg, n_dblocks, n_seg, cfg.seg_len, n_chunks, cfg.chunk_len,
-        HAS_GEND=gend is not None, BLOCK_D=cfg.block_d, DSTATE=dstate_p2, SUB=cfg.sub,
+        *B4.stride(), *C4.stride(), *seq_strides, *gend_strides,
+        L, dim, dpg, n_dblocks, n_seg, cfg.seg_len, n_chunks, cfg.chunk_len,
+        HAS_GEND=gend is not None, BLOCK_D=cfg.block_d, DSTATE=dstate, SUB=cfg.sub,
         num_warps=cfg.num_warps, **flags,
     )  # fmt: skip
 
@@ -186,11 +194,11 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
         return part.view(batch, groups, bpg, L, dstate).sum(2).transpose(-1, -2)
 
     return (
-        du, ddelta, dA_part.sum((0, 1)), per_group(dB_part), per_group(dC_part),
+        du, ddelta, dA_part.sum((0, 1)).t(), per_group(dB_part), per_group(dC_part),
         dD_part.sum((0, 1)) if D is not None else None,
         dz if z is not None else None,
         dbias_part.sum((0, 1)) if delta_bias is not None else None,
-        dh0[:, 0],
+        dh0[:, 0].transpose(1, 2),
     )  # fmt: skip
 
 
