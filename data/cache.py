@@ -95,7 +95,8 @@ def build_once(
 ) -> Path:
     """Return folder ``target``, building it with ``build(temporary_folder)`` unless it is valid.
 
-    ``is_valid(target)`` decides reuse. Otherwise any stale ``target`` is removed, ``build``
+    ``is_valid(target)`` decides reuse. Otherwise any stale ``target`` (and temporary folders
+    left by a killed build) is removed, ``build``
     fills a fresh temporary sibling folder and that folder is renamed to ``target``; if ``build``
     raises, nothing is left under ``target``'s name. Holds ``target``'s lock file meanwhile.
     """
@@ -103,6 +104,8 @@ def build_once(
     with file_lock(target.parent / f".{target.name}.lock"):
         if target.exists() and is_valid(target):
             return target
+        for leftover in target.parent.glob(f".{target.name}.*.tmp"):  # from a process killed mid-build
+            shutil.rmtree(leftover, ignore_errors=True)
         if target.exists():
             if on_rebuild is not None:
                 on_rebuild(f"{target} is incomplete or damaged; rebuilding it")

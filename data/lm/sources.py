@@ -100,16 +100,21 @@ def load_documents(config: TextDatasetConfig, split: str, cache_root: Path, stre
     elif config.source == "files":
         _require_train_split(split, what)
         files = resolve_files(config.files or [])
+        if all(path.stat().st_size == 0 for path in files):
+            raise ValueError(f"dataset {what} is empty: every file has 0 bytes")
         builder = files_format(files, config.format)
         extra = {"sample_by": "document"} if builder == "text" else {}
-        dataset = datasets.load_dataset(
-            builder,
-            data_files=[str(f) for f in files],
-            split="train",
-            cache_dir=hf_cache,
-            streaming=streaming,
-            **extra,
-        )
+        try:
+            dataset = datasets.load_dataset(
+                builder,
+                data_files=[str(f) for f in files],
+                split="train",
+                cache_dir=hf_cache,
+                streaming=streaming,
+                **extra,
+            )
+        except Exception as error:  # datasets reports e.g. an empty JSON file as a bare StopIteration
+            raise ValueError(f"cannot read {what} as {builder}: {type(error).__name__} {error}") from error
     elif config.source == "disk":
         folder = Path(config.path).expanduser()
         if not folder.is_dir():

@@ -206,6 +206,8 @@ def generate_scene(rng: np.random.Generator, style: PathfinderStyle) -> Scene | 
         for index, contour in enumerate(contours):
             if index != owner and _point_segment_distance(center, contour[:, 0], contour[:, 1]).min() < guard:
                 return None
+    if owners[0] != owners[1] and np.linalg.norm(markers[0] - markers[1]) < guard + style.marker_radius:
+        return None  # nor the other target's marker
     return Scene(contours, markers, owners, label)
 
 
