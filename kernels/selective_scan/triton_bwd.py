@@ -22,7 +22,16 @@ dA, dD and d(delta_bias) as partials per segment; the host sums the partials.
 import triton
 import triton.language as tl
 
-from .triton_common import LOG2E, load_dt, load_row, load_state, store_state, zero_state
+from .triton_common import (
+    LOG2E,
+    dt_from_raw,
+    load_dt,
+    load_row,
+    load_state,
+    load_step_inputs,
+    store_state,
+    zero_state,
+)
 
 
 @triton.jit
@@ -173,34 +182,46 @@ def scan_bwd_kernel(
     dD_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
     dbias_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
 
+    args = (u_ptrs, stride_ul, delta_ptrs, stride_deltal, z_ptrs, stride_zl)
+    args = args + (B_ptrs, stride_Bn, stride_Bl, C_ptrs, stride_Cn, stride_Cl, m_d)
     t_seg = i_s * seg_len
     n_chunks_seg = tl.cdiv(tl.minimum(seg_len, L - t_seg), chunk_len)
     for kc in range(n_chunks_seg):
         c0 = t_seg + (n_chunks_seg - 1 - kc) * chunk_len
         c_end = tl.minimum(c0 + chunk_len, L)
         h = load_state(ckpt_ptr + (i_b * n_chunks + c0 // chunk_len) * DSTATE * dim, dim, o_d, m_d, DSTATE)
-        # Phase 1: forward over the chunk.
+        # Phase 1: forward over the chunk, loading step t + 1 while computing step t.
+        nxt = load_step_inputs(c0, c_end, *args, HAS_Z, True, DSTATE)
+        dout_nxt = tl.load(dout_ptrs + c0 * stride_dol, mask=m_d, other=0.0)
         for t in range(c0, c_end):
             if (t - c0) % SUB == 0:
                 store_state(
                     scratch + ((t - c0) // SUB) * DSTATE * BLOCK_D, h, BLOCK_D, o_scratch, m_d, DSTATE
                 )
-            u = load_row(t, L, u_ptrs, stride_ul, m_d)
-            dt, _ = load_dt(t, L, delta_ptrs, stride_deltal, bias, m_d, DELTA_SOFTPLUS)
-            dy, dout, z = load_dy(t, L, dout_ptrs, stride_dol, z_ptrs, stride_zl, m_d, HAS_Z)
+            u, delta, z, Bs, Cs = nxt
+            dout = dout_nxt.to(tl.float32)
+            nxt = load_step_inputs(t + 1, c_end, *args, HAS_Z, True, DSTATE)
+            dout_nxt = tl.load(dout_ptrs + (t + 1) * stride_dol, mask=m_d & (t + 1 < c_end), other=0.0)
+            u = u.to(tl.float32)
+            dt, _ = dt_from_raw(delta, bias, m_d, DELTA_SOFTPLUS)
             dA = decays(dt * LOG2E, A, keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX), HAS_SEQ_IDX, DSTATE)
+            if HAS_Z:
+                z = z.to(tl.float32)
+                sig = tl.sigmoid(z)
+                dy = dout * z * sig
+            else:
+                dy = dout
             dtu = dt * u
             y = Dskip * u
             h_new = ()
             for n in tl.static_range(DSTATE):
-                h_n = dA[n] * h[n] + dtu * tl.load(B_ptrs + n * stride_Bn + t * stride_Bl).to(tl.float32)
+                h_n = dA[n] * h[n] + dtu * Bs[n].to(tl.float32)
                 if HAS_Z:
-                    y += h_n * tl.load(C_ptrs + n * stride_Cn + t * stride_Cl).to(tl.float32)
+                    y += h_n * Cs[n].to(tl.float32)
                 tl.store(dC_ptr + part + t * DSTATE + n, tl.sum(dy * h_n, axis=0))
                 h_new = h_new + (h_n,)
             h = h_new
             if HAS_Z:
-                sig = tl.sigmoid(z)
                 dz = dout * y * sig * (1.0 + z * (1.0 - sig))
                 tl.store(dz_ptrs + t * stride_gl, dz.to(dz_ptr.dtype.element_ty), mask=m_d)
             if HAS_D:

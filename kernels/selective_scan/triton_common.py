@@ -73,6 +73,38 @@ def store_state(ptr, h, stride_n, o_d, m_d, DSTATE: tl.constexpr):
 @triton.jit
 def zero_state(BLOCK_D: tl.constexpr, DSTATE: tl.constexpr):
     h = ()
-    for n in tl.static_range(DSTATE):
+    for _ in tl.static_range(DSTATE):
         h = h + (tl.zeros([BLOCK_D], dtype=tl.float32),)
     return h
+
+
+@triton.jit
+def load_step_inputs(
+    t, t_end, u_ptrs, stride_ul, delta_ptrs, stride_deltal, z_ptrs, stride_zl,
+    B_ptrs, stride_Bn, stride_Bl, C_ptrs, stride_Cn, stride_Cl, m_d,
+    HAS_Z: tl.constexpr, HAS_C: tl.constexpr, DSTATE: tl.constexpr,
+):  # fmt: skip
+    """Everything step t reads, raw: rows u, delta, z (BLOCK_D,) and B, C (tuples of DSTATE scalars).
+
+    Zeros at t >= t_end. Kernels load step t + 1 while they compute step t, so that the memory
+    latency overlaps the arithmetic of a step.
+    """
+    m = m_d & (t < t_end)
+    u = tl.load(u_ptrs + t * stride_ul, mask=m, other=0.0)
+    delta = tl.load(delta_ptrs + t * stride_deltal, mask=m, other=0.0)
+    z = tl.load(z_ptrs + t * stride_zl, mask=m, other=0.0) if HAS_Z else u
+    Bs = ()
+    Cs = ()
+    for n in tl.static_range(DSTATE):
+        Bs = Bs + (tl.load(B_ptrs + n * stride_Bn + t * stride_Bl, mask=t < t_end, other=0.0),)
+        if HAS_C:
+            Cs = Cs + (tl.load(C_ptrs + n * stride_Cn + t * stride_Cl, mask=t < t_end, other=0.0),)
+    return u, delta, z, Bs, Cs
+
+
+@triton.jit
+def dt_from_raw(delta, bias, m_d, DELTA_SOFTPLUS: tl.constexpr):
+    """dt (fp32) from a raw delta row: + bias, softplus; zero outside m_d."""
+    dt_raw = delta.to(tl.float32) + bias
+    dt = softplus(dt_raw) if DELTA_SOFTPLUS else dt_raw
+    return tl.where(m_d, dt, 0.0), dt_raw

@@ -18,7 +18,15 @@ dim) contiguous and dtsum (batch, n_seg, dim).
 import triton
 import triton.language as tl
 
-from .triton_common import LOG2E, keep_state, load_dt, load_row, load_state, store_state, zero_state
+from .triton_common import (
+    LOG2E,
+    dt_from_raw,
+    keep_state,
+    load_state,
+    load_step_inputs,
+    store_state,
+    zero_state,
+)
 
 
 @triton.jit
@@ -77,13 +85,18 @@ def scan_fwd_kernel(
         seq_prev = tl.load(seq_ptrs + tl.maximum(t0 - 1, 0) * stride_seql)
     dt_sum = tl.zeros([BLOCK_D], dtype=tl.float32)
     reset = 0.0
+    args = (u_ptrs, stride_ul, delta_ptrs, stride_deltal, z_ptrs, stride_zl)
+    args = args + (B_ptrs, stride_Bn, stride_Bl, C_ptrs, stride_Cn, stride_Cl, m_d)
+    nxt = load_step_inputs(t0, t_end, *args, HAS_Z and WRITE_OUT, WRITE_OUT, DSTATE)
     for t in range(t0, t_end):
         if SAVE_CKPT:
             if t % chunk_len == 0:
                 ckpt = ckpt_ptr + (i_b * n_chunks + t // chunk_len) * DSTATE * dim
                 store_state(ckpt, h, dim, o_d, m_d, DSTATE)
-        u = load_row(t, L, u_ptrs, stride_ul, m_d)
-        dt, _ = load_dt(t, L, delta_ptrs, stride_deltal, bias, m_d, DELTA_SOFTPLUS)
+        u, delta, zt, Bs, Cs = nxt
+        nxt = load_step_inputs(t + 1, t_end, *args, HAS_Z and WRITE_OUT, WRITE_OUT, DSTATE)
+        u = u.to(tl.float32)
+        dt, _ = dt_from_raw(delta, bias, m_d, DELTA_SOFTPLUS)
         keep, seq_prev = keep_state(t, L, seq_ptrs, stride_seql, seq_prev, HAS_SEQ_IDX)
         if HAS_SEQ_IDX:
             reset = tl.maximum(reset, 1.0 - keep)
@@ -93,18 +106,17 @@ def scan_fwd_kernel(
         y = Dskip * u
         h_new = ()
         for n in tl.static_range(DSTATE):
-            B_tn = tl.load(B_ptrs + n * stride_Bn + t * stride_Bl).to(tl.float32)
             dA_n = tl.exp2(dt2 * A[n])
             if HAS_SEQ_IDX:
                 dA_n = dA_n * keep
-            h_n = dA_n * h[n] + dtu * B_tn
+            h_n = dA_n * h[n] + dtu * Bs[n].to(tl.float32)
             if WRITE_OUT:
-                y += h_n * tl.load(C_ptrs + n * stride_Cn + t * stride_Cl).to(tl.float32)
+                y += h_n * Cs[n].to(tl.float32)
             h_new = h_new + (h_n,)
         h = h_new
         if WRITE_OUT:
             if HAS_Z:
-                zt = load_row(t, L, z_ptrs, stride_zl, m_d)
+                zt = zt.to(tl.float32)
                 y = y * zt * tl.sigmoid(zt)
             tl.store(out_ptrs + t * stride_ol, y.to(out_ptr.dtype.element_ty), mask=m_d)
 
