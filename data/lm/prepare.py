@@ -90,6 +90,7 @@ def prepare_corpus(config: LMDataConfig) -> tuple[Path, dict[str, Any]]:
 
     build_once(folder, is_valid, lambda temporary: build_corpus(config, root, key, temporary), log.warning)
     manifest = load_manifest(folder)
+    log.info("token shards of %s: %s", manifest["source"], folder)
     check_vocab_fits(
         manifest["tokenizer"]["vocab_size"], config.max_vocab_size, f"tokenizer {config.tokenizer.source!r}"
     )
@@ -103,7 +104,7 @@ def build_corpus(config: LMDataConfig, root: Path, key: str, folder: Path) -> No
     train = load_documents(data, data.split, root)
     held_out = load_documents(data, config.validation.split, root) if config.validation.split else None
     fraction = 0.0 if held_out is not None else config.validation.fraction
-    log.info("tokenizing %s into %s", describe_source(data), folder)
+    log.info("tokenizing %s", describe_source(data))
 
     def train_batches() -> Iterator[list[str]]:
         return iter_text_batches(
@@ -166,4 +167,4 @@ def build_corpus(config: LMDataConfig, root: Path, key: str, folder: Path) -> No
             "build_seconds": round(time.time() - started, 2),
         },
     )
-    log.info("built %s: %s", folder, {split: entry["tokens"] for split, entry in splits.items()})
+    log.info("tokens per split: %s", {split: entry["tokens"] for split, entry in splits.items()})

@@ -23,7 +23,8 @@ def classification_batch(
     ``pad_token_id`` to ``width`` (default: the longest document), ``labels`` int64 (B,) and
     ``lengths`` int64 (B,) or (B, D): the unpadded lengths.
     """
-    lengths = np.array([[len(doc) for doc in docs] for docs in examples], dtype=np.int64)
+    # an empty document counts as one pad token: pooling over nothing is undefined
+    lengths = np.array([[max(len(doc), 1) for doc in docs] for docs in examples], dtype=np.int64)
     width = width or int(lengths.max())
     if pad_token_id is None and np.any(lengths != width):
         raise ValueError(

@@ -65,3 +65,16 @@ def test_quick_configs_build(tmp_path, name):
     module = build_datamodule(config, seed=0)
     batch = next(module.train_loader(2))
     assert batch["input_ids"].shape[0] == 2 and batch["labels"].dtype.is_signed
+
+
+def test_build_command(tmp_path, capsys):
+    from data.__main__ import main
+
+    assert (
+        main(["build", "lra_listops_quick", f"cache_dir={tmp_path}", "num_train=50", "data.num_val=20"]) == 0
+    )
+    described = json.loads(capsys.readouterr().out)
+    assert described["train_examples"] == 50 and described["val_examples"] == 20
+    assert main(["prepare"]) == 2
+    with pytest.raises(SystemExit, match="no data config 'nope'"):
+        main(["build", "nope"])

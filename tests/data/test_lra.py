@@ -268,3 +268,8 @@ def test_missing_archive_folder_is_explained(tmp_path):
         build_datamodule(
             {"kind": "lra_text", "archive_dir": str(tmp_path / "nope"), "cache_dir": str(tmp_path)}, 0
         )
+
+
+def test_empty_documents_count_as_one_pad_token():
+    batch = classification_batch([[np.array([], dtype=np.uint16)], [np.array([4, 5])]], np.array([0, 1]), 0)
+    assert batch["lengths"].tolist() == [1, 2] and batch["input_ids"].tolist() == [[0, 0], [4, 5]]
