@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from data.config import LMDataConfig
 from data.datamodule import DataModule
 from data.lm.blocks import BlockDataset, lm_batch
+from data.lm.config import LMDataConfig
 from data.lm.prepare import prepare_corpus
 from data.lm.shards import TokenStream
 from data.sampling import Batch, EpochSampler, ResumableLoader, SequentialBatches

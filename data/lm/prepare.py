@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from data.cache import atomic_write_json, build_once, cache_root, fingerprint
-from data.config import LMDataConfig
+from data.lm.config import LMDataConfig
 from data.lm.shards import (
     FORMAT_VERSION,
     MANIFEST,

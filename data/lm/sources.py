@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from data.cache import fingerprint
-from data.config import TextDatasetConfig
+from data.lm.config import TextDatasetConfig
 from data.lm.embedded import embedded_corpus_file
 
 EXTENSION_FORMATS = {

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from data.cache import atomic_write_json, build_once, cache_root, fingerprint, read_json
-from data.config import LMDataConfig
 from data.datamodule import DataModule
 from data.lm.blocks import lm_batch
+from data.lm.config import LMDataConfig
 from data.lm.prepare import check_vocab_fits, is_held_out
 from data.lm.sources import describe_source, iter_text_batches, load_documents, source_fingerprint
 from data.lm.tokenizer import TOKENIZER_FILE, materialize_tokenizer

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.config import TokenizerConfig
+from data.lm.config import TokenizerConfig
 
 log = logging.getLogger(__name__)
 

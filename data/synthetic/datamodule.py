@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from data.config import InductionHeadsConfig, SelectiveCopyingConfig
 from data.datamodule import DataModule
 from data.sampling import Batch, EpochSampler, ResumableLoader, SequentialBatches
+from data.synthetic.config import InductionHeadsConfig, SelectiveCopyingConfig
 from data.synthetic.tasks import induction_heads_example, selective_copying_example
 
 ENDLESS = 2**62
