@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +42,6 @@ def _carve(examples: list, fraction: float, seed: int) -> tuple[list, list]:
     return [e for e, s in zip(examples, assignment) if s == 0], [
         e for e, s in zip(examples, assignment) if s == 1
     ]
-
-
-def _routed(
-    examples: Iterable[tuple[list[np.ndarray], int]], assignment: np.ndarray, writers: list[SplitWriter]
-):
-    for index, (docs, label) in enumerate(examples):
-        writers[assignment[index]].add(docs, label)
 
 
 def _build_listops(config, folder: Path, seqlen: int, dtype: np.dtype) -> dict[str, Any]:
@@ -112,19 +105,18 @@ def _build_pathfinder(config, folder: Path, seqlen: int, dtype: np.dtype) -> dic
     writers = [SplitWriter(folder, split, dtype, 1) for split in ("train", "val", "test")]
     if config.source == "generate":
         count = config.num_examples
-        examples: Iterator = generate_pathfinder(
+        examples: Iterable = generate_pathfinder(
             count, config.generation_seed, config.resolution, config.difficulty, config.workers
         )
     else:
-        source = archive.require_folder(
-            config.archive_dir, f"pathfinder{config.resolution}/ of the lra_release archive"
-        )
-        index = archive.pathfinder_index(source, config.difficulty)
-        images = ((archive.read_pathfinder_image(path, config.resolution), label) for path, label in index)
-        readable = [(image, label) for image, label in images if image is not None]
-        count, examples = len(readable), iter(readable)
+        what = f"pathfinder{config.resolution}/ of the lra_release archive"
+        index = archive.pathfinder_index(archive.require_folder(config.archive_dir, what), config.difficulty)
+        count = len(index)  # split by position in the metadata; unreadable images are skipped
+        examples = ((archive.read_pathfinder_image(path, config.resolution), label) for path, label in index)
     assignment = split_assignment(count, config.val_fraction, config.test_fraction, config.split_seed)
-    _routed((([image[:seqlen]], label) for image, label in examples), assignment, writers)
+    for position, (image, label) in enumerate(examples):
+        if image is not None:
+            writers[assignment[position]].add([image[:seqlen]], label)
     for writer in writers:
         writer.close()
     return {}

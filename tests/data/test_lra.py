@@ -11,6 +11,7 @@ from PIL import Image
 
 from data import build_datamodule
 from data.lra import listops
+from data.lra.build import split_assignment
 from data.lra.datamodule import classification_batch
 from data.lra.pathfinder import generate_image, style_for
 from data.lra.tasks import rgb_to_gray
@@ -209,13 +210,16 @@ def test_pathfinder_archive_layout(tmp_path):
     config = {"kind": "lra_pathfinder", "source": "archive", "archive_dir": str(tmp_path / "pathfinder32")}
     config.update(cache_dir=str(tmp_path), val_fraction=0.25, test_fraction=0.25)
     module = build_datamodule(config, seed=0)
-    assert [len(module.splits[s]) for s in ("train", "val", "test")] == [6, 3, 3]
+    assignment = split_assignment(13, 0.25, 0.25, seed=42)[:12]  # entry 12 is the unreadable image
+    assert [len(module.splits[s]) for s in ("train", "val", "test")] == np.bincount(
+        assignment, minlength=3
+    ).tolist()
     seen = {}
     for loader in (module.val_loader(4), module.test_loader(4)):
         for batch in loader:
             for ids, label in zip(batch["input_ids"], batch["labels"]):
                 seen[ids.numpy().astype(np.uint8).tobytes()] = int(label)
-    for batch in [next(module.train_loader(6))]:
+    for batch in [next(module.train_loader(len(module.splits["train"])))]:
         for ids, label in zip(batch["input_ids"], batch["labels"]):
             seen[ids.numpy().astype(np.uint8).tobytes()] = int(label)
     assert seen == expected
