@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from .cli import UsageError, describe_options, parse_options, split_arguments
+from .cli import EvaluationError, UsageError, describe_options, parse_options, split_arguments
 from .commands import COMMANDS
 
 
@@ -45,10 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"error: {error}\n\n{usage(command)}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, KeyError) as error:
+    except expected_errors() as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)
         return 2
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that describe bad input or an unusable environment: printed as one line, no traceback."""
+    from mamba_lm.trainer.checkpoint import CheckpointError
+
+    return (ValueError, FileNotFoundError, KeyError, EvaluationError, CheckpointError)
 
 
 if __name__ == "__main__":

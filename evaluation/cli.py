@@ -23,6 +23,11 @@ class UsageError(ValueError):
     """Bad command-line input; the message says what was wrong and what is expected."""
 
 
+class EvaluationError(RuntimeError):
+    """An evaluation that cannot go on for a reason outside this code (a task's data cannot be
+    fetched, the training run of a quick mode failed); the message names the cause."""
+
+
 def option(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
     """A dataclass field with a help text (shown by ``python -m evaluation help``)."""
     if isinstance(default, (list, dict)):

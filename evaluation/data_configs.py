@@ -32,8 +32,11 @@ def compose_data_config(name: str, overrides: dict[str, str] | None = None) -> d
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from mamba_lm.trainer.config_store import register_configs
+
+    register_configs()  # train.yaml's schemas live in Hydra's ConfigStore
     hydra_overrides = [f"data={name}"] + [f"{key}={value}" for key, value in (overrides or {}).items()]
-    with initialize_config_dir(config_dir=str(CONFIGS_DIR), version_base=None, job_name="evaluation"):
+    with initialize_config_dir(config_dir=str(CONFIGS_DIR), version_base="1.3", job_name="evaluation"):
         config = compose(config_name="train", overrides=hydra_overrides)
     return OmegaConf.to_container(config.data, resolve=True)
 

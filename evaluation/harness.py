@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .cli import EvaluationError
 from .published import PAPER_TASK_METRICS
 
 PAPER_TASKS_ALIAS = "paper"
@@ -48,7 +49,7 @@ def loadable_tasks(
     task_manager, tasks: list[str], skip_unreachable: bool
 ) -> tuple[list[str], dict[str, str]]:
     """(tasks whose data loads, {task: reason} for those skipped). With ``skip_unreachable=False`` the
-    first failure raises ``RuntimeError`` naming the task and the cause."""
+    first failure raises ``EvaluationError`` naming the task and the cause."""
     ready, skipped = [], {}
     for task in tasks:
         try:
@@ -56,7 +57,7 @@ def loadable_tasks(
         except Exception as error:  # datasets raises many types (ConnectionError, DatasetNotFoundError, ...)
             reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
             if not skip_unreachable:
-                raise RuntimeError(f"lm-eval task {task!r} could not load its data ({reason})") from error
+                raise EvaluationError(f"lm-eval task {task!r} could not load its data ({reason})") from error
             skipped[task] = reason
             continue
         ready.append(task)
@@ -117,7 +118,7 @@ def run_harness(
     for task, reason in skipped.items():
         logger.warning("skipping lm-eval task %s: its data could not be loaded (%s)", task, reason)
     if not ready:
-        raise RuntimeError(f"no requested task could load its data: {skipped}")
+        raise EvaluationError(f"no requested task could load its data: {skipped}")
     model: Any = lm if lm is not None else LM_EVAL_MODEL_NAME
     results = lm_eval.simple_evaluate(
         model=model,

@@ -140,7 +140,6 @@ def _load_run(path: Path) -> LoadedModel:
 
 
 def _load_external(path: Path, config: dict[str, Any]) -> LoadedModel:
-    state_dict = read_state_dict(path)
     if "model_type" in config or "architectures" in config:
         model_type = config.get("model_type") or str(config.get("architectures"))
         if config.get("model_type") not in HF_MODEL_TYPES:
@@ -148,6 +147,7 @@ def _load_external(path: Path, config: dict[str, Any]) -> LoadedModel:
                 f"{path} holds a Hugging Face '{model_type}' model; only {', '.join(HF_MODEL_TYPES)} "
                 "(MambaForCausalLM, LlamaForCausalLM) can be evaluated here"
             )
+        state_dict = read_state_dict(path)
         from transformers import AutoConfig
 
         from mamba_lm.hf import from_hf
@@ -157,6 +157,7 @@ def _load_external(path: Path, config: dict[str, Any]) -> LoadedModel:
 
     from mamba_lm import MambaConfig, MambaLMHeadModel
 
+    state_dict = read_state_dict(path)
     try:
         mamba_config = MambaConfig.from_dict(config)
     except (TypeError, ValueError) as error:
@@ -195,9 +196,13 @@ def _read_weight_file(file: Path) -> dict[str, torch.Tensor]:
     if not file.is_file():
         raise FileNotFoundError(f"weight file {file} is missing")
     if file.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(file))
+        try:
+            return load_file(str(file))
+        except SafetensorError as error:
+            raise ValueError(f"{file} is not a readable safetensors file ({error})") from error
     try:
         loaded = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle errors: objects other than tensors, or a damaged file

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .classification import classification_accuracy
+from .cli import EvaluationError
 from .data_configs import CONFIGS_DIR, build_eval_datamodule
 from .loading import load_for_eval
 from .published import LRA_PUBLISHED, LRA_TASK_TITLES, LRA_TASKS, lra_average
@@ -95,7 +96,7 @@ def quick_train(
     """Train a tiny classifier with ``python train.py experiment=lra/quick/<task>`` into ``run_dir``.
 
     Runs train.py in a subprocess (the real entry point, Hydra included) on the CPU and raises
-    ``RuntimeError`` with the tail of its output when it fails.
+    ``EvaluationError`` with the tail of its output when it fails.
     """
     if task not in quick_tasks():
         raise ValueError(f"no quick experiment for LRA task {task!r}; available: {', '.join(quick_tasks())}")
@@ -112,7 +113,7 @@ def quick_train(
     )
     if completed.returncode != 0:
         tail = (completed.stdout + completed.stderr)[-3000:]
-        raise RuntimeError(f"quick LRA training for {task} failed ({' '.join(command)}):\n{tail}")
+        raise EvaluationError(f"quick LRA training for {task} failed ({' '.join(command)}):\n{tail}")
     return run_dir
 
 

@@ -51,9 +51,9 @@ def run(options: Options, positional: list[str]) -> int:
             print(f"training quick LRA {task} -> {run_dir}", flush=True)
             run_dirs.append(quick_train(task, run_dir, train_overrides))
         data_overrides = {}
-    elif options.tasks or options.model:
+    elif options.tasks or options.mixer:
         raise UsageError(
-            "tasks= and model= choose what quick=true trains; to evaluate runs, list their folders"
+            "tasks= and mixer= choose what quick=true trains; to evaluate runs, list their folders"
         )
     if not run_dirs:
         raise UsageError("lra needs run folders (python -m evaluation lra RUN_DIR...) or quick=true")

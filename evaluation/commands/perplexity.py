@@ -74,7 +74,7 @@ def run(options: Options, positional: list[str]) -> int:
         context = datamodule.seqlen
     else:
         context = options.context or datamodule.seqlen
-        mode = f"sliding{context}/{options.stride}"
+        mode = f"sliding-c{context}-s{options.stride}"
         stream = token_stream_from_batches(loader, options.max_tokens)
         result = perplexity_sliding(loaded.model, stream, context, options.stride, options.batch_size, dtype)
 

@@ -41,15 +41,19 @@ class RunRecord:
         return steps, values
 
     def model_summary(self) -> str:
-        """A short description of the model from its config, e.g. 'mamba 24x768 (vocab 50277)'."""
+        """A short description of the model, e.g. 'mamba_130m (mamba 24x768)' or 'classifier/s4d 6x256'."""
         model = self.config.get("model") or {}
         if not isinstance(model, dict) or not model:
             return "?"
-        kind = model.get("name") or model.get("_name") or model.get("type") or model.get("kind") or "model"
-        shape = ""
+        kind = str(model.get("arch", "model"))
+        if kind == "mamba" and (model.get("ssm_cfg") or {}).get("layer") == "S4D":
+            kind = "s4d"
+        elif kind == "classifier":
+            kind = f"classifier/{model.get('mixer', '?')}"
         if "n_layer" in model and "d_model" in model:
-            shape = f" {model['n_layer']}x{model['d_model']}"
-        return f"{kind}{shape}"
+            kind += f" {model['n_layer']}x{model['d_model']}"
+        choice = hydra_choices(self.path).get("model", "")
+        return f"{choice} ({kind})" if choice and not choice.endswith("_schema") else kind
 
 
 def load_run(path: str | Path) -> RunRecord:

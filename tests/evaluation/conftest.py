@@ -79,3 +79,70 @@ def tiny_lm(kind: str, vocab_size: int, seed: int = 0) -> torch.nn.Module:
         ).eval()
     ssm_cfg = {"layer": "S4D"} if kind == "s4d" else {}
     return MambaLMHeadModel(MambaConfig(d_model=32, n_layer=2, vocab_size=vocab_size, ssm_cfg=ssm_cfg)).eval()
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_train(run_dir: Path, *overrides: str, timeout: float = 600) -> Path:
+    """``python train.py`` (the real entry point) on the CPU with a few steps; returns the run folder."""
+    import subprocess
+    import sys
+
+    quick = [
+        f"hydra.run.dir={run_dir}",
+        "logger=none",
+        "trainer.cpu=true",
+        "trainer.precision=fp32",
+        "trainer.progress_bar=false",
+        "trainer.eval_every=0",
+        "trainer.save_every=0",
+    ]
+    command = [sys.executable, str(REPO_ROOT / "train.py"), *quick, *overrides]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{(done.stdout + done.stderr)[-4000:]}")
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def lm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Mamba LM trained for a few steps on a generated local corpus (its own BPE tokenizer)."""
+    import json
+
+    root = tmp_path_factory.mktemp("lm_run")
+    corpus = root / "docs.jsonl"
+    corpus.write_text(
+        "".join(json.dumps({"text": " ".join(generated_sentences(5, seed=i))}) + "\n" for i in range(200))
+    )
+    return run_train(
+        root / "run",
+        "data=local_files",
+        f"data.dataset.files=[{corpus}]",
+        "data.tokenizer.vocab_size=300",
+        "data.seqlen=32",
+        "data.validation.fraction=0.1",
+        "data.validation.max_blocks=8",
+        f"data.cache_dir={root / 'cache'}",
+        "model=mamba_tiny",
+        "trainer.max_steps=4",
+        "trainer.micro_batch_size=4",
+        "trainer.eval_batches=4",
+        "trainer.log_every=2",
+    )
+
+
+@pytest.fixture(scope="session")
+def induction_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """experiment=synthetic/induction_heads (2 x 64 Mamba) for two short steps (length 64, batch 4)."""
+    root = tmp_path_factory.mktemp("induction_run")
+    return run_train(
+        root / "run",
+        "experiment=synthetic/induction_heads",
+        "trainer.max_steps=2",
+        "trainer.log_every=1",
+        "trainer.micro_batch_size=4",
+        "data.seqlen=64",
+        "data.val_examples=8",
+        "trainer.eval_batches=1",
+    )

@@ -30,9 +30,9 @@ def make_run(root: Path, name: str, losses: list[float], model: dict) -> Path:
 
 @pytest.fixture
 def two_runs(tmp_path: Path) -> tuple[Path, Path]:
-    mamba = make_run(tmp_path, "mamba", [5.0, 4.0, 3.5, 3.2], {"name": "mamba", "n_layer": 2, "d_model": 64})
+    mamba = make_run(tmp_path, "mamba", [5.0, 4.0, 3.5, 3.2], {"arch": "mamba", "n_layer": 2, "d_model": 64})
     transformer = make_run(
-        tmp_path, "transformer", [5.1, 4.3, 3.9, 3.7], {"name": "transformer", "n_layer": 2, "d_model": 64}
+        tmp_path, "transformer", [5.1, 4.3, 3.9, 3.7], {"arch": "transformer", "n_layer": 2, "d_model": 64}
     )
     for run, ppl, acc in ((mamba, 24.5, 0.31), (transformer, 40.25, 0.27)):
         update_results(run, "perplexity", {"embedded/val/blocks": {"perplexity": ppl, "tokens": 4096}})
@@ -89,7 +89,7 @@ def test_report_renders_markdown_html_and_plots(two_runs, tmp_path: Path) -> Non
 
 
 def test_report_without_eval_results_has_only_training_sections(tmp_path: Path) -> None:
-    run = make_run(tmp_path, "only_training", [3.0, 2.0], {"name": "mamba", "n_layer": 1, "d_model": 8})
+    run = make_run(tmp_path, "only_training", [3.0, 2.0], {"arch": "mamba", "n_layer": 1, "d_model": 8})
     markdown_path, _ = build_report([run], tmp_path / "out")
     markdown = markdown_path.read_text()
     assert "Loss curves" in markdown

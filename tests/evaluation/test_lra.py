@@ -1,0 +1,73 @@
+"""Long Range Arena: quick mode trains a tiny classifier through train.py and evaluates it end to end;
+the table puts our accuracies beside the published rows; LM runs are refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+
+from evaluation.__main__ import main
+from evaluation.lra import lra_table, quick_tasks
+from evaluation.results import load_results
+
+
+def test_quick_mode_trains_and_evaluates_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "lra_quick"
+    command = [
+        sys.executable,
+        "-m",
+        "evaluation",
+        "lra",
+        "quick=true",
+        "tasks=listops",
+        f"out={out}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "device=cpu",
+    ]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "listops: " in done.stdout and "% of 100 test examples" in done.stdout
+    assert "S4 (updated) (published)" in done.stdout and "quick mode" in done.stdout
+
+    run = out / "listops"
+    assert (run / "checkpoints").is_dir() and (run / "metrics.jsonl").is_file()
+    entry = load_results(run, "lra")["listops"]
+    assert entry["examples"] == 100 and entry["split"] == "test" and entry["quick"] is True
+    assert entry["model"] == "s4d" and entry["experiment"] == "lra/quick/listops"
+    assert 0.0 <= entry["accuracy"] <= 100.0
+
+
+def test_table_has_our_rows_and_the_published_ones() -> None:
+    table = lra_table({"mamba": {"listops": 41.5, "image": 80.25}})
+    lines = table.splitlines()
+    assert lines[0].split() == [
+        "model",
+        "ListOps",
+        "Text",
+        "Retrieval",
+        "Image",
+        "Pathfinder",
+        "Path-X",
+        "avg",
+    ]
+    assert lines[2].split() == ["mamba", "41.50", "–", "–", "80.25", "–", "–", "–"]
+    assert "53.66" in lines[3] and "fail" in lines[3] and lines[4].rstrip().endswith("86.09")
+
+
+def test_quick_configs_exist_for_the_generated_tasks() -> None:
+    assert {"listops", "pathfinder"} <= set(quick_tasks())
+
+
+def test_lra_refuses_language_model_runs_and_bad_usage(
+    lm_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["lra", str(lm_run), "device=cpu"]) == 2
+    assert "not a sequence classifier" in capsys.readouterr().err
+    assert main(["lra"]) == 2
+    assert "lra needs run folders" in capsys.readouterr().err
+    assert main(["lra", "quick=true", "tasks=text", "out=unused"]) == 2
+    assert "no quick experiment for LRA task 'text'" in capsys.readouterr().err

@@ -1,0 +1,95 @@
+"""Synthetic tasks: recurrent (constant-memory) predictions equal parallel ones; the induction-heads
+table over test lengths; selective-copying accuracy; errors for runs of other tasks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import tiny_lm
+
+from evaluation.__main__ import main
+from evaluation.recurrent import predictions_at_labels
+from evaluation.results import load_results
+from evaluation.synthetic import evaluate_length
+
+
+@pytest.mark.parametrize("kind", ["mamba", "s4d", "transformer"])
+def test_recurrent_predictions_equal_parallel_ones(kind: str) -> None:
+    model = tiny_lm(kind, 16, seed=3)
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(0, 16, (3, 90), generator=generator)
+    labels = torch.full_like(input_ids, -100)
+    labels[:, [5, 40, 89]] = torch.randint(0, 16, (3, 3), generator=generator)
+    parallel = predictions_at_labels(model, input_ids, labels, "parallel", vocab_size=16)
+    recurrent = predictions_at_labels(model, input_ids, labels, "recurrent", prefill=16, vocab_size=16)
+    assert parallel.shape == (9,)
+    assert torch.equal(parallel, recurrent)
+
+
+def test_accuracy_counts_labelled_positions() -> None:
+    model = tiny_lm("mamba", 16)
+    input_ids = torch.randint(0, 16, (4, 20), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        greedy = model(input_ids).logits[..., :16].argmax(-1)
+    labels = torch.full_like(input_ids, -100)
+    labels[:, -2:] = greedy[:, -2:]  # both right
+    labels[0, -1] = (greedy[0, -1] + 1) % 16  # one wrong: sequence 0 fails
+    result = evaluate_length(model, [{"input_ids": input_ids, "labels": labels}], 20, 16, "parallel", 8)
+    assert (result.correct, result.labelled) == (7, 8)
+    assert result.accuracy == pytest.approx(87.5)
+    assert result.sequence_accuracy == pytest.approx(75.0)
+
+
+def test_induction_heads_table_over_lengths(induction_run, capsys) -> None:
+    assert (
+        main(
+            [
+                "synthetic",
+                f"checkpoint={induction_run}",
+                "lengths=64,128",
+                "examples=8",
+                "batch_size=4",
+                "parallel_max_length=64",
+                "prefill=16",
+                "device=cpu",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "2^6" in printed and "2^7" in printed
+    entry = load_results(induction_run, "synthetic")["induction_heads"]
+    assert entry["lengths"] == [64, 128] and entry["modes"] == ["parallel", "recurrent"]
+    assert entry["sequences"] == [8, 8] and entry["train_length"] == 64
+    assert all(0.0 <= a <= 100.0 for a in entry["accuracy"])
+    # the same lengths in parallel form give the same accuracies
+    assert (
+        main(
+            [
+                "synthetic",
+                f"checkpoint={induction_run}",
+                "lengths=64,128",
+                "examples=8",
+                "batch_size=4",
+                "mode=parallel",
+                "device=cpu",
+                f"out={induction_run / 'parallel'}",
+            ]
+        )
+        == 0
+    )
+    parallel = json.loads((induction_run / "parallel" / "eval" / "synthetic.json").read_text())[
+        "induction_heads"
+    ]
+    assert parallel["accuracy"] == entry["accuracy"]
+
+
+def test_synthetic_refuses_other_runs_and_bad_keys(lm_run, induction_run, capsys) -> None:
+    assert main(["synthetic", f"checkpoint={lm_run}", "device=cpu"]) == 2
+    assert "needs a run of induction_heads or selective_copying" in capsys.readouterr().err
+    assert main(["synthetic", f"checkpoint={induction_run}", "mode=sideways"]) == 2
+    assert "mode must be auto, parallel or recurrent" in capsys.readouterr().err
+    assert main(["synthetic", f"checkpoint={induction_run}", "lengths=64", "max_log2=8", "device=cpu"]) == 2
+    assert "either lengths=" in capsys.readouterr().err
