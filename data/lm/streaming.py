@@ -11,7 +11,7 @@ Resuming skips the documents before that batch unread and re-tokenizes at most o
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,16 @@ class _EpochBlocks:
     """Blocks of one epoch's token stream, starting at token ``position``; knows how to resume."""
 
     def __init__(
-        self, texts: Iterator[str], tokenize, seqlen: int, batch_documents: int, mark=(0, 0), position=0
+        self,
+        texts: Iterator[str],
+        tokenize: Callable[[list[str]], np.ndarray],
+        seqlen: int,
+        batch_documents: int,
+        mark: tuple[int, int] = (0, 0),
+        position: int = 0,
     ):
-        self.texts, self.tokenize, self.seqlen, self.batch_documents = (
-            texts,
-            tokenize,
-            seqlen,
-            batch_documents,
-        )
+        self.texts, self.tokenize = texts, tokenize
+        self.seqlen, self.batch_documents = seqlen, batch_documents
         self.documents_read, self.buffer_start = mark
         self.buffer = np.empty(0, dtype=np.int64)
         self.marks = [tuple(mark)]  # (documents before a tokenizer batch, token position where it starts)
@@ -131,11 +133,8 @@ class StreamingLMDataModule(DataModule):
         folder = self._tokenizer_folder()
         info = read_json(folder / INFO_FILE)
         check_vocab_fits(info["vocab_size"], config.max_vocab_size, f"tokenizer {config.tokenizer.source!r}")
-        self.vocab_size, self.eos_token_id, self.pad_token_id = (
-            info["vocab_size"],
-            info["eos_token_id"],
-            info["pad_token_id"],
-        )
+        self.vocab_size = info["vocab_size"]
+        self.eos_token_id, self.pad_token_id = info["eos_token_id"], info["pad_token_id"]
         self.tokenizer_file = str(folder / TOKENIZER_FILE)
         from tokenizers import Tokenizer
 
