@@ -13,8 +13,8 @@ PyTorch sequential reference at short lengths, and mamba_ssm's CUDA kernel when 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import triton
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kernels import selective_scan_fn, selective_scan_ref  # noqa: E402
-from kernels.selective_scan.triton_scan import ScanConfig, plan, selective_scan_triton  # noqa: E402
+from kernels.selective_scan.triton_scan import plan, selective_scan_triton  # noqa: E402
 
 DIM, DSTATE, TOKENS = 2048, 16, 65536
 COPY_BW = 4.25e12  # bytes/s, device copy (ANCHORS.md)
@@ -158,10 +158,8 @@ def main():
         inputs = make_inputs(batch, seqlen)
         if args.sweep:
             base = plan(batch, DIM, 1, DSTATE, seqlen, torch.device("cuda"))
-            for block_d, warps, chunk_len, sub, seg_mult in SWEEP:
-                seg = min(base.seg_len * seg_mult, math.ceil(seqlen / chunk_len) * chunk_len)
-                seg = max(chunk_len, seg // chunk_len * chunk_len)
-                cfg = ScanConfig(block_d, warps, chunk_len, seg, sub)
+            for overrides in SWEEP:
+                cfg = dataclasses.replace(base, **overrides)
                 try:
                     fwd = time_ms(lambda cfg=cfg: scan_fn(cfg)(**inputs))
                     fb = time_ms(fwd_bwd_fn(scan_fn(cfg), inputs))
@@ -202,8 +200,15 @@ def main():
         print_table(rows)
 
 
-# (block_d, num_warps, chunk_len, sub, segment length x the plan's)
-SWEEP = [(32, 1, 64, 4, 1), (32, 1, 64, 2, 1), (64, 1, 64, 2, 1), (64, 2, 64, 2, 1), (128, 4, 64, 2, 1), (32, 1, 128, 2, 1)]
+# launch-plan overrides compared by --sweep (each against the default plan of its size)
+SWEEP = [
+    {},
+    {"block_d": 32},
+    {"block_d": 128, "num_warps": 2},
+    {"sub": 4},
+    {"bwd_block_d": 64},
+    {"seg_len": 1 << 20},
+]
 REF_CUDA_RATIO = {512: 5.1, 2048: 2.57, 8192: 0.83, 32768: 0.24, 131072: 0.068}  # ANCHORS.md
 
 

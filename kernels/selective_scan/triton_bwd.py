@@ -30,6 +30,7 @@ from .triton_common import (
     load_state,
     load_step_inputs,
     store_state,
+    sum_over_channels,
     zero_state,
 )
 
@@ -69,6 +70,17 @@ def decays(dt2, A, keep, HAS_SEQ_IDX: tl.constexpr, DSTATE: tl.constexpr):
             dA_n = dA_n * keep
         dA = dA + (dA_n,)
     return dA
+
+
+@triton.jit
+def store_channel_sums(ptr, vals, o_c, mask, BLOCK_D: tl.constexpr, DSTATE: tl.constexpr):
+    """ptr[n] = sum over the program's channels of vals[n], for each of the DSTATE vectors."""
+    if (DSTATE & (DSTATE - 1)) == 0 and DSTATE <= BLOCK_D:
+        total, index = sum_over_channels(vals, o_c, BLOCK_D, DSTATE)
+        tl.store(ptr + index, total, mask=mask)
+    else:
+        for n in tl.static_range(DSTATE):
+            tl.store(ptr + n, tl.sum(vals[n], axis=0), mask=mask)
 
 
 @triton.jit
@@ -172,6 +184,7 @@ def scan_bwd_kernel(
     i_prog = (i_b * n_seg + i_s) * n_dblocks + i_dg
     scratch = scratch_ptr + i_prog * (chunk_len // SUB) * DSTATE * BLOCK_D
     o_scratch = tl.arange(0, BLOCK_D)
+    o_c = tl.arange(0, BLOCK_D)
 
     if HAS_GEND:
         ge = gend_ptr + i_b * stride_geb + i_s * stride_ges
@@ -214,13 +227,15 @@ def scan_bwd_kernel(
             dtu = dt * u
             y = Dskip * u
             h_new = ()
+            dC_t = ()
             for n in tl.static_range(DSTATE):
                 h_n = dA[n] * h[n] + dtu * Bs[n].to(tl.float32)
                 if HAS_Z:
                     y += h_n * Cs[n].to(tl.float32)
-                tl.store(dC_ptr + part + t * DSTATE + n, tl.sum(dy * h_n, axis=0))
                 h_new = h_new + (h_n,)
+                dC_t = dC_t + (dy * h_n,)
             h = h_new
+            store_channel_sums(dC_ptr + part + t * DSTATE, dC_t, o_c, True, BLOCK_D, DSTATE)
             if HAS_Z:
                 dz = dout * y * sig * (1.0 + z * (1.0 - sig))
                 tl.store(dz_ptrs + t * stride_gl, dz.to(dz_ptr.dtype.element_ty), mask=m_d)
@@ -262,6 +277,7 @@ def scan_bwd_kernel(
                 ddt_A = tl.zeros([BLOCK_D], dtype=tl.float32)
                 g_new = ()
                 dA_acc_new = ()
+                dB_t = ()
                 for n in tl.static_range(DSTATE):
                     B_tn = tl.load(B_ptrs + n * stride_Bn + t * stride_Bl, mask=t < L, other=0.0).to(
                         tl.float32
@@ -274,9 +290,10 @@ def scan_bwd_kernel(
                     ddt_A += d_dtA * A[n]
                     gB += g_n * B_tn
                     dA_acc_new = dA_acc_new + (dA_acc[n] + d_dtA * dt,)
-                    tl.store(dB_ptr + part + t * DSTATE + n, tl.sum(g_n * dtu, axis=0), mask=t < L)
+                    dB_t = dB_t + (g_n * dtu,)
                     g_new = g_new + (g_n * dAs[k][n],)
                 g = g_new
+                store_channel_sums(dB_ptr + part + t * DSTATE, dB_t, o_c, t < L, BLOCK_D, DSTATE)
                 dA_acc = dA_acc_new
                 ddt = ddt_A + gB * u
                 du = gB * dt

@@ -108,3 +108,31 @@ def dt_from_raw(delta, bias, m_d, DELTA_SOFTPLUS: tl.constexpr):
     dt_raw = delta.to(tl.float32) + bias
     dt = softplus(dt_raw) if DELTA_SOFTPLUS else dt_raw
     return tl.where(m_d, dt, 0.0), dt_raw
+
+
+@triton.jit
+def sum_over_channels(vals, o_c, BLOCK_D: tl.constexpr, N: tl.constexpr):
+    """Sums each of the N vectors in `vals` over its BLOCK_D channels, as a reduce-scatter.
+
+    vals: tuple of N (BLOCK_D,) vectors; o_c = tl.arange(0, BLOCK_D). N and BLOCK_D are powers of
+    two with N <= BLOCK_D. Returns (total, index), both (BLOCK_D,): channel c holds the full sum of
+    vals[index[c]]; every index appears BLOCK_D // N times. Each butterfly round exchanges half of
+    the remaining values with the partner channel c ^ m (a warp shuffle across threads), so the N
+    sums cost about N exchanges instead of N * log2(BLOCK_D) for N separate reductions.
+    """
+    index = tl.zeros([BLOCK_D], dtype=tl.int32)
+    for r in tl.static_range(16):  # channel-index bits, the lowest (same thread) first
+        if (1 << r) < BLOCK_D:
+            partner = o_c ^ (1 << r)
+            if (N >> r) > 1:  # halving round: keep one half of the values, send the other
+                upper = (o_c & (1 << r)) != 0
+                new = ()
+                for j in tl.static_range(N >> (r + 1)):
+                    keep = tl.where(upper, vals[j + (N >> (r + 1))], vals[j])
+                    send = tl.where(upper, vals[j], vals[j + (N >> (r + 1))])
+                    new = new + (keep + tl.gather(send, partner, axis=0),)
+                vals = new
+                index = index + upper.to(tl.int32) * (N >> (r + 1))
+            else:  # one value left: a plain butterfly over the remaining bits
+                vals = (vals[0] + tl.gather(vals[0], partner, axis=0),)
+    return vals[0], index

@@ -24,28 +24,35 @@ from .triton_fwd import scan_fwd_kernel
 class ScanConfig:
     """How the scan is cut into programs; every field has a sensible default from `plan`."""
 
-    block_d: int  # channels per program
+    block_d: int  # channels per program (forward)
     num_warps: int
     chunk_len: int  # steps between saved states (the backward restarts from these)
     seg_len: int  # steps per program along the sequence (a multiple of chunk_len)
     sub: int  # steps the backward keeps in registers at once (divides chunk_len)
+    bwd_block_d: int = 32  # channels per program in the backward (a power of two)
+    bwd_num_warps: int = 1
 
 
 def plan(batch: int, dim: int, groups: int, dstate: int, seqlen: int, device: torch.device) -> ScanConfig:
-    """Pick block sizes and the segment length for a problem size."""
+    """Pick block sizes and the segment length for a problem size.
+
+    The sequence is cut into segments only when batch x channel blocks cannot fill the GPU: the
+    chunked forward reads its inputs twice, so it pays only when most SMs would idle otherwise.
+    """
     dim_per_group = dim // groups
     if device.type != "cuda":  # Triton's interpreter: small blocks, exercise the chunked paths.
         block_d = min(16, triton.next_power_of_2(dim_per_group))
-        return ScanConfig(block_d=block_d, num_warps=1, chunk_len=16, seg_len=32, sub=4)
+        return ScanConfig(block_d, 1, chunk_len=16, seg_len=32, sub=4, bwd_block_d=block_d, bwd_num_warps=1)
     block_d = min(64, triton.next_power_of_2(dim_per_group))
-    num_warps = max(1, block_d // 32)
-    chunk_len, sub = 64, 4
-    n_dblocks = groups * triton.cdiv(dim_per_group, block_d)
+    bwd_block_d = min(32, triton.next_power_of_2(dim_per_group))
+    chunk_len = 64
+    programs = batch * groups * triton.cdiv(dim_per_group, block_d)
     sms = torch.cuda.get_device_properties(device).multi_processor_count
-    target_programs = 8 * sms  # enough resident warps to hide latency
-    n_seg = max(1, min(triton.cdiv(seqlen, chunk_len), triton.cdiv(target_programs, batch * n_dblocks)))
+    n_seg = 1
+    if programs < 4 * sms:
+        n_seg = min(triton.cdiv(seqlen, chunk_len), triton.cdiv(8 * sms, programs))
     seg_len = triton.cdiv(triton.cdiv(seqlen, n_seg), chunk_len) * chunk_len
-    return ScanConfig(block_d=block_d, num_warps=num_warps, chunk_len=chunk_len, seg_len=seg_len, sub=sub)
+    return ScanConfig(block_d, 1, chunk_len, seg_len, sub=2, bwd_block_d=bwd_block_d, bwd_num_warps=1)
 
 
 def _dim_contiguous_like(x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +145,8 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
     batch, dim, L = u.shape
     groups, dstate = B4.shape[1], A.shape[1]
     dpg = dim // groups
-    bpg = triton.cdiv(dpg, cfg.block_d)
+    bd, nw = cfg.bwd_block_d, cfg.bwd_num_warps
+    bpg = triton.cdiv(dpg, bd)
     n_dblocks = groups * bpg
     n_chunks = triton.cdiv(L, cfg.chunk_len)
     n_seg = triton.cdiv(L, cfg.seg_len)
@@ -157,7 +165,7 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
             *delta.stride(), *zz.stride(), *dout.stride(), *A.stride(), *C4.stride(), *seq_strides,
             L, dim, dpg, n_seg, cfg.seg_len,
             HAS_Z=flags["HAS_Z"], HAS_BIAS=flags["HAS_BIAS"], DELTA_SOFTPLUS=flags["DELTA_SOFTPLUS"],
-            HAS_SEQ_IDX=flags["HAS_SEQ_IDX"], BLOCK_D=cfg.block_d, DSTATE=dstate, num_warps=cfg.num_warps,
+            HAS_SEQ_IDX=flags["HAS_SEQ_IDX"], BLOCK_D=bd, DSTATE=dstate, num_warps=nw,
         )  # fmt: skip
         gend, _ = _combine(q, dtsum, reset, A, dlast, True, cfg)
         gend_strides = gend.stride()
@@ -175,9 +183,7 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
     dD_part = torch.empty(batch, n_seg, dim, **f32)
     dbias_part = torch.empty(batch, n_seg, dim, **f32)
     dh0 = torch.empty(batch, n_seg, dstate, dim, **f32)
-    scratch = torch.empty(
-        batch * n_seg * n_dblocks * (cfg.chunk_len // cfg.sub) * dstate * cfg.block_d, **f32
-    )
+    scratch = torch.empty(batch * n_seg * n_dblocks * (cfg.chunk_len // cfg.sub) * dstate * bd, **f32)
     scan_bwd_kernel[grid](
         u, delta, zz, dout, A, B4, C4,
         D if D is not None else A, delta_bias if delta_bias is not None else A, seq,
@@ -186,8 +192,8 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
         *u.stride(), *delta.stride(), *zz.stride(), *dout.stride(), *du.stride(), *A.stride(),
         *B4.stride(), *C4.stride(), *seq_strides, *gend_strides,
         L, dim, dpg, n_dblocks, n_seg, cfg.seg_len, n_chunks, cfg.chunk_len,
-        HAS_GEND=gend is not None, BLOCK_D=cfg.block_d, DSTATE=dstate, SUB=cfg.sub,
-        num_warps=cfg.num_warps, **flags,
+        HAS_GEND=gend is not None, BLOCK_D=bd, DSTATE=dstate, SUB=cfg.sub,
+        num_warps=nw, **flags,
     )  # fmt: skip
 
     def per_group(part):  # (batch, n_dblocks, L, dstate) -> (batch, groups, dstate, L)
