@@ -82,7 +82,7 @@ def summarize(results: dict[str, Any]) -> dict[str, dict[str, float]]:
 def run_harness(
     checkpoint: str | Path | None,
     tasks: list[str],
-    include_path: str | None = None,
+    include_path: str | list[str] | None = None,
     num_fewshot: int | None = None,
     limit: float | None = None,
     model_args: dict[str, Any] | None = None,

@@ -20,7 +20,7 @@ from .classification import classification_accuracy
 from .cli import EvaluationError
 from .data_configs import CONFIGS_DIR, build_eval_datamodule
 from .loading import load_for_eval
-from .published import LRA_PUBLISHED, LRA_TASK_TITLES, LRA_TASKS, lra_average
+from .published import LRA_TASKS
 from .report.runs import hydra_choices
 from .results import run_folder_of, update_results
 
@@ -115,27 +115,3 @@ def quick_train(
         tail = (completed.stdout + completed.stderr)[-3000:]
         raise EvaluationError(f"quick LRA training for {task} failed ({' '.join(command)}):\n{tail}")
     return run_dir
-
-
-def lra_table(rows: dict[str, dict[str, float | None]]) -> str:
-    """A plain-text table: our runs (name -> {task: accuracy}) then the published rows, with averages."""
-    header = ["model"] + [LRA_TASK_TITLES[t] for t in LRA_TASKS] + ["avg"]
-    lines = []
-    for name, scores in list(rows.items()) + [(f"{n} (published)", s) for n, s in LRA_PUBLISHED.items()]:
-        published = name.endswith("(published)")
-        cells = [_cell(scores, t, published) for t in LRA_TASKS]
-        average = lra_average(scores)
-        lines.append([name] + cells + ["–" if average is None else f"{average:.2f}"])
-    widths = [max(len(str(row[i])) for row in [header] + lines) for i in range(len(header))]
-    render = lambda row: "  ".join(
-        str(cell).rjust(w) if i else str(cell).ljust(w) for i, (cell, w) in enumerate(zip(row, widths))
-    )
-    return "\n".join([render(header), render(["-" * w for w in widths])] + [render(line) for line in lines])
-
-
-def _cell(scores: dict[str, float | None], task: str, published: bool) -> str:
-    if task not in scores:
-        return "–"
-    if scores[task] is None:
-        return "fail" if published else "–"
-    return f"{scores[task]:.2f}"

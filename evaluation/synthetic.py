@@ -120,22 +120,3 @@ def length_generalization(
         if on_result is not None:
             on_result(result)
     return results
-
-
-def results_table(results: list[LengthResult]) -> str:
-    """A plain-text table: one column per test length, rows for token and sequence accuracy."""
-    header = ["length"] + [length_label(r.length) for r in results]
-    rows = [
-        header,
-        ["accuracy %"] + [f"{r.accuracy:.1f}" for r in results],
-        ["sequences %"] + [f"{r.sequence_accuracy:.1f}" for r in results],
-        ["mode"] + [r.mode[:3] for r in results],
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows)
-
-
-def length_label(length: int) -> str:
-    """'2^k' for a power of two, else the number."""
-    exponent = length.bit_length() - 1
-    return f"2^{exponent}" if length == 1 << exponent else str(length)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..cli import option
 from ..harness import run_harness, summarize
+from ..report.tables import downstream_table
 from ..results import run_folder_of, update_results
 
 
@@ -68,6 +69,9 @@ def run(options: Options, positional: list[str]) -> int:
         print(f"skipped {task}: its data could not be loaded ({reason})")
     summary = summarize(results)
     summary["_meta"] = {"checkpoint": options.checkpoint, "limit": limit, "num_fewshot": options.num_fewshot}
+    table = downstream_table({str(options.checkpoint): summary})
+    if table is not None:
+        print(table.to_markdown())
     out = options.out or run_folder_of(options.checkpoint)
     if out is not None:
         print(f"saved {update_results(out, 'harness', summary)}")

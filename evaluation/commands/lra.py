@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..cli import UsageError, option
 from ..loading import resolve_device, resolve_dtype
-from ..lra import evaluate_lra_run, lra_table, quick_tasks, quick_train
+from ..lra import evaluate_lra_run, quick_tasks, quick_train
+from ..report.tables import lra_table
 
 
 @dataclass
@@ -59,17 +60,18 @@ def run(options: Options, positional: list[str]) -> int:
         raise UsageError("lra needs run folders (python -m evaluation lra RUN_DIR...) or quick=true")
 
     rows: dict[str, dict[str, float | None]] = {}
+    quick: set[str] = set()
     for run_dir in run_dirs:
         task, entry = evaluate_lra_run(
             run_dir, options.split, options.batch_size, options.max_batches, device, dtype, data_overrides
         )
         name = str(entry.get("model") or "run")
         rows.setdefault(name, {})[task] = entry["accuracy"]
+        if entry["quick"]:
+            quick.add(task)
         print(
             f"{task}: {entry['accuracy']:.2f}% of {entry['examples']} {entry['split']} examples ({run_dir})"
         )
     print()
-    print(lra_table(rows))
-    if options.quick:
-        print("\n(quick mode: tiny data and few steps; not comparable to the published numbers)")
+    print(lra_table(rows, quick).to_markdown())
     return 0

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from ..cli import option
 from ..data_configs import build_eval_datamodule
 from ..loading import load_for_eval, resolve_device, resolve_dtype
+from ..report.tables import synthetic_table
 from ..results import run_folder_of, update_results
-from ..synthetic import SYNTHETIC_KINDS, choose_mode, evaluate_length, length_generalization, results_table
+from ..synthetic import SYNTHETIC_KINDS, choose_mode, evaluate_length, length_generalization
 
 
 @dataclass
@@ -81,7 +82,8 @@ def run(options: Options, positional: list[str]) -> int:
                 flush=True,
             ),
         )
-    print(results_table(results))
+    name = str(run_folder_of(options.checkpoint) or options.checkpoint)
+    print(synthetic_table({name: ([r.length for r in results], [r.accuracy for r in results])}).to_markdown())
     entry = {
         "lengths": [r.length for r in results],
         "accuracy": [r.accuracy for r in results],

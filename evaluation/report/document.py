@@ -34,6 +34,16 @@ class Table:
             if len(row) != len(self.header):
                 raise ValueError(f"table row {row} has {len(row)} cells, header has {len(self.header)}")
 
+    def to_markdown(self) -> str:
+        lines = [
+            "| " + " | ".join(_markdown_cell(cell) for cell in self.header) + " |",
+            "|" + "|".join(" --- " for _ in self.header) + "|",
+        ]
+        lines += ["| " + " | ".join(_markdown_cell(cell) for cell in row) + " |" for row in self.rows]
+        if self.caption:
+            lines += ["", self.caption]
+        return "\n".join(lines)
+
 
 @dataclass
 class Image:
@@ -81,14 +91,7 @@ def _block_markdown(block: Heading | Paragraph | Table | Image) -> str:
         return block.text
     if isinstance(block, Image):
         return f"![{block.alt}]({block.path})"
-    lines = [
-        "| " + " | ".join(_markdown_cell(cell) for cell in block.header) + " |",
-        "|" + "|".join(" --- " for _ in block.header) + "|",
-    ]
-    lines += ["| " + " | ".join(_markdown_cell(cell) for cell in row) + " |" for row in block.rows]
-    if block.caption:
-        lines += ["", block.caption]
-    return "\n".join(lines)
+    return block.to_markdown()
 
 
 def _block_html(block: Heading | Paragraph | Table | Image) -> str:

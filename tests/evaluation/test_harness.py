@@ -18,7 +18,9 @@ from lm_eval.tasks import TaskManager
 from test_harness_model import direct_logprob
 
 import evaluation  # noqa: F401  (registers mamba_lm)
+from evaluation.cli import EvaluationError
 from evaluation.harness import run_harness, summarize
+from evaluation.harness_model import MambaEvalLM
 from evaluation.text_tokenizer import TextTokenizer
 from mamba_lm.hf import to_hf
 
@@ -186,3 +188,36 @@ def test_unknown_task_and_missing_tokenizer_name_the_cause(tasks_dir, text_token
     to_hf(tiny_lm("mamba", text_tokenizer.vocab_size)).save_pretrained(checkpoint)
     with pytest.raises(FileNotFoundError, match="no tokenizer.json found for checkpoint"):
         run_harness(checkpoint, ["local_mc"], include_path=str(folder), include_defaults=False)
+
+
+def test_tasks_whose_data_cannot_be_fetched_are_skipped_by_name(tasks_dir, text_tokenizer, tmp_path) -> None:
+    folder, _ = tasks_dir
+    offline = tmp_path / "offline_tasks"
+    offline.mkdir()
+    (offline / "unreachable.yaml").write_text(
+        "task: unreachable_hub_task\ndataset_path: no-such-org/no-such-dataset\ntest_split: test\n"
+        "output_type: loglikelihood\ndoc_to_text: '{{text}}'\ndoc_to_target: ' x'\n"
+        "metric_list:\n  - metric: acc\n"
+    )
+    lm = MambaEvalLM(
+        model=tiny_lm("mamba", text_tokenizer.vocab_size), tokenizer=text_tokenizer, device="cpu"
+    )
+    results, skipped = run_harness(
+        None,
+        ["local_mc", "unreachable_hub_task"],
+        include_path=[str(folder), str(offline)],
+        bootstrap_iters=0,
+        include_defaults=False,
+        lm=lm,
+    )
+    assert list(skipped) == ["unreachable_hub_task"]
+    assert "local_mc" in summarize(results)
+    with pytest.raises(EvaluationError, match="'unreachable_hub_task' could not load its data"):
+        run_harness(
+            None,
+            ["unreachable_hub_task"],
+            include_path=str(offline),
+            include_defaults=False,
+            skip_unreachable=False,
+            lm=lm,
+        )

@@ -11,10 +11,12 @@ import pytest
 from conftest import REPO_ROOT
 
 from evaluation.__main__ import main
-from evaluation.lra import lra_table, quick_tasks
+from evaluation.lra import quick_tasks
+from evaluation.report.tables import lra_table
 from evaluation.results import load_results
 
 
+@pytest.mark.slow
 def test_quick_mode_trains_and_evaluates_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "lra_quick"
     command = [
@@ -31,7 +33,7 @@ def test_quick_mode_trains_and_evaluates_end_to_end(tmp_path: Path) -> None:
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "listops: " in done.stdout and "% of 100 test examples" in done.stdout
-    assert "S4 (updated) (published)" in done.stdout and "quick mode" in done.stdout
+    assert "S4 (updated) (published)" in done.stdout and "Quick mode" in done.stdout
 
     run = out / "listops"
     assert (run / "checkpoints").is_dir() and (run / "metrics.jsonl").is_file()
@@ -42,26 +44,19 @@ def test_quick_mode_trains_and_evaluates_end_to_end(tmp_path: Path) -> None:
 
 
 def test_table_has_our_rows_and_the_published_ones() -> None:
-    table = lra_table({"mamba": {"listops": 41.5, "image": 80.25}})
-    lines = table.splitlines()
-    assert lines[0].split() == [
-        "model",
-        "ListOps",
-        "Text",
-        "Retrieval",
-        "Image",
-        "Pathfinder",
-        "Path-X",
-        "avg",
-    ]
-    assert lines[2].split() == ["mamba", "41.50", "–", "–", "80.25", "–", "–", "–"]
-    assert "53.66" in lines[3] and "fail" in lines[3] and lines[4].rstrip().endswith("86.09")
+    table = lra_table({"mamba": {"listops": 41.5, "image": 80.25}}, quick_tasks={"listops"})
+    assert table.header == ["model", "ListOps", "Text", "Retrieval", "Image", "Pathfinder", "Path-X", "avg"]
+    assert table.rows[0] == ["mamba", "41.50", "–", "–", "80.25", "–", "–", "–"]
+    assert table.rows[1][0] == "Transformer (LRA paper) (published)"
+    assert table.rows[1][-2:] == ["fail", "53.66"] and table.rows[2][-1] == "86.09"
+    assert "Quick mode" in table.to_markdown() and "listops" in table.caption
 
 
 def test_quick_configs_exist_for_the_generated_tasks() -> None:
     assert {"listops", "pathfinder"} <= set(quick_tasks())
 
 
+@pytest.mark.slow
 def test_lra_refuses_language_model_runs_and_bad_usage(
     lm_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

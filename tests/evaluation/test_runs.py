@@ -17,6 +17,8 @@ from evaluation.results import load_results
 from evaluation.text_tokenizer import TextTokenizer
 from mamba_lm.trainer.checkpoint import load_model
 
+pytestmark = pytest.mark.slow  # every test here uses a run trained by train.py (session fixtures)
+
 
 def test_perplexity_agrees_with_the_trainers_validation_loss(lm_run: Path, capsys) -> None:
     logged = [row for row in read_metrics(lm_run / "metrics.jsonl") if "val_loss" in row][-1]

@@ -42,6 +42,7 @@ def test_accuracy_counts_labelled_positions() -> None:
     assert result.sequence_accuracy == pytest.approx(75.0)
 
 
+@pytest.mark.slow
 def test_induction_heads_table_over_lengths(induction_run, capsys) -> None:
     assert (
         main(
@@ -86,6 +87,7 @@ def test_induction_heads_table_over_lengths(induction_run, capsys) -> None:
     assert parallel["accuracy"] == entry["accuracy"]
 
 
+@pytest.mark.slow
 def test_synthetic_refuses_other_runs_and_bad_keys(lm_run, induction_run, capsys) -> None:
     assert main(["synthetic", f"checkpoint={lm_run}", "device=cpu"]) == 2
     assert "needs a run of induction_heads or selective_copying" in capsys.readouterr().err
