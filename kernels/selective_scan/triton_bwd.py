@@ -28,6 +28,7 @@ from .triton_common import (
     load_dt,
     load_row,
     load_state,
+    load_state_row,
     load_step_inputs,
     store_state,
     sum_over_channels,
@@ -148,7 +149,7 @@ def scan_bwd_kernel(
     L, dim, dim_per_group, n_dblocks, n_seg, seg_len, n_chunks, chunk_len,
     HAS_Z: tl.constexpr, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, DELTA_SOFTPLUS: tl.constexpr,
     HAS_SEQ_IDX: tl.constexpr, HAS_GEND: tl.constexpr,
-    BLOCK_D: tl.constexpr, DSTATE: tl.constexpr, SUB: tl.constexpr,
+    BLOCK_D: tl.constexpr, DSTATE: tl.constexpr, SUB: tl.constexpr, VEC_BC: tl.constexpr,
 ):  # fmt: skip
     """Gradients of one segment; see the module docstring.
 
@@ -185,6 +186,7 @@ def scan_bwd_kernel(
     scratch = scratch_ptr + i_prog * (chunk_len // SUB) * DSTATE * BLOCK_D
     o_scratch = tl.arange(0, BLOCK_D)
     o_c = tl.arange(0, BLOCK_D)
+    zeros_d = tl.zeros([BLOCK_D], dtype=tl.int32)
 
     if HAS_GEND:
         ge = gend_ptr + i_b * stride_geb + i_s * stride_ges
@@ -204,7 +206,7 @@ def scan_bwd_kernel(
         c_end = tl.minimum(c0 + chunk_len, L)
         h = load_state(ckpt_ptr + (i_b * n_chunks + c0 // chunk_len) * DSTATE * dim, dim, o_d, m_d, DSTATE)
         # Phase 1: forward over the chunk, loading step t + 1 while computing step t.
-        nxt = load_step_inputs(c0, c_end, *args, HAS_Z, True, DSTATE)
+        nxt = load_step_inputs(c0, c_end, *args, HAS_Z, True, DSTATE, VEC_BC)
         dout_nxt = tl.load(dout_ptrs + c0 * stride_dol, mask=m_d, other=0.0)
         for t in range(c0, c_end):
             if (t - c0) % SUB == 0:
@@ -213,7 +215,7 @@ def scan_bwd_kernel(
                 )
             u, delta, z, Bs, Cs = nxt
             dout = dout_nxt.to(tl.float32)
-            nxt = load_step_inputs(t + 1, c_end, *args, HAS_Z, True, DSTATE)
+            nxt = load_step_inputs(t + 1, c_end, *args, HAS_Z, True, DSTATE, VEC_BC)
             dout_nxt = tl.load(dout_ptrs + (t + 1) * stride_dol, mask=m_d & (t + 1 < c_end), other=0.0)
             u = u.to(tl.float32)
             dt, _ = dt_from_raw(delta, bias, m_d, DELTA_SOFTPLUS)
@@ -258,10 +260,10 @@ def scan_bwd_kernel(
                     dt * LOG2E, A, keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX), HAS_SEQ_IDX, DSTATE
                 )
                 dtu = dt * u
+                Bs = load_state_row(B_ptrs, t, L, stride_Bn, stride_Bl, zeros_d, DSTATE, VEC_BC)
                 h_new = ()
                 for n in tl.static_range(DSTATE):
-                    B_tn = tl.load(B_ptrs + n * stride_Bn + t * stride_Bl, mask=t < L, other=0.0)
-                    h_new = h_new + (dA[n] * h[n] + dtu * B_tn.to(tl.float32),)
+                    h_new = h_new + (dA[n] * h[n] + dtu * Bs[n].to(tl.float32),)
                 h = h_new
                 hs = hs + (h,)
                 dAs = dAs + (dA,)
@@ -278,14 +280,11 @@ def scan_bwd_kernel(
                 g_new = ()
                 dA_acc_new = ()
                 dB_t = ()
+                Bs = load_state_row(B_ptrs, t, L, stride_Bn, stride_Bl, zeros_d, DSTATE, VEC_BC)
+                Cs = load_state_row(C_ptrs, t, L, stride_Cn, stride_Cl, zeros_d, DSTATE, VEC_BC)
                 for n in tl.static_range(DSTATE):
-                    B_tn = tl.load(B_ptrs + n * stride_Bn + t * stride_Bl, mask=t < L, other=0.0).to(
-                        tl.float32
-                    )
-                    C_tn = tl.load(C_ptrs + n * stride_Cn + t * stride_Cl, mask=t < L, other=0.0).to(
-                        tl.float32
-                    )
-                    g_n = g[n] + dy * C_tn
+                    B_tn = Bs[n].to(tl.float32)
+                    g_n = g[n] + dy * Cs[n].to(tl.float32)
                     d_dtA = g_n * dAs[k][n] * h_prev[n]
                     ddt_A += d_dtA * A[n]
                     gB += g_n * B_tn

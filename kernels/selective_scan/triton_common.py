@@ -79,12 +79,55 @@ def zero_state(BLOCK_D: tl.constexpr, DSTATE: tl.constexpr):
 
 
 @triton.jit
+def load_vec4(ptrs):
+    """Four 32-bit words from each 16-byte-aligned address in `ptrs`, as one vector load (GPU only)."""
+    return tl.inline_asm_elementwise(
+        "ld.global.nc.v4.b32 {$0, $1, $2, $3}, [$4];",
+        "=r,=r,=r,=r,l",
+        [ptrs],
+        dtype=(tl.int32, tl.int32, tl.int32, tl.int32),
+        is_pure=True,
+        pack=1,
+    )
+
+
+@triton.jit
+def load_state_row(ptr, t, t_end, stride_n, stride_l, zeros_d, DSTATE: tl.constexpr, VEC: tl.constexpr):
+    """Tuple of the DSTATE values ptr[n * stride_n + t * stride_l] (B or C at step t), zero at t >= t_end.
+
+    VEC (GPU, bf16 or fp32 rows with stride_n = 1, 16-byte aligned): 16-byte vector loads, fp32
+    results. Otherwise one scalar load per value, in the tensor's dtype. `zeros_d` is a (BLOCK_D,)
+    int32 zero vector that gives the vector loads their shape.
+    """
+    vals = ()
+    if VEC:
+        row = ptr + tl.minimum(t, t_end - 1) * stride_l + zeros_d
+        keep = tl.where(t < t_end, 1.0, 0.0)
+        if ptr.dtype.element_ty == tl.bfloat16:
+            for q in tl.static_range(DSTATE // 8):
+                words = load_vec4(row.to(tl.pointer_type(tl.int32)) + 4 * q)
+                for w in tl.static_range(4):
+                    lo = (words[w] << 16).to(tl.float32, bitcast=True)
+                    hi = (words[w] & -65536).to(tl.float32, bitcast=True)
+                    vals = vals + (lo * keep, hi * keep)
+        else:
+            for q in tl.static_range(DSTATE // 4):
+                words = load_vec4(row.to(tl.pointer_type(tl.int32)) + 4 * q)
+                for w in tl.static_range(4):
+                    vals = vals + (words[w].to(tl.float32, bitcast=True) * keep,)
+    else:
+        for n in tl.static_range(DSTATE):
+            vals = vals + (tl.load(ptr + n * stride_n + t * stride_l, mask=t < t_end, other=0.0),)
+    return vals
+
+
+@triton.jit
 def load_step_inputs(
     t, t_end, u_ptrs, stride_ul, delta_ptrs, stride_deltal, z_ptrs, stride_zl,
     B_ptrs, stride_Bn, stride_Bl, C_ptrs, stride_Cn, stride_Cl, m_d,
-    HAS_Z: tl.constexpr, HAS_C: tl.constexpr, DSTATE: tl.constexpr,
+    HAS_Z: tl.constexpr, HAS_C: tl.constexpr, DSTATE: tl.constexpr, VEC_BC: tl.constexpr,
 ):  # fmt: skip
-    """Everything step t reads, raw: rows u, delta, z (BLOCK_D,) and B, C (tuples of DSTATE scalars).
+    """Everything step t reads, raw: rows u, delta, z (BLOCK_D,) and B, C (tuples of DSTATE values).
 
     Zeros at t >= t_end. Kernels load step t + 1 while they compute step t, so that the memory
     latency overlaps the arithmetic of a step.
@@ -93,12 +136,11 @@ def load_step_inputs(
     u = tl.load(u_ptrs + t * stride_ul, mask=m, other=0.0)
     delta = tl.load(delta_ptrs + t * stride_deltal, mask=m, other=0.0)
     z = tl.load(z_ptrs + t * stride_zl, mask=m, other=0.0) if HAS_Z else u
-    Bs = ()
+    zeros_d = tl.zeros(m_d.shape, dtype=tl.int32)
+    Bs = load_state_row(B_ptrs, t, t_end, stride_Bn, stride_Bl, zeros_d, DSTATE, VEC_BC)
     Cs = ()
-    for n in tl.static_range(DSTATE):
-        Bs = Bs + (tl.load(B_ptrs + n * stride_Bn + t * stride_Bl, mask=t < t_end, other=0.0),)
-        if HAS_C:
-            Cs = Cs + (tl.load(C_ptrs + n * stride_Cn + t * stride_Cl, mask=t < t_end, other=0.0),)
+    if HAS_C:
+        Cs = load_state_row(C_ptrs, t, t_end, stride_Cn, stride_Cl, zeros_d, DSTATE, VEC_BC)
     return u, delta, z, Bs, Cs
 
 

@@ -48,7 +48,7 @@ def scan_fwd_kernel(
     HAS_Z: tl.constexpr, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, DELTA_SOFTPLUS: tl.constexpr,
     HAS_SEQ_IDX: tl.constexpr, HAS_H0: tl.constexpr, WRITE_OUT: tl.constexpr,
     SAVE_CKPT: tl.constexpr, SAVE_END: tl.constexpr,
-    BLOCK_D: tl.constexpr, DSTATE: tl.constexpr,
+    BLOCK_D: tl.constexpr, DSTATE: tl.constexpr, VEC_BC: tl.constexpr,
 ):  # fmt: skip
     i_dg = tl.program_id(0)
     i_b = tl.program_id(1).to(tl.int64)
@@ -87,14 +87,14 @@ def scan_fwd_kernel(
     reset = 0.0
     args = (u_ptrs, stride_ul, delta_ptrs, stride_deltal, z_ptrs, stride_zl)
     args = args + (B_ptrs, stride_Bn, stride_Bl, C_ptrs, stride_Cn, stride_Cl, m_d)
-    nxt = load_step_inputs(t0, t_end, *args, HAS_Z and WRITE_OUT, WRITE_OUT, DSTATE)
+    nxt = load_step_inputs(t0, t_end, *args, HAS_Z and WRITE_OUT, WRITE_OUT, DSTATE, VEC_BC)
     for t in range(t0, t_end):
         if SAVE_CKPT:
             if t % chunk_len == 0:
                 ckpt = ckpt_ptr + (i_b * n_chunks + t // chunk_len) * DSTATE * dim
                 store_state(ckpt, h, dim, o_d, m_d, DSTATE)
         u, delta, zt, Bs, Cs = nxt
-        nxt = load_step_inputs(t + 1, t_end, *args, HAS_Z and WRITE_OUT, WRITE_OUT, DSTATE)
+        nxt = load_step_inputs(t + 1, t_end, *args, HAS_Z and WRITE_OUT, WRITE_OUT, DSTATE, VEC_BC)
         u = u.to(tl.float32)
         dt, _ = dt_from_raw(delta, bias, m_d, DELTA_SOFTPLUS)
         keep, seq_prev = keep_state(t, L, seq_ptrs, stride_seql, seq_prev, HAS_SEQ_IDX)

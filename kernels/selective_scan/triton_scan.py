@@ -44,7 +44,7 @@ def plan(batch: int, dim: int, groups: int, dstate: int, seqlen: int, device: to
         block_d = min(16, triton.next_power_of_2(dim_per_group))
         return ScanConfig(block_d, 1, chunk_len=16, seg_len=32, sub=4, bwd_block_d=block_d, bwd_num_warps=1)
     block_d = min(64, triton.next_power_of_2(dim_per_group))
-    bwd_block_d = min(32, triton.next_power_of_2(dim_per_group))
+    bwd_block_d = min(64, triton.next_power_of_2(dim_per_group))
     chunk_len = 64
     programs = batch * groups * triton.cdiv(dim_per_group, block_d)
     sms = torch.cuda.get_device_properties(device).multi_processor_count
@@ -63,6 +63,18 @@ def _dim_contiguous_like(x: torch.Tensor) -> torch.Tensor:
 
 def _strides3(x: torch.Tensor | None, like: torch.Tensor) -> tuple[int, int, int]:
     return tuple((x if x is not None else like).stride())
+
+
+def vector_rows_ok(x: torch.Tensor) -> bool:
+    """Whether B or C (batch, groups, dstate, seqlen) can be read 16 bytes at a time on a GPU: bf16 or
+    fp32, stride 1 over states, dstate a multiple of 16 bytes, every row start 16-byte aligned."""
+    if not x.is_cuda or x.dtype not in (torch.bfloat16, torch.float32) or x.stride(2) != 1:
+        return False
+    es = x.element_size()
+    aligned = x.data_ptr() % 16 == 0 and all(
+        (s * es) % 16 == 0 for s in (x.stride(0), x.stride(1), x.stride(3))
+    )
+    return aligned and (x.shape[2] * es) % 16 == 0
 
 
 def _flags(D, z, delta_bias, delta_softplus, seq_idx) -> dict:
@@ -128,6 +140,7 @@ def scan_forward(u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, initial_
             L, dim, dpg, n_seg, cfg.seg_len, n_chunks, cfg.chunk_len,
             HAS_H0=h0 is not None, WRITE_OUT=write_out, SAVE_CKPT=save_ckpt, SAVE_END=save_end,
             BLOCK_D=cfg.block_d, DSTATE=dstate, num_warps=cfg.num_warps, **flags,
+            VEC_BC=vector_rows_ok(B4) and vector_rows_ok(C4),
         )  # fmt: skip
 
     if n_seg == 1:
@@ -193,6 +206,7 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
         *B4.stride(), *C4.stride(), *seq_strides, *gend_strides,
         L, dim, dpg, n_dblocks, n_seg, cfg.seg_len, n_chunks, cfg.chunk_len,
         HAS_GEND=gend is not None, BLOCK_D=bd, DSTATE=dstate, SUB=cfg.sub,
+        VEC_BC=vector_rows_ok(B4) and vector_rows_ok(C4),
         num_warps=nw, **flags,
     )  # fmt: skip
 
