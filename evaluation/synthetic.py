@@ -96,25 +96,23 @@ def length_generalization(
     prefill: int = 1024,
     dtype: torch.dtype | None = None,
     on_result=None,
+    recurrent_batch_size: int | None = None,
 ) -> list[LengthResult]:
-    """Induction-heads accuracy at each test length, from ``datamodule.val_loader(batch_size, seqlen=L)``.
+    """Accuracy at each test length, from ``datamodule.val_loader(batch, seqlen=L)``.
 
+    ``batch`` is ``batch_size`` in parallel form and ``recurrent_batch_size`` (default: the same) in
+    recurrent form, where one stepping loop costs nearly the same for 1 or 256 sequences.
     ``on_result(result)`` is called after each length (progress printing).
     """
     results = []
     for length in lengths:
-        loader = datamodule.val_loader(batch_size, seqlen=length)
+        length_mode = choose_mode(mode, length, parallel_max_length)
+        batch = (recurrent_batch_size or batch_size) if length_mode == "recurrent" else batch_size
+        loader = datamodule.val_loader(batch, seqlen=length)
         if max_examples is not None:
-            loader = itertools.islice(loader, -(-max_examples // batch_size))
+            loader = itertools.islice(loader, -(-max_examples // batch))
         result = evaluate_length(
-            model,
-            loader,
-            length,
-            datamodule.vocab_size,
-            choose_mode(mode, length, parallel_max_length),
-            prefill,
-            max_examples,
-            dtype,
+            model, loader, length, datamodule.vocab_size, length_mode, prefill, max_examples, dtype
         )
         results.append(result)
         if on_result is not None:

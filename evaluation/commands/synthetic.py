@@ -8,7 +8,6 @@ accuracy at the task's length. Saved in RUN_DIR/eval/synthetic.json.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 from ..cli import option
@@ -16,7 +15,7 @@ from ..data_configs import build_eval_datamodule
 from ..loading import load_for_eval, resolve_device, resolve_dtype
 from ..report.tables import synthetic_table
 from ..results import run_folder_of, update_results
-from ..synthetic import SYNTHETIC_KINDS, choose_mode, evaluate_length, length_generalization
+from ..synthetic import SYNTHETIC_KINDS, length_generalization
 
 
 @dataclass
@@ -26,7 +25,8 @@ class Options:
     min_log2: int | None = option(None, help="with max_log2: test lengths 2^min_log2 ... 2^max_log2")
     max_log2: int | None = option(None, help="largest test length as a power of two")
     examples: int | None = option(None, help="sequences per length (default: the data config's val_examples)")
-    batch_size: int = option(32, help="sequences per forward pass / per recurrent stepping loop")
+    batch_size: int = option(32, help="sequences per forward pass in parallel form")
+    recurrent_batch_size: int = option(256, help="sequences stepped together in recurrent form")
     mode: str = option(
         "auto", help="auto (parallel up to parallel_max_length, then recurrent) | parallel | recurrent"
     )
@@ -54,34 +54,28 @@ def run(options: Options, positional: list[str]) -> int:
     _, datamodule = build_eval_datamodule(None, loaded.run_config, {})
     examples = options.examples or int(loaded.run_config["data"].get("val_examples", 256))
 
-    if kind == "selective_copying":
-        length = datamodule.seqlen
-        loader = itertools.islice(
-            datamodule.val_loader(options.batch_size), -(-examples // options.batch_size)
-        )
-        mode = choose_mode(options.mode, length, options.parallel_max_length)
-        results = [
-            evaluate_length(
-                loaded.model, loader, length, datamodule.vocab_size, mode, options.prefill, examples, dtype
-            )
-        ]
-    else:
-        lengths = _test_lengths(options, loaded.run_config["data"])
-        results = length_generalization(
-            loaded.model,
-            datamodule,
-            lengths,
-            options.batch_size,
-            examples,
-            options.mode,
-            options.parallel_max_length,
-            options.prefill,
-            dtype,
-            on_result=lambda r: print(
-                f"length {r.length}: {r.accuracy:.1f}% ({r.sequences} sequences, {r.mode}, {r.seconds:.1f}s)",
-                flush=True,
-            ),
-        )
+    # Selective copying is tested at its own length; induction heads at every test length.
+    lengths = (
+        [datamodule.seqlen]
+        if kind == "selective_copying"
+        else _test_lengths(options, loaded.run_config["data"])
+    )
+    results = length_generalization(
+        loaded.model,
+        datamodule,
+        lengths,
+        options.batch_size,
+        examples,
+        options.mode,
+        options.parallel_max_length,
+        options.prefill,
+        dtype,
+        on_result=lambda r: print(
+            f"length {r.length}: {r.accuracy:.1f}% ({r.sequences} sequences, {r.mode}, {r.seconds:.1f}s)",
+            flush=True,
+        ),
+        recurrent_batch_size=options.recurrent_batch_size,
+    )
     name = str(run_folder_of(options.checkpoint) or options.checkpoint)
     print(synthetic_table({name: ([r.length for r in results], [r.accuracy for r in results])}).to_markdown())
     entry = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -13,30 +14,42 @@ from .runs import RunRecord  # noqa: E402
 
 
 def plot_loss_curves(runs: list[RunRecord], path: Path) -> bool:
-    """Training loss (solid) and validation loss (dashed, markers) against step for every run, on one
-    figure. Returns False (and writes nothing) when no run has a loss to plot."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    plotted = False
-    for index, run in enumerate(runs):
-        color = f"C{index % 10}"
-        steps, losses = run.series("loss")
-        if steps:
-            ax.plot(steps, losses, color=color, linewidth=1.2, label=f"{run.name} train")
-            plotted = True
-        val_steps, val_losses = run.series("val_loss")
-        if val_steps:
-            ax.plot(val_steps, val_losses, "--o", color=color, markersize=3, label=f"{run.name} val")
-            plotted = True
-    if plotted:
-        ax.set_xlabel("step")
+    """Training loss (solid) and validation loss (dashed, markers) of every run on one figure, against
+    step and, when the runs log ``tokens``, against tokens seen (to compare models at equal tokens).
+    Returns False (and writes nothing) when no run has a loss to plot."""
+    if not any(run.series("loss")[0] or run.series("val_loss")[0] for run in runs):
+        return False
+    by_tokens = all(run.series("tokens")[0] for run in runs)
+    fig, axes = plt.subplots(1, 2 if by_tokens else 1, figsize=(13 if by_tokens else 8, 4.5), squeeze=False)
+    for ax, x_key in zip(axes[0], ("step", "tokens")):
+        for index, run in enumerate(runs):
+            color = f"C{index % 10}"
+            for key, style in (("loss", "-"), ("val_loss", "--o")):
+                xs, ys = _against(run, key, x_key)
+                if xs:
+                    ax.plot(
+                        xs, ys, style, color=color, linewidth=1.2, markersize=3, label=f"{run.name} {key}"
+                    )
+        ax.set_xlabel(x_key)
         ax.set_ylabel("loss (nats/token)")
-        ax.set_title("Loss curves")
+        ax.set_title(f"Loss against {x_key}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    return plotted
+    return True
+
+
+def _against(run: RunRecord, key: str, x_key: str) -> tuple[list[float], list[float]]:
+    """(x, y) of metric ``key`` over the rows that have both it and ``x_key``."""
+    xs, ys = [], []
+    for row in run.metrics:
+        x, y = row.get(x_key), row.get(key)
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and math.isfinite(y):
+            xs.append(float(x))
+            ys.append(float(y))
+    return xs, ys
 
 
 def plot_length_generalization(

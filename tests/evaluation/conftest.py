@@ -84,6 +84,13 @@ def tiny_lm(kind: str, vocab_size: int, seed: int = 0) -> torch.nn.Module:
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def subprocess_env() -> dict[str, str]:
+    """The environment for the commands these tests start, as a user's shell would have it: without
+    the ``TRITON_INTERPRET=1`` that tests/conftest.py sets for the kernel tests (whole models under
+    Triton's interpreter would take minutes per step)."""
+    return {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+
+
 def run_train(run_dir: Path, *overrides: str, timeout: float = 600) -> Path:
     """``python train.py`` (the real entry point) on the CPU with a few steps; returns the run folder."""
     import subprocess
@@ -99,7 +106,9 @@ def run_train(run_dir: Path, *overrides: str, timeout: float = 600) -> Path:
         "trainer.save_every=0",
     ]
     command = [sys.executable, str(REPO_ROOT / "train.py"), *quick, *overrides]
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=subprocess_env()
+    )
     if done.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{(done.stdout + done.stderr)[-4000:]}")
     return run_dir

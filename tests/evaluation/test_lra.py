@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, subprocess_env
 
 from evaluation.__main__ import main
 from evaluation.lra import quick_tasks
@@ -30,7 +30,9 @@ def test_quick_mode_trains_and_evaluates_end_to_end(tmp_path: Path) -> None:
         f"data.cache_dir={tmp_path / 'cache'}",
         "device=cpu",
     ]
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, env=subprocess_env()
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "listops: " in done.stdout and "% of 100 test examples" in done.stdout
     assert "S4 (updated) (published)" in done.stdout and "Quick mode" in done.stdout

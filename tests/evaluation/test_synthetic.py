@@ -12,7 +12,7 @@ from conftest import tiny_lm
 from evaluation.__main__ import main
 from evaluation.recurrent import predictions_at_labels
 from evaluation.results import load_results
-from evaluation.synthetic import evaluate_length
+from evaluation.synthetic import evaluate_length, length_generalization
 
 
 @pytest.mark.parametrize("kind", ["mamba", "s4d", "transformer"])
@@ -95,3 +95,30 @@ def test_synthetic_refuses_other_runs_and_bad_keys(lm_run, induction_run, capsys
     assert "mode must be auto, parallel or recurrent" in capsys.readouterr().err
     assert main(["synthetic", f"checkpoint={induction_run}", "lengths=64", "max_log2=8", "device=cpu"]) == 2
     assert "either lengths=" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["parallel", "recurrent"])
+def test_selective_copying_accuracy_equals_a_direct_count(mode: str) -> None:
+    from data import build_datamodule
+
+    config = {
+        "kind": "selective_copying",
+        "seqlen": 48,
+        "vocab_size": 16,
+        "num_data_tokens": 4,
+        "val_examples": 6,
+    }
+    datamodule = build_datamodule(config, seed=0)
+    model = tiny_lm("mamba", 16, seed=2)
+    [result] = length_generalization(
+        model, datamodule, [48], 4, 6, mode=mode, prefill=8, recurrent_batch_size=6
+    )
+    correct = labelled = 0
+    with torch.no_grad():
+        for batch in datamodule.val_loader(4):
+            wanted = batch["labels"] != -100
+            predictions = model(batch["input_ids"]).logits[..., :16].argmax(-1)
+            correct += int((predictions[wanted] == batch["labels"][wanted]).sum())
+            labelled += int(wanted.sum())
+    assert labelled == 6 * 4 and (result.labelled, result.sequences) == (labelled, 6)
+    assert result.correct == correct and result.mode == mode
