@@ -222,7 +222,10 @@ class MambaEvalLM(TemplateLM):
                     f"max_gen_toks={max_new} must be below the model's max_length={self.max_length}"
                 )
             encoded = {
-                i: self.tok_encode(requests[i].args[0])[-(self.max_length - max_new) :] for i in indices
+                # an empty context is conditioned on EOS, as loglikelihood does
+                i: self.tok_encode(requests[i].args[0])[-(self.max_length - max_new) :]
+                or [self.prefix_token_id]
+                for i in indices
             }
             indices = sorted(indices, key=lambda i: -len(encoded[i]))
             for start in range(0, len(indices), self.batch_size):
@@ -234,6 +237,7 @@ class MambaEvalLM(TemplateLM):
                     decode=self.tok_decode,
                     stop_strings=stops,
                     eos_token_id=self.text_tokenizer.eos_token_id,
+                    vocab_size=self.text_tokenizer.vocab_size,
                     compute_dtype=self.compute_dtype,
                     **sampling,
                 )

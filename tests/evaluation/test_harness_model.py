@@ -89,6 +89,15 @@ def test_generate_until_matches_greedy_decoding_and_batching(lm: MambaEvalLM) ->
         assert text == lm.tok_decode(greedy)
     lm._batch_size = 1
     assert lm.generate_until(requests, disable_tqdm=True) == batched
+    # an empty context starts from EOS
+    [from_eos] = lm.generate_until(
+        instances("generate_until", [("", {"until": [], "max_gen_toks": 3})]), True
+    )
+    eos = lm.eot_token_id
+    greedy = lm.model.generate(torch.tensor([[eos]]), max_new_tokens=3, top_k=1, eos_token_id=eos)[
+        0, 1:
+    ].tolist()
+    assert from_eos == lm.tok_decode(greedy[: greedy.index(eos)] if eos in greedy else greedy)
 
 
 def test_generate_until_stops_at_its_stop_string(lm: MambaEvalLM) -> None:
