@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import matplotlib
@@ -25,7 +24,7 @@ def plot_loss_curves(runs: list[RunRecord], path: Path) -> bool:
         for index, run in enumerate(runs):
             color = f"C{index % 10}"
             for key, style in (("loss", "-"), ("val_loss", "--o")):
-                xs, ys = _against(run, key, x_key)
+                xs, ys = run.series(key, x_key)
                 if xs:
                     ax.plot(
                         xs, ys, style, color=color, linewidth=1.2, markersize=3, label=f"{run.name} {key}"
@@ -39,17 +38,6 @@ def plot_loss_curves(runs: list[RunRecord], path: Path) -> bool:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
-
-
-def _against(run: RunRecord, key: str, x_key: str) -> tuple[list[float], list[float]]:
-    """(x, y) of metric ``key`` over the rows that have both it and ``x_key``."""
-    xs, ys = [], []
-    for row in run.metrics:
-        x, y = row.get(x_key), row.get(key)
-        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and math.isfinite(y):
-            xs.append(float(x))
-            ys.append(float(y))
-    return xs, ys
 
 
 def plot_length_generalization(

@@ -30,15 +30,16 @@ class RunRecord:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     """eval/<kind>.json contents by kind (perplexity, harness, lra, synthetic)."""
 
-    def series(self, key: str) -> tuple[list[float], list[float]]:
-        """(steps, values) of one metric over the rows that carry a finite value for it."""
-        steps, values = [], []
+    def series(self, key: str, x_key: str = "step") -> tuple[list[float], list[float]]:
+        """(x, y) of metric ``key`` against ``x_key`` ("step", "tokens") over the rows holding both
+        (a finite y)."""
+        xs, ys = [], []
         for row in self.metrics:
-            value = row.get(key)
-            if isinstance(value, (int, float)) and math.isfinite(value) and "step" in row:
-                steps.append(float(row["step"]))
-                values.append(float(value))
-        return steps, values
+            x, y = row.get(x_key), row.get(key)
+            if isinstance(x, (int, float)) and isinstance(y, (int, float)) and math.isfinite(y):
+                xs.append(float(x))
+                ys.append(float(y))
+        return xs, ys
 
     def model_summary(self) -> str:
         """A short description of the model, e.g. 'mamba_130m (mamba 24x768)' or 'classifier/s4d 6x256'."""
