@@ -95,7 +95,7 @@ def adjoint_local_kernel(
     stride_seqb, stride_seql,
     L, dim, dim_per_group, n_seg, seg_len,
     HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, DELTA_SOFTPLUS: tl.constexpr,
-    HAS_SEQ_IDX: tl.constexpr, BLOCK_D: tl.constexpr, DSTATE: tl.constexpr,
+    HAS_SEQ_IDX: tl.constexpr, BLOCK_D: tl.constexpr, DSTATE: tl.constexpr, VEC_BC: tl.constexpr,
 ):  # fmt: skip
     """q (batch, n_seg, dstate, dim): adjoint w.r.t. the state before segment s, from segment s alone."""
     i_dg = tl.program_id(0)
@@ -117,15 +117,23 @@ def adjoint_local_kernel(
     g = zero_state(BLOCK_D, DSTATE)
     t0 = i_s * seg_len
     t_end = tl.minimum(t0 + seg_len, L)
+    # Rows dout, delta, z and C of step t, loaded while step t + 1 computes (C in the "B" slot).
+    args = (dout_ptrs, stride_dol, delta_ptrs, stride_deltal, z_ptrs, stride_zl, C_ptrs, stride_Cn, stride_Cl)
+    args = args + (C_ptrs, stride_Cn, stride_Cl, m_d)
+    nxt = load_step_inputs(t_end - 1, t_end, *args, HAS_Z, False, DSTATE, VEC_BC)
     for k in range(t_end - t0):
         t = t_end - 1 - k
-        dt, _ = load_dt(t, L, delta_ptrs, stride_deltal, bias, m_d, DELTA_SOFTPLUS)
-        dy, _, _ = load_dy(t, L, dout_ptrs, stride_dol, z_ptrs, stride_zl, m_d, HAS_Z)
+        dout, delta, z, Cs, _ = nxt
+        nxt = load_step_inputs(tl.maximum(t - 1, t0), t_end, *args, HAS_Z, False, DSTATE, VEC_BC)
+        dt, _ = dt_from_raw(delta, bias, m_d, DELTA_SOFTPLUS)
+        dy = dout.to(tl.float32)
+        if HAS_Z:
+            z = z.to(tl.float32)
+            dy = dy * z * tl.sigmoid(z)
         dA = decays(dt * LOG2E, A, keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX), HAS_SEQ_IDX, DSTATE)
         g_new = ()
         for n in tl.static_range(DSTATE):
-            C_tn = tl.load(C_ptrs + n * stride_Cn + t * stride_Cl).to(tl.float32)
-            g_new = g_new + ((g[n] + dy * C_tn) * dA[n],)
+            g_new = g_new + ((g[n] + dy * Cs[n].to(tl.float32)) * dA[n],)
         g = g_new
     store_state(q_ptr + (i_b * n_seg + i_s) * DSTATE * dim, g, dim, o_d, m_d, DSTATE)
 

@@ -179,6 +179,7 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
             L, dim, dpg, n_seg, cfg.seg_len,
             HAS_Z=flags["HAS_Z"], HAS_BIAS=flags["HAS_BIAS"], DELTA_SOFTPLUS=flags["DELTA_SOFTPLUS"],
             HAS_SEQ_IDX=flags["HAS_SEQ_IDX"], BLOCK_D=bd, DSTATE=dstate, num_warps=nw,
+            VEC_BC=vector_rows_ok(C4),
         )  # fmt: skip
         gend, _ = _combine(q, dtsum, reset, A, dlast, True, cfg)
         gend_strides = gend.stride()
