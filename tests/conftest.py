@@ -1,25 +1,22 @@
 """Session-wide test set-up.
 
 On a machine without CUDA, Triton kernels can only run in Triton's interpreter, and Triton fixes
-compiled-or-interpreted when it is first imported: set ``TRITON_INTERPRET=1`` before anything
-imports it. The kernel tests (tests/kernels) then run the Triton kernels that way. Every other test
-keeps the PyTorch path that ``selective_scan_fn`` takes on a CPU without that variable, as a user's
-run would: the interpreter is exact but far too slow for whole models.
+compiled-or-interpreted for each kernel when its module is imported. So the scan's kernel modules
+are imported here with ``TRITON_INTERPRET=1``, and the variable is removed again afterwards:
+the kernel tests (tests/kernels) call those interpreted kernels, while every other test, and every
+subprocess a test starts, sees the environment a user's CPU run would see, in which
+``selective_scan_fn`` takes its PyTorch path (the interpreter is exact but far too slow for models).
 """
 
 import os
 
-import pytest
 import torch
 
-ON_CPU = not torch.cuda.is_available()
-if ON_CPU:
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+if not torch.cuda.is_available() and "TRITON_INTERPRET" not in os.environ:
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        import triton.experimental.gluon  # noqa: F401  (imported lazily by launches; it checks the mode)
 
-
-@pytest.fixture(autouse=True)
-def _cpu_models_use_the_pytorch_scan(request, monkeypatch):
-    if ON_CPU and "tests/kernels" not in str(request.node.path).replace(os.sep, "/"):
-        import kernels.selective_scan.interface as interface
-
-        monkeypatch.setattr(interface, "triton_enabled", lambda device: device.type == "cuda")
+        import kernels.selective_scan.triton_scan  # noqa: F401  (its kernels become interpreted functions)
+    finally:
+        del os.environ["TRITON_INTERPRET"]
