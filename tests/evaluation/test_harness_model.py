@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
-from conftest import tiny_lm
+from evaluation_parts import direct_logprob, tiny_lm
 from lm_eval.api.instance import Instance
 from lm_eval.utils import get_rolling_token_windows
 
@@ -15,17 +14,6 @@ from evaluation.harness_model import MambaEvalLM
 
 def instances(request_type: str, arguments: list[tuple]) -> list[Instance]:
     return [Instance(request_type, {}, args, index) for index, args in enumerate(arguments)]
-
-
-def direct_logprob(model: torch.nn.Module, context: list[int], continuation: list[int]) -> tuple[float, bool]:
-    """Unbatched, unpadded: log p(continuation | context) and whether it is the greedy continuation."""
-    tokens = torch.tensor(context + continuation)[None]
-    with torch.no_grad():
-        log_probs = F.log_softmax(model(tokens[:, :-1]).logits[0].double(), dim=-1)
-    positions = range(len(context) - 1, len(context) + len(continuation) - 1)
-    total = sum(float(log_probs[p, t]) for p, t in zip(positions, continuation))
-    greedy = all(int(log_probs[p].argmax()) == t for p, t in zip(positions, continuation))
-    return total, greedy
 
 
 @pytest.fixture(params=["mamba", "transformer"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_lm
+from evaluation_parts import tiny_lm
 
 from evaluation.loading import load_for_eval, resolve_device, resolve_dtype
 from mamba_lm.hf import to_hf

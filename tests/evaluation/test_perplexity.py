@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_lm
+from evaluation_parts import tiny_lm
 
 from evaluation.perplexity import perplexity_over_batches, perplexity_sliding, token_nll
 

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_harness import expected_metrics, write_tasks
+from local_tasks import expected_metrics, write_tasks
 
 from evaluation.__main__ import main
 from evaluation.report.runs import read_metrics

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, subprocess_env
+from evaluation_parts import REPO_ROOT, subprocess_env
 
 from evaluation.__main__ import main
 from evaluation.lra import quick_tasks

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_lm
+from evaluation_parts import tiny_lm
 
 from evaluation.__main__ import main
 from evaluation.recurrent import predictions_at_labels
