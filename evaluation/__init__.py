@@ -5,6 +5,16 @@ lm-eval first asks for it), so ``lm_eval.simple_evaluate(model="mamba_lm", ...)`
 ``import evaluation``. Without lm-eval installed (the GPU image) the rest still imports.
 
 Command line: ``python -m evaluation <command> key=value ...`` (see ``evaluation/__main__.py``).
+
+Library entry points (each module imports only what it needs):
+
+- ``evaluation.perplexity``: ``perplexity_over_batches``, ``perplexity_sliding``, ``sliding_windows``
+- ``evaluation.harness_model.MambaEvalLM`` (the lm-eval model) and ``evaluation.harness.run_harness``
+- ``evaluation.loading.load_for_eval`` (run folders, HF and mamba_ssm checkpoints, with tokenizer)
+- ``evaluation.decoding.decode_until`` (batched recurrent decoding with stop strings)
+- ``evaluation.recurrent.predictions_at_labels`` and ``evaluation.synthetic.length_generalization``
+- ``evaluation.lra.evaluate_lra_run`` / ``quick_train``; ``evaluation.report.build_report``
+- results live in ``RUN_DIR/eval/{perplexity,harness,lra,synthetic}.json`` (``evaluation.results``)
 """
 
 from __future__ import annotations
