@@ -14,10 +14,30 @@ Adjoint, g[t] = dLoss/dh[t]:
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
 from .ref import as_grouped
+
+# Below this many elements per step, intra-op threads cost more than they save (and under load from
+# other processes, spinning threads made the loops 20x slower on a 2-core machine).
+SMALL_STEP = 1 << 18
+
+
+@contextlib.contextmanager
+def _one_thread_for_small_steps(numel_per_step: int):
+    """Run the per-step loops on one thread when each step's tensors are small (restored on exit)."""
+    threads = torch.get_num_threads()
+    if numel_per_step >= SMALL_STEP or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _compute_dtype(u: torch.Tensor) -> torch.dtype:
@@ -57,12 +77,13 @@ class SelectiveScanTorch(torch.autograd.Function):
         )
         states = torch.empty(batch, groups, heads, seqlen, dstate, dtype=compute, device=u.device)
         dtu = dt * uc
-        for t in range(seqlen):
-            decay = torch.exp(dt[..., t, None] * Ac)  # (batch, groups, heads, dstate)
-            if keep is not None:
-                decay = decay * keep[:, t, None, None, None]
-            h = decay * h + dtu[..., t, None] * Bc[:, :, None, :, t]
-            states[:, :, :, t] = h
+        with _one_thread_for_small_steps(h.numel() if u.device.type == "cpu" else SMALL_STEP):
+            for t in range(seqlen):
+                decay = torch.exp(dt[..., t, None] * Ac)  # (batch, groups, heads, dstate)
+                if keep is not None:
+                    decay = decay * keep[:, t, None, None, None]
+                h = decay * h + dtu[..., t, None] * Bc[:, :, None, :, t]
+                states[:, :, :, t] = h
         y = torch.einsum("bghln,bgnl->bghl", states, Cc)
         if D is not None:
             y = y + uc * D.to(compute).view(groups, heads, 1)
@@ -116,23 +137,24 @@ class SelectiveScanTorch(torch.autograd.Function):
         ddt = torch.empty_like(dt)
         dB = torch.empty_like(Bc)
         dA = torch.zeros_like(Ac)
-        for t in range(seqlen - 1, -1, -1):
-            g = g + dy[..., t, None] * Cc[:, :, None, :, t]
-            decay = torch.exp(dt[..., t, None] * Ac)
-            if keep is not None:
-                decay = decay * keep[:, t, None, None, None]
-            h_prev = states[:, :, :, t - 1] if t > 0 else h0
-            Bt = Bc[:, :, None, :, t]
-            # dLoss/d(dt*A) through the decay; keep[t] is already folded into decay.
-            d_dtA = g * h_prev * decay if h_prev is not None else None
-            ddt_t = (g * Bt).sum(-1) * uc[..., t]
-            if d_dtA is not None:
-                ddt_t = ddt_t + (d_dtA * Ac).sum(-1)
-                dA += (d_dtA * dt[..., t, None]).sum(0)
-            ddt[..., t] = ddt_t
-            du[..., t] += (g * Bt).sum(-1) * dt[..., t]
-            dB[:, :, :, t] = (g * (dt[..., t] * uc[..., t])[..., None]).sum(2)
-            g = g * decay
+        with _one_thread_for_small_steps(g.numel() if u.device.type == "cpu" else SMALL_STEP):
+            for t in range(seqlen - 1, -1, -1):
+                g = g + dy[..., t, None] * Cc[:, :, None, :, t]
+                decay = torch.exp(dt[..., t, None] * Ac)
+                if keep is not None:
+                    decay = decay * keep[:, t, None, None, None]
+                h_prev = states[:, :, :, t - 1] if t > 0 else h0
+                Bt = Bc[:, :, None, :, t]
+                # dLoss/d(dt*A) through the decay; keep[t] is already folded into decay.
+                d_dtA = g * h_prev * decay if h_prev is not None else None
+                ddt_t = (g * Bt).sum(-1) * uc[..., t]
+                if d_dtA is not None:
+                    ddt_t = ddt_t + (d_dtA * Ac).sum(-1)
+                    dA += (d_dtA * dt[..., t, None]).sum(0)
+                ddt[..., t] = ddt_t
+                du[..., t] += (g * Bt).sum(-1) * dt[..., t]
+                dB[:, :, :, t] = (g * (dt[..., t] * uc[..., t])[..., None]).sum(2)
+                g = g * decay
         d_initial = g.reshape(batch, dim, dstate) if initial_state is not None else None
 
         ddelta = ddt * torch.sigmoid(dt_raw) if ctx.delta_softplus else ddt
