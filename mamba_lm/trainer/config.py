@@ -11,6 +11,7 @@ before any data or model is built, and name the offending key.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -207,3 +208,21 @@ class RunConfig:
     resume: str | None = "auto"
     """auto: continue from the newest valid checkpoint in the run folder if there is one; a path:
     that checkpoint folder (or run folder); null: start fresh (refused if the folder has checkpoints)."""
+
+    def __post_init__(self) -> None:
+        extra = unknown_keys(self)
+        if extra:  # Hydra's `+key=value` can add keys the schema does not declare
+            raise ValueError(f"unknown config key(s) {extra}: not in the schema (mamba_lm/trainer/config.py)")
+
+
+def unknown_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted names of attributes set on (nested) config dataclasses that are not declared fields."""
+    if isinstance(node, list):
+        return [key for i, item in enumerate(node) for key in unknown_keys(item, f"{prefix}[{i}]")]
+    if not dataclasses.is_dataclass(node):
+        return []
+    declared = {f.name for f in dataclasses.fields(node)}
+    found = [f"{prefix}{name}" for name in vars(node) if name not in declared]
+    for name in declared:
+        found += unknown_keys(getattr(node, name), f"{prefix}{name}.")
+    return found

@@ -221,8 +221,10 @@ class Trainer:
                     if result.stop_requested:
                         stopped = stop.signal_name or "a signal on another process"
                     final = progress.step == cfg.max_steps or stopped
-                    evaluate_now = final or (cfg.eval_every and progress.step % cfg.eval_every == 0)
-                    if evaluate_now or progress.step % cfg.log_every == 0:
+                    # On a stop signal the grace period is short: save at once, validate later.
+                    periodic_eval = cfg.eval_every and progress.step % cfg.eval_every == 0
+                    evaluate_now = not stopped and (final or periodic_eval)
+                    if final or evaluate_now or progress.step % cfg.log_every == 0:
                         record = self._log(window, lr, evaluate_now)
                         window = _Window()
                     periodic = cfg.save_every and progress.step % cfg.save_every == 0

@@ -55,7 +55,7 @@ def test_n_plus_resume_plus_n_equals_2n_straight(accelerator, tmp_path, grad_acc
 
     assert summary.step == 2 * n
     assert logged(split) == logged(straight)  # the loss of every step, bit for bit
-    assert logged(split, "val_loss") == logged(straight, "val_loss")
+    assert logged(split, "val_loss")[-1] == logged(straight, "val_loss")[-1]  # (a stop skips validation)
     assert logged(split, "lr") == logged(straight, "lr")
     assert len(logged(straight)) == 2 * n
     final_straight, _ = load_model(straight)

@@ -1,0 +1,95 @@
+"""Runs in processes of their own: SIGTERM handling, and two data-parallel ranks through accelerate launch."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import string
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mamba_lm.trainer.checkpoint import list_checkpoints
+from mamba_lm.trainer.metrics import read_metrics
+
+REPO = Path(__file__).resolve().parents[2]
+WORKER = Path(__file__).with_name("tiny_run.py")
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    command = [sys.executable, str(WORKER), str(tmp_path), "--max-steps", "10000", "--save-every", "1000"]
+    command += ["--batch-delay", "0.05"]
+    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, env=_env(), **pipes)
+    deadline = time.time() + 120
+    while len(read_metrics(tmp_path / "metrics.jsonl")) < 3:
+        assert process.poll() is None and time.time() < deadline, process.communicate()[0]
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    report = json.loads((tmp_path / "rank0.json").read_text())
+    stopped_at = report["step"]
+    assert report["stopped_by_signal"] == "SIGTERM" and 3 <= stopped_at < 10000
+    assert f"stopped by SIGTERM at step {stopped_at}" in output
+    assert [c.name for c in list_checkpoints(tmp_path)] == [f"step_{stopped_at:08d}"]
+    assert read_metrics(tmp_path / "metrics.jsonl")[-1]["step"] == stopped_at
+
+    resumed = subprocess.run(
+        [sys.executable, str(WORKER), str(tmp_path), "--max-steps", str(stopped_at + 2)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    steps = [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")]
+    assert steps == list(range(1, stopped_at + 3))
+
+
+def _small_corpus(folder: Path) -> dict:
+    """A data config over a generated local corpus: the real LM pipeline (tokenizer, shards, rank shares)."""
+    rng = random.Random(0)
+    with open(folder / "corpus.jsonl", "w") as f:  # random words: no two blocks of 16 tokens alike
+        for _ in range(300):
+            words = ("".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 8))) for _ in range(80))
+            f.write(json.dumps({"text": " ".join(words)}) + "\n")
+    return {
+        "kind": "lm",
+        "name": "ddp_test",
+        "seqlen": 16,
+        "cache_dir": str(folder / "cache"),
+        "dataset": {"source": "files", "files": [str(folder / "corpus.jsonl")]},
+        "tokenizer": {"source": "train", "vocab_size": 300},
+        "validation": {"fraction": 0.05, "max_blocks": 8},
+    }
+
+
+def test_two_ranks_through_accelerate_launch(tmp_path):
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(REPO / "configs" / "accelerate" / "cpu_ddp.yaml"),
+        "--main_process_port",
+        "29517",
+    ]
+    data = json.dumps(_small_corpus(tmp_path))
+    command = [*launch, str(WORKER), str(tmp_path), "--max-steps", "4", "--save-every", "2", "--data", data]
+    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    reports = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert [r["world_size"] for r in reports] == [2, 2]
+    assert reports[0]["weights"] == reports[1]["weights"]  # DDP kept the replicas identical
+    assert len(reports[0]["rows"]) == len(reports[1]["rows"]) == 4 * 4
+    assert not set(reports[0]["rows"]) & set(reports[1]["rows"])  # each rank read its own blocks
+    state = json.loads((list_checkpoints(tmp_path)[0] / "trainer_state.json").read_text())
+    assert state["world_size"] == 2 and len(state["ranks"]) == 2
