@@ -22,7 +22,9 @@ _REGISTRY: dict[str, Callable[[], MambaConfig | TransformerConfig]] = {
     "mamba_1.4b": lambda: MambaConfig(d_model=2048, n_layer=48),
     # Transformer++, the paper's sizes (half the layers: each has attention and an MLP).
     "transformer_125m": lambda: TransformerConfig(d_model=768, n_layer=12, n_head=12),
-    "transformer_350m": lambda: TransformerConfig(d_model=1024, n_layer=24, n_head=16),
+    # MLP width 2688 (2.625 x d_model) as the 350.4M Transformer++ measured in ANCHORS.md; the LLaMA rule
+    # (8/3 x d_model rounded up to 256) would give 2816 and 359.8M parameters.
+    "transformer_350m": lambda: TransformerConfig(d_model=1024, n_layer=24, n_head=16, d_intermediate=2688),
     "transformer_760m": lambda: TransformerConfig(d_model=1536, n_layer=24, n_head=16),
     "transformer_1.3b": lambda: TransformerConfig(d_model=2048, n_layer=24, n_head=32),
     # Small: CPU training runs and quick experiments.
