@@ -23,8 +23,11 @@ def make_accelerator(precision: Precision | str = Precision.auto, cpu: bool = Fa
 
     Distributed settings (DDP, FSDP, number of processes) come from ``accelerate launch`` and its
     config file; the trainer applies gradient accumulation itself, so accelerate's stays 1.
+    Without a GPU the CPU is chosen explicitly: only then do launched processes join one gloo
+    group (accelerate would otherwise start each one as a lone single-process run).
     """
     from accelerate import Accelerator
 
+    cpu = cpu or not torch.cuda.is_available()
     resolved = resolve_precision(precision, cpu)
     return Accelerator(cpu=cpu, mixed_precision=_ACCELERATE_PRECISION[resolved])

@@ -11,12 +11,12 @@ sys.path.insert(0, str(Path(__file__).parent))  # helpers.py
 
 
 @pytest.fixture
-def accelerator():
-    """A fresh single-process fp32 CPU Accelerator (accelerate's state is a process-wide singleton)."""
+def accelerator(request):
+    """A fresh one-process CPU Accelerator, fp32 unless parametrized (accelerate keeps a singleton state)."""
     from accelerate.state import AcceleratorState
 
     from mamba_lm.trainer import make_accelerator
 
     AcceleratorState._reset_state(reset_partial_state=True)
-    yield make_accelerator("fp32", cpu=True)
+    yield make_accelerator(getattr(request, "param", "fp32"), cpu=True)
     AcceleratorState._reset_state(reset_partial_state=True)

@@ -87,3 +87,17 @@ def test_flops_per_token():
 def test_peak_flops():
     assert peak_flops_per_device(torch.device("cpu")) is None
     assert peak_flops_per_device(torch.device("cpu"), configured=2e12) == 2e12
+
+
+@pytest.mark.parametrize("accelerator", ["bf16"], indirect=True)
+def test_bf16_autocast_keeps_fp32_master_weights(accelerator, tmp_path):
+    assert accelerator.mixed_precision == "bf16"
+    model = tiny_mamba()
+    tiny_trainer(accelerator, tmp_path, model=model, max_steps=4, eval_every=4).fit()
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert all(math.isfinite(r["loss"]) for r in records) and math.isfinite(records[-1]["val_loss"])
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    from mamba_lm.trainer.state_io import load_tensors
+
+    weights = load_tensors(tmp_path / "checkpoints" / "step_00000004" / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float32}

@@ -93,3 +93,32 @@ def test_two_ranks_through_accelerate_launch(tmp_path):
     assert not set(reports[0]["rows"]) & set(reports[1]["rows"])  # each rank read its own blocks
     state = json.loads((list_checkpoints(tmp_path)[0] / "trainer_state.json").read_text())
     assert state["world_size"] == 2 and len(state["ranks"]) == 2
+
+
+def test_train_py_under_accelerate_launch_shares_one_run_folder(tmp_path):
+    """train.py itself on two ranks, with Hydra's default timestamped folder (each rank composes its own)."""
+    corpus = _small_corpus(tmp_path)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file"]
+    launch += [str(REPO / "configs" / "accelerate" / "cpu_ddp.yaml"), "--main_process_port", "29518"]
+    overrides = [
+        "model=mamba_tiny",
+        "data=local_files",
+        f"data.dataset.files=[{corpus['dataset']['files'][0]}]",
+        "data.tokenizer.vocab_size=300",
+        "data.seqlen=16",
+        f"data.cache_dir={corpus['cache_dir']}",
+        "logger=none",
+        "trainer.max_steps=3",
+        "trainer.micro_batch_size=2",
+        "trainer.progress_bar=false",
+    ]
+    command = [*launch, str(REPO / "train.py"), *overrides]
+    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_dirs = [p.parent for p in (tmp_path / "outputs").glob("*/*/config.yaml")]
+    assert len(run_dirs) == 1 and not [p for p in (tmp_path / "outputs").glob("*/*") if p not in run_dirs]
+    run = run_dirs[0]
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [3]  # logged once, by the main rank
+    assert "val_loss" in read_metrics(run / "metrics.jsonl")[0]
+    state = json.loads((list_checkpoints(run)[0] / "trainer_state.json").read_text())
+    assert state["world_size"] == 2 and len(state["ranks"]) == 2  # each rank's loader and RNG state
