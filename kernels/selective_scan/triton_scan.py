@@ -36,8 +36,9 @@ class ScanConfig:
 def plan(batch: int, dim: int, groups: int, dstate: int, seqlen: int, device: torch.device) -> ScanConfig:
     """Pick block sizes and the segment length for a problem size.
 
-    The sequence is cut into segments only when batch x channel blocks cannot fill the GPU: the
-    chunked forward reads its inputs twice, so it pays only when most SMs would idle otherwise.
+    When batch x channel blocks cannot fill the GPU (fewer than 4 programs per SM), the sequence is
+    cut into segments of 512 steps: measured on an H200 (benchmarks/RESULTS.md), the extra pass of
+    the segment-parallel plan costs far less than the idle SMs of one long walk per program.
     """
     dim_per_group = dim // groups
     if device.type != "cuda":  # Triton's interpreter: small blocks, exercise the chunked paths.
@@ -45,13 +46,10 @@ def plan(batch: int, dim: int, groups: int, dstate: int, seqlen: int, device: to
         return ScanConfig(block_d, 1, chunk_len=16, seg_len=32, sub=4, bwd_block_d=block_d, bwd_num_warps=1)
     block_d = min(64, triton.next_power_of_2(dim_per_group))
     bwd_block_d = min(64, triton.next_power_of_2(dim_per_group))
-    chunk_len = 64
+    chunk_len, seg_len = 64, triton.cdiv(seqlen, 64) * 64
     programs = batch * groups * triton.cdiv(dim_per_group, block_d)
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
-    n_seg = 1
-    if programs < 4 * sms:
-        n_seg = min(triton.cdiv(seqlen, chunk_len), triton.cdiv(8 * sms, programs))
-    seg_len = triton.cdiv(triton.cdiv(seqlen, n_seg), chunk_len) * chunk_len
+    if programs < 4 * torch.cuda.get_device_properties(device).multi_processor_count:
+        seg_len = min(seg_len, 512)
     return ScanConfig(block_d, 1, chunk_len, seg_len, sub=2, bwd_block_d=bwd_block_d, bwd_num_warps=1)
 
 

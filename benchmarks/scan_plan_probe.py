@@ -1,0 +1,26 @@
+"""Time the scan's one-segment and segment-parallel plans at given shapes (GPU): which one the plan should pick.
+
+    python benchmarks/scan_plan_probe.py 16x1536x2048 8x2048x8192
+"""
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scan import fwd_bwd_fn, make_inputs, scan_fn, time_ms  # noqa: E402
+
+from kernels.selective_scan.triton_scan import plan  # noqa: E402
+
+for shape in sys.argv[1:]:
+    batch, dim, seqlen = map(int, shape.split("x"))
+    inputs = make_inputs(batch, seqlen, dim=dim)
+    base = plan(batch, dim, 1, 16, seqlen, torch.device("cuda"))
+    for seg in sorted({base.seg_len, 1 << 20, 1024, 512}):
+        cfg = dataclasses.replace(base, seg_len=seg)
+        fwd = time_ms(lambda cfg=cfg: scan_fn(cfg)(**inputs))
+        fb = time_ms(fwd_bwd_fn(scan_fn(cfg), inputs))
+        print(f"{shape}: seg_len={seg:8d} (plan {base.seg_len}): fwd {fwd:.3f} ms fwd+bwd {fb:.3f} ms", flush=True)
