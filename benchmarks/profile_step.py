@@ -1,6 +1,6 @@
 """Profile one training step of a named model on the GPU: the CUDA kernels that take the time.
 
-    python benchmarks/profile_step.py --model mamba_130m --seqlen 2048 --batch 16
+python benchmarks/profile_step.py --model mamba_130m --seqlen 2048 --batch 16
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ EXP_RATE = 4.0e12  # exp2/s (ANCHORS.md)
 
 
 def make_inputs(batch, seqlen, dim=DIM, dstate=DSTATE, layout="model", dtype=torch.bfloat16, seed=0):
-    """Scan inputs as Mamba produces them; layout 'model' = channel-contiguous, 'lcontig' = seqlen-contiguous."""
+    """Scan inputs as Mamba produces them; layout 'model' = channel-contiguous, else seqlen-contiguous."""
     g = torch.Generator(device="cuda").manual_seed(seed)
 
     def act(scale=1.0):
@@ -161,7 +161,7 @@ def main():
             for overrides in SWEEP:
                 cfg = dataclasses.replace(base, **overrides)
                 try:
-                    fwd = time_ms(lambda cfg=cfg: scan_fn(cfg)(**inputs))
+                    fwd = time_ms(lambda cfg=cfg, inputs=inputs: scan_fn(cfg)(**inputs))
                     fb = time_ms(fwd_bwd_fn(scan_fn(cfg), inputs))
                 except Exception as e:  # a configuration that does not compile is reported, not fatal
                     print(f"  {cfg}: failed: {type(e).__name__}: {str(e)[:200]}")
@@ -170,19 +170,21 @@ def main():
                 print(f"L={seqlen:6d} {cfg}: fwd {fwd:.3f} ms  fwd+bwd {fb:.3f} ms", flush=True)
             continue
         row = {"seqlen": seqlen, "batch": batch}
-        row["fwd_ms"] = time_ms(lambda: selective_scan_fn(**inputs))
+        row["fwd_ms"] = time_ms(lambda inputs=inputs: selective_scan_fn(**inputs))
         row["fwd_bwd_ms"] = time_ms(fwd_bwd_fn(selective_scan_fn, inputs))
         lc = make_inputs(batch, seqlen, layout="lcontig")
-        row["lcontig_fwd_ms"] = time_ms(lambda: selective_scan_fn(**lc))
+        row["lcontig_fwd_ms"] = time_ms(lambda lc=lc: selective_scan_fn(**lc))
         row["lcontig_fwd_bwd_ms"] = time_ms(fwd_bwd_fn(selective_scan_fn, lc))
         row["flash_fwd_ms"], row["flash_fwd_bwd_ms"] = flash_attention_ms(batch, seqlen)
         if seqlen <= 2048:
             ref_in = {k: (v.float() if torch.is_tensor(v) else v) for k, v in inputs.items()}
-            row["torch_ref_fwd_ms"] = time_ms(lambda: selective_scan_ref(**ref_in), warmup=1, rep=1)
+            row["torch_ref_fwd_ms"] = time_ms(
+                lambda ref_in=ref_in: selective_scan_ref(**ref_in), warmup=1, rep=1
+            )
         try:
             from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as mamba_scan
 
-            row["mamba_cuda_fwd_ms"] = time_ms(lambda: mamba_scan(**lc))
+            row["mamba_cuda_fwd_ms"] = time_ms(lambda lc=lc: mamba_scan(**lc))
             row["mamba_cuda_fwd_bwd_ms"] = time_ms(fwd_bwd_fn(mamba_scan, lc))
         except ImportError:
             pass

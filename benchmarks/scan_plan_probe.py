@@ -1,6 +1,6 @@
-"""Time the scan's one-segment and segment-parallel plans at given shapes (GPU): which one the plan should pick.
+"""Time the scan at several segment lengths for given shapes (GPU): what the launch plan should pick.
 
-    python benchmarks/scan_plan_probe.py 16x1536x2048 8x2048x8192
+python benchmarks/scan_plan_probe.py 16x1536x2048 8x2048x8192
 """
 
 import dataclasses
@@ -21,6 +21,7 @@ for shape in sys.argv[1:]:
     base = plan(batch, dim, 1, 16, seqlen, torch.device("cuda"))
     for seg in sorted({base.seg_len, 1 << 20, 1024, 512}):
         cfg = dataclasses.replace(base, seg_len=seg)
-        fwd = time_ms(lambda cfg=cfg: scan_fn(cfg)(**inputs))
+        fwd = time_ms(lambda cfg=cfg, inputs=inputs: scan_fn(cfg)(**inputs))
         fb = time_ms(fwd_bwd_fn(scan_fn(cfg), inputs))
-        print(f"{shape}: seg_len={seg:8d} (plan {base.seg_len}): fwd {fwd:.3f} ms fwd+bwd {fb:.3f} ms", flush=True)
+        row = f"{shape}: seg_len={seg:8d} (plan {base.seg_len}): fwd {fwd:.3f} ms fwd+bwd {fb:.3f} ms"
+        print(row, flush=True)
