@@ -94,6 +94,14 @@ def test_two_ranks_through_accelerate_launch(tmp_path):
     state = json.loads((list_checkpoints(tmp_path)[0] / "trainer_state.json").read_text())
     assert state["world_size"] == 2 and len(state["ranks"]) == 2
 
+    command[command.index("--max-steps") + 1] = "6"  # resume both ranks from step 4
+    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    resumed = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert [r["step"] for r in resumed] == [6, 6] and resumed[0]["weights"] == resumed[1]["weights"]
+    assert len(resumed[0]["rows"]) == 2 * 4  # only steps 5 and 6 were trained
+    assert not set(resumed[0]["rows"]) & set(reports[0]["rows"])  # the data continued, not restarted
+
 
 def test_train_py_under_accelerate_launch_shares_one_run_folder(tmp_path):
     """train.py itself on two ranks, with Hydra's default timestamped folder (each rank composes its own)."""
