@@ -24,6 +24,7 @@ import triton.language as tl
 
 from .triton_common import (
     LOG2E,
+    channel_block,
     dt_from_raw,
     load_dt,
     load_row,
@@ -98,14 +99,7 @@ def adjoint_local_kernel(
     HAS_SEQ_IDX: tl.constexpr, BLOCK_D: tl.constexpr, DSTATE: tl.constexpr, VEC_BC: tl.constexpr,
 ):  # fmt: skip
     """q (batch, n_seg, dstate, dim): adjoint w.r.t. the state before segment s, from segment s alone."""
-    i_dg = tl.program_id(0)
-    i_b = tl.program_id(1).to(tl.int64)
-    i_s = tl.program_id(2)
-    blocks_per_group = tl.cdiv(dim_per_group, BLOCK_D)
-    i_g = i_dg // blocks_per_group
-    o_in_group = (i_dg % blocks_per_group) * BLOCK_D + tl.arange(0, BLOCK_D)
-    m_d = o_in_group < dim_per_group
-    o_d = i_g * dim_per_group + o_in_group
+    i_dg, i_b, i_s, i_g, o_d, m_d = channel_block(dim_per_group, BLOCK_D)
     A = load_state(A_ptr, stride_An, o_d * stride_Ad, m_d, DSTATE)
     bias = tl.load(bias_ptr + o_d, mask=m_d, other=0.0).to(tl.float32) if HAS_BIAS else 0.0
     delta_ptrs = delta_ptr + i_b * stride_deltab + o_d * stride_deltad
@@ -166,14 +160,7 @@ def scan_bwd_kernel(
     stride_g*; dB, dC partials: (batch, n_dblocks, seqlen, dstate); dA, dh0 partials: (batch, n_seg,
     dstate, dim); dD, dbias partials: (batch, n_seg, dim).
     """
-    i_dg = tl.program_id(0)
-    i_b = tl.program_id(1).to(tl.int64)
-    i_s = tl.program_id(2)
-    blocks_per_group = tl.cdiv(dim_per_group, BLOCK_D)
-    i_g = i_dg // blocks_per_group
-    o_in_group = (i_dg % blocks_per_group) * BLOCK_D + tl.arange(0, BLOCK_D)
-    m_d = o_in_group < dim_per_group
-    o_d = i_g * dim_per_group + o_in_group
+    i_dg, i_b, i_s, i_g, o_d, m_d = channel_block(dim_per_group, BLOCK_D)
 
     A = load_state(A_ptr, stride_An, o_d * stride_Ad, m_d, DSTATE)
     bias = tl.load(bias_ptr + o_d, mask=m_d, other=0.0).to(tl.float32) if HAS_BIAS else 0.0

@@ -13,6 +13,22 @@ LOG2E = tl.constexpr(1.4426950408889634)
 
 
 @triton.jit
+def channel_block(dim_per_group, BLOCK_D: tl.constexpr):
+    """This program's work: grid (groups * blocks per group, batch, segments).
+
+    Returns (i_dg, i_b, i_s, i_g, o_d, m_d): the channel-block index, batch (int64), segment and
+    group indices, the (BLOCK_D,) channel indices and their mask (a block never crosses groups).
+    """
+    i_dg = tl.program_id(0)
+    i_b = tl.program_id(1).to(tl.int64)
+    i_s = tl.program_id(2)
+    blocks_per_group = tl.cdiv(dim_per_group, BLOCK_D)
+    i_g = i_dg // blocks_per_group
+    o_in_group = (i_dg % blocks_per_group) * BLOCK_D + tl.arange(0, BLOCK_D)
+    return i_dg, i_b, i_s, i_g, i_g * dim_per_group + o_in_group, o_in_group < dim_per_group
+
+
+@triton.jit
 def softplus(x):
     """log(1 + exp(x)), computed stably, returning x itself above 20 (as torch's softplus does)."""
     return tl.where(x > 20.0, x, tl.maximum(x, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(x))))
@@ -44,10 +60,6 @@ def keep_state(t, L, seq_ptr, stride_seql, seq_prev, HAS_SEQ_IDX: tl.constexpr):
         seq_t = seq_prev
         keep = 1.0
     return keep, seq_t
-
-
-def next_power_of_2(n: int) -> int:
-    return triton.next_power_of_2(n)
 
 
 # The state of a program is a tuple of DSTATE register vectors of shape (BLOCK_D,), one per state
