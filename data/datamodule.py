@@ -13,13 +13,14 @@ subclasses. Batches are dicts of CPU tensors:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
 from data.sampling import Batch, ResumableLoader
 
 
-class DataModule:
+class DataModule(ABC):
     """Datasets of one task with their loaders; subclasses fill the attributes and loaders."""
 
     task: str
@@ -37,13 +38,13 @@ class DataModule:
     num_documents: int = 1
     """Documents per classification example (2 for retrieval: input_ids (B, 2, L))."""
 
+    @abstractmethod
     def train_loader(self, batch_size: int) -> ResumableLoader:
         """Infinite iterator of training batches (``batch_size`` per rank) with state_dict() and friends."""
-        raise NotImplementedError
 
+    @abstractmethod
     def val_loader(self, batch_size: int) -> Iterable[Batch]:
         """Finite, deterministic iterable over this rank's share of the validation split (fresh each call)."""
-        raise NotImplementedError
 
     @property
     def has_test(self) -> bool:

@@ -9,6 +9,10 @@ import torch
 from .checks import check_scan_args
 from .torch_scan import selective_scan_torch
 
+# The Triton kernels keep every state of a channel in registers and unroll over states: past 32
+# states they spill and take minutes to compile, so larger states use the PyTorch path.
+MAX_TRITON_DSTATE = 32
+
 
 def triton_enabled(device: torch.device) -> bool:
     """The Triton kernel runs on CUDA devices, and on the CPU under ``TRITON_INTERPRET=1``."""
@@ -42,14 +46,15 @@ def selective_scan_fn(
 
     Args:
         u, delta, z: (batch, dim, seqlen), fp32/fp16/bf16 (all the same); any strides.
-        A: (dim, dstate) fp32.  B, C: (batch, dstate, seqlen) or (batch, groups, dstate, seqlen).
+        A: (dim, dstate) fp32; dstate up to 32 runs the Triton kernel (16 is its fast path), larger
+            states the PyTorch path.  B, C: (batch, dstate, seqlen) or (batch, groups, dstate, seqlen).
         D, delta_bias: (dim,) fp32.  initial_state: (batch, dim, dstate) fp32.
         seq_idx: (batch, seqlen) int32, non-decreasing per row (packed documents).
     Returns:
         out (batch, dim, seqlen) in u's dtype, or (out, last_state (batch, dim, dstate) fp32).
     """
     check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state, seq_idx)
-    if triton_enabled(u.device) and u.dtype != torch.float64:
+    if triton_enabled(u.device) and u.dtype != torch.float64 and A.shape[1] <= MAX_TRITON_DSTATE:
         from .triton_scan import selective_scan_triton
 
         out, last_state = selective_scan_triton(

@@ -189,3 +189,17 @@ def test_bad_arguments_are_named(change, message):
     inputs.update(change)
     with pytest.raises(ValueError, match=message):
         selective_scan_fn(**inputs)
+
+
+def test_large_state_sizes_take_the_pytorch_path(monkeypatch):
+    """Past MAX_TRITON_DSTATE states the scan runs the PyTorch path, even where Triton could run."""
+    from kernels.selective_scan import interface
+    from kernels.selective_scan.torch_scan import selective_scan_torch
+
+    inputs = make_inputs(batch=1, dim=2, dstate=interface.MAX_TRITON_DSTATE + 8, seqlen=5, seed=6)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(
+        interface, "selective_scan_torch", lambda *a: (selective_scan_torch(*a)[0] * 0 + 7, None)
+    )
+    out = selective_scan_fn(**inputs)
+    assert torch.equal(out, torch.full_like(out, 7.0))
