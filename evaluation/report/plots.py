@@ -34,9 +34,7 @@ def plot_loss_curves(runs: list[RunRecord], path: Path) -> bool:
         ax.set_title(f"Loss against {x_key}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
@@ -57,7 +55,12 @@ def plot_length_generalization(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    _save(fig, path)
+    return True
+
+
+def _save(fig, path: Path) -> None:
+    """Write the figure as PNG and free it."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return True

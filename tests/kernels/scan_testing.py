@@ -27,7 +27,6 @@ def make_inputs(
     delta_bias=True,
     initial_state=True,
     grouped_bc=None,
-    delta_scale=1.0,
 ) -> dict:
     """Random scan arguments (a dict for ``selective_scan_*(**inputs)``); u, delta, z in `dtype`.
 
@@ -42,7 +41,7 @@ def make_inputs(
     bc_shape = (batch, groups, dstate, seqlen) if four_d else (batch, dstate, seqlen)
     inputs = dict(
         u=rand(batch, dim, seqlen, dt=dtype),
-        delta=rand(batch, dim, seqlen, scale=0.5 * delta_scale, dt=dtype),
+        delta=rand(batch, dim, seqlen, scale=0.5, dt=dtype),
         A=-torch.exp(rand(dim, dstate, scale=0.5)),
         B=rand(*bc_shape, dt=dtype),
         C=rand(*bc_shape, dt=dtype),
