@@ -101,7 +101,9 @@ def _mamba_hf_config(config: MambaConfig) -> transformers.MambaConfig:
         time_step_max=config.dt_max,
         time_step_init_scheme=config.dt_init,
         time_step_floor=config.dt_init_floor,
-        rescale_prenorm_residual=config.rescale_prenorm_residual,
+        # An init-only option, but transformers' Mamba applies it on every load too (it divides the loaded
+        # out_proj.weight by sqrt(n_layer)): an exported model's weights are final, so it must be off.
+        rescale_prenorm_residual=False,
         tie_word_embeddings=config.tie_embeddings,
     )
 
