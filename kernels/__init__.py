@@ -4,12 +4,16 @@ This is the project's own ``kernels`` package (distribution ``mamba-lm-framework
 Hugging Face ``kernels`` hub client; ``__version__`` below is this project's version.
 """
 
+from .causal_conv1d import causal_conv1d_fn, causal_conv1d_ref
 from .cross_entropy import linear_cross_entropy, linear_cross_entropy_ref
 from .layer_norm import layer_norm_fn, layer_norm_ref, rms_norm_fn
 from .selective_scan import selective_scan_fn, selective_scan_ref
+from .selective_state_update import conv_state_update, selective_state_update, selective_state_update_ref
 
 __version__ = "0.1.0"
 __all__ = [
+    "causal_conv1d_fn",
+    "causal_conv1d_ref",
     "layer_norm_fn",
     "layer_norm_ref",
     "linear_cross_entropy",
@@ -17,4 +21,7 @@ __all__ = [
     "rms_norm_fn",
     "selective_scan_fn",
     "selective_scan_ref",
+    "conv_state_update",
+    "selective_state_update",
+    "selective_state_update_ref",
 ]
