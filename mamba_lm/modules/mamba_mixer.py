@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels import selective_scan_fn
+from kernels import conv_state_update, selective_scan_fn, selective_state_update
 
-from .conv import causal_depthwise_conv, causal_depthwise_conv_step, conv_state_from_inputs
+from .conv import causal_depthwise_conv, conv_state_from_inputs
 
 
 class Mamba(nn.Module):
@@ -142,31 +142,42 @@ class Mamba(nn.Module):
     ) -> torch.Tensor:
         """The recurrent form for one token. hidden_states: (batch, 1, d_model);
         conv_state: (batch, d_inner, d_conv); ssm_state: (batch, d_inner, d_state) fp32; updated in place.
-        Returns (batch, 1, d_model)."""
+        Returns (batch, 1, d_model).
+
+        Five launches besides in_proj and out_proj: the conv window update, x_proj, dt_proj and the fused
+        state update (kernels.selective_state_update). Nothing reads a value back to the host, so the
+        step can be captured in a CUDA graph."""
         if hidden_states.shape[1] != 1:
             raise ValueError(
                 f"Mamba.step takes one token at a time after the prompt, got seqlen={hidden_states.shape[1]}"
             )
         xz = self.in_proj(hidden_states[:, 0])  # (batch, 2 * d_inner)
-        x, z = xz.chunk(2, dim=-1)
-        x = causal_depthwise_conv_step(x, conv_state, self.conv1d.weight, self.conv1d.bias)
+        x, z = xz.chunk(2, dim=-1)  # strided views
+        x = conv_state_update(x, conv_state, self.conv1d.weight, self.conv1d.bias, silu=True)
         dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = F.softplus(
-            F.linear(dt, self.dt_proj.weight).float() + self.dt_proj.bias.float()
-        )  # (batch, d_inner)
-        A = -torch.exp(self.A_log.float())
-        decay = torch.exp(dt[:, :, None] * A)  # (batch, d_inner, d_state)
-        ssm_state.copy_(decay * ssm_state + (dt * x.float())[:, :, None] * B.float()[:, None, :])
-        y = torch.einsum("bdn,bn->bd", ssm_state, C.float()) + self.D.float() * x.float()
-        y = (y * F.silu(z.float())).to(x.dtype)
+        dt = F.linear(dt, self.dt_proj.weight)  # (batch, d_inner); the bias goes into the update
+        y = selective_state_update(
+            ssm_state,
+            x,
+            dt,
+            self.A_log,
+            B,
+            C,
+            self.D,
+            z=z,
+            dt_bias=self.dt_proj.bias,
+            dt_softplus=True,
+            a_is_log=True,  # A = -exp(A_log), taken inside the kernel
+        )
         return self.out_proj(y)[:, None, :]
 
     def allocate_inference_cache(
-        self, batch_size: int, max_seqlen: int, dtype=None
+        self, batch_size: int, max_seqlen: int, dtype=None, device=None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(conv_state (batch, d_inner, d_conv) in the conv weight's dtype,
-        ssm_state (batch, d_inner, d_state) fp32)."""
-        device = self.out_proj.weight.device
+        """(conv_state (batch, d_inner, d_conv) in the conv weight's dtype (or ``dtype``),
+        ssm_state (batch, d_inner, d_state) fp32), zeros, on the weights' device (or ``device``:
+        "meta" sizes a cache without allocating it). max_seqlen does not matter: the state is fixed-size."""
+        device = self.out_proj.weight.device if device is None else device
         conv_dtype = self.conv1d.weight.dtype if dtype is None else dtype
         conv_state = torch.zeros(batch_size, self.d_inner, self.d_conv, device=device, dtype=conv_dtype)
         ssm_state = torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=torch.float32)
