@@ -18,7 +18,8 @@ def layer_norm_ref(
     is_rms_norm: bool = False,
     out_dtype: torch.dtype | None = None,
 ):
-    """Residual add then LayerNorm (or RMSNorm) over the last dimension, every step in fp32.
+    """Residual add then LayerNorm (or RMSNorm) over the last dimension, every step in fp32 (fp64 for
+    fp64 x, so that gradcheck can check this path).
 
     new_residual = x + residual (x alone when residual is None);
     y = (new_residual - mean) / sqrt(var + eps) * weight + bias   (LayerNorm)
@@ -30,15 +31,16 @@ def layer_norm_ref(
         y (..., d) in out_dtype (default x's dtype), or (y, new_residual) when prenorm, new_residual in
         fp32 when residual_in_fp32 or residual is fp32, else in x's dtype.
     """
-    z = x.float() if residual is None else x.float() + residual.float()
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    z = x.to(acc) if residual is None else x.to(acc) + residual.to(acc)
     if is_rms_norm:
         z_centered = z
     else:
         z_centered = z - z.mean(dim=-1, keepdim=True)
     rstd = torch.rsqrt(z_centered.square().mean(dim=-1, keepdim=True) + eps)
-    y = z_centered * rstd * weight.float()
+    y = z_centered * rstd * weight.to(acc)
     if bias is not None:
-        y = y + bias.float()
+        y = y + bias.to(acc)
     y = y.to(out_dtype or x.dtype)
     if not prenorm:
         return y
