@@ -1,0 +1,127 @@
+"""Autograd glue and block-size planning for the Triton causal depthwise convolution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+
+from .checks import empty_like_layout, is_channel_last, weight_2d
+from .triton_bwd import conv_bwd_kernel
+from .triton_fwd import conv_fwd_kernel
+
+
+@dataclass(frozen=True)
+class ConvConfig:
+    """Tile sizes of the two kernels; `plan` picks them from the layout and problem size."""
+
+    block_l: int  # forward: steps per tile
+    block_d: int  # forward: channels per tile
+    num_warps: int
+    bwd_block_l: int
+    bwd_block_d: int
+    bwd_num_warps: int
+    bwd_tiles_per_program: int = 0  # tiles a backward program walks (0: from the problem size)
+
+
+def plan(x: torch.Tensor) -> ConvConfig:
+    """Tiles wide along the contiguous axis: channels for channel-last x, time otherwise."""
+    if x.device.type != "cuda":  # Triton's interpreter: small tiles so that tiny tests use many programs
+        return ConvConfig(8, 4, 1, 8, 4, 1, bwd_tiles_per_program=2)
+    if is_channel_last(x):
+        return ConvConfig(32, 128, 4, 16, 128, 4)
+    return ConvConfig(128, 32, 4, 64, 32, 4)
+
+
+def backward_chunks(batch: int, dim: int, seqlen: int, x: torch.Tensor, cfg: ConvConfig) -> tuple[int, int]:
+    """(tiles per program, number of chunks): long chunks keep the partial sums of dw and dbias
+    small, enough programs (about 8 per SM) keep the GPU busy."""
+    n_tiles = triton.cdiv(seqlen, cfg.bwd_block_l)
+    n_sub = cfg.bwd_tiles_per_program
+    if n_sub == 0:
+        sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 1
+        tiles = batch * triton.cdiv(dim, cfg.bwd_block_d) * n_tiles
+        n_sub = max(1, min(64, tiles // (8 * sms)))
+        n_sub = 1 << (n_sub.bit_length() - 1)  # a power of two
+    return n_sub, triton.cdiv(n_tiles, n_sub)
+
+
+def _strides(t: torch.Tensor | None, n: int) -> tuple[int, ...]:
+    return tuple(t.stride()) if t is not None else (0,) * n
+
+
+def conv_forward(x, weight, bias, seq_idx, initial_states, silu, cfg: ConvConfig) -> torch.Tensor:
+    """y (batch, dim, seqlen) in x's dtype and layout kind; weight (dim, width)."""
+    batch, dim, seqlen = x.shape
+    y = empty_like_layout(x)
+    if y.numel() == 0:
+        return y
+    grid = (triton.cdiv(dim, cfg.block_d), triton.cdiv(seqlen, cfg.block_l), batch)
+    conv_fwd_kernel[grid](
+        x, weight, bias if bias is not None else weight, seq_idx if seq_idx is not None else x,
+        initial_states if initial_states is not None else x, y,
+        *x.stride(), *weight.stride(), *_strides(seq_idx, 2), *_strides(initial_states, 3), *y.stride(),
+        seqlen, dim,
+        WIDTH=weight.shape[1], HAS_BIAS=bias is not None, HAS_SEQ=seq_idx is not None,
+        HAS_INIT=initial_states is not None, SILU=silu,
+        BLOCK_L=cfg.block_l, BLOCK_D=cfg.block_d, num_warps=cfg.num_warps,
+    )  # fmt: skip
+    return y
+
+
+def conv_backward(dy, x, weight, bias, seq_idx, initial_states, silu, want_dinit, cfg: ConvConfig):
+    """Returns dx (x's dtype and layout kind), dweight (dim, width) fp32, dbias (dim,) fp32 and
+    dinitial (batch, dim, width - 1) fp32 or None."""
+    batch, dim, seqlen = x.shape
+    width = weight.shape[1]
+    f32 = dict(dtype=torch.float32, device=x.device)
+    dx = empty_like_layout(x)
+    dinit = torch.zeros(batch, dim, width - 1, **f32) if want_dinit else None
+    if dx.numel() == 0:  # nothing flows back (the initial states' gradient stays 0)
+        return dx, torch.zeros(dim, width, **f32), torch.zeros(dim, **f32), dinit
+    n_sub, n_chunks = backward_chunks(batch, dim, seqlen, x, cfg)
+    dw_part = torch.empty(batch * n_chunks, width, dim, **f32)
+    dbias_part = torch.empty(batch * n_chunks, dim, **f32)
+    grid = (triton.cdiv(dim, cfg.bwd_block_d), n_chunks + (1 if want_dinit else 0), batch)
+    conv_bwd_kernel[grid](
+        x, weight, bias if bias is not None else weight, seq_idx if seq_idx is not None else x,
+        initial_states if initial_states is not None else x, dy, dx,
+        dinit if dinit is not None else dw_part, dw_part, dbias_part,
+        *x.stride(), *weight.stride(), *_strides(seq_idx, 2), *_strides(initial_states, 3),
+        *dy.stride(), *dx.stride(), *_strides(dinit, 3),
+        seqlen, dim, n_chunks, n_sub,
+        WIDTH=width, HAS_BIAS=bias is not None, HAS_SEQ=seq_idx is not None,
+        HAS_INIT=initial_states is not None, SILU=silu,
+        BLOCK_L=cfg.bwd_block_l, BLOCK_D=cfg.bwd_block_d, num_warps=cfg.bwd_num_warps,
+    )  # fmt: skip
+    return dx, dw_part.sum(0).t(), dbias_part.sum(0), dinit
+
+
+class CausalConv1dTriton(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, seq_idx, initial_states, silu, cfg):
+        w = weight_2d(weight)
+        y = conv_forward(x, w, bias, seq_idx, initial_states, silu, cfg)
+        ctx.save_for_backward(x, weight, bias, seq_idx, initial_states)
+        ctx.silu, ctx.cfg = silu, cfg
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, bias, seq_idx, initial_states = ctx.saved_tensors
+        want_dinit = initial_states is not None and ctx.needs_input_grad[4]
+        dx, dw, dbias, dinit = conv_backward(
+            dy, x, weight_2d(weight), bias, seq_idx, initial_states, ctx.silu, want_dinit, ctx.cfg
+        )
+        dw = dw.reshape(weight.shape).to(weight.dtype)
+        dbias = dbias.to(bias.dtype) if bias is not None else None
+        dinit = dinit.to(initial_states.dtype) if dinit is not None else None
+        return dx, dw, dbias, None, dinit, None, None
+
+
+def causal_conv1d_triton(x, weight, bias, seq_idx, silu, initial_states, config: ConvConfig | None = None):
+    """The Triton convolution (see ``kernels.causal_conv1d_fn``); y in x's dtype and layout kind."""
+    if seq_idx is not None and seq_idx.dtype != torch.int32:
+        seq_idx = seq_idx.to(torch.int32)
+    return CausalConv1dTriton.apply(x, weight, bias, seq_idx, initial_states, bool(silu), config or plan(x))
