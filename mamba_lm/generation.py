@@ -2,7 +2,8 @@
 
 The prompt runs once in parallel form and leaves each mixer's final state in the cache (Mamba: conv
 window and SSM state; S4D: its state; attention: keys and values); every new token is then one
-recurrent step of every layer.
+recurrent step of every layer. ``generate`` runs those steps through ``static_decoder.StaticDecoder``:
+static buffers, sampling on the device, and on a GPU one CUDA graph replayed per token.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class InferenceParams:
     """Tokens already processed: 0 while reading the prompt, then the position of the next token."""
     key_value_memory_dict: dict[int, Any] = field(default_factory=dict)
     """layer_idx -> that mixer's state (allocated on first use)."""
+    position: torch.Tensor | None = None
+    """When set, (1,) int64 on the model's device: the position of the token being read in a one-token
+    step. Attention reads it instead of ``seqlen_offset``, so a captured CUDA graph stays valid as the
+    position advances on the device."""
 
     def layer_state(self, mixer: nn.Module, batch_size: int) -> Any:
         """The state of ``mixer`` (identified by its ``layer_idx``), allocated for ``batch_size`` rows on
@@ -61,6 +66,7 @@ def sample(
 
     top_k=1 (or temperature=0) is greedy; top_k=0 keeps every token; top_p<1 keeps the smallest set of
     most likely tokens whose probability reaches top_p (nucleus sampling); temperature divides the logits.
+    Only device operations of fixed shapes: no host synchronization, so it can run inside a CUDA graph.
     """
     if top_k < 0 or not 0.0 < top_p <= 1.0 or temperature < 0:
         raise ValueError(
@@ -78,7 +84,10 @@ def sample(
         mass_before = probs.cumsum(dim=-1) - probs  # probability of the strictly more likely tokens
         sorted_logits = sorted_logits.masked_fill(mass_before >= top_p, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    return torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1, generator=generator).squeeze(-1)
+    probs = torch.softmax(logits, dim=-1)
+    # argmax of p / E with E ~ Exp(1) is a draw from p (the smallest E / p wins an exponential race).
+    race = torch.empty_like(probs).exponential_(generator=generator)
+    return (probs / race).argmax(dim=-1)
 
 
 @torch.no_grad()  # not inference_mode: the returned ids may feed a differentiable forward
@@ -92,13 +101,19 @@ def generate(
     eos_token_id: int | None = None,
     vocab_size: int | None = None,
     generator: torch.Generator | None = None,
+    cuda_graph: bool = True,
 ) -> torch.Tensor:
     """Decode recurrently. model: an LM whose forward takes (input_ids, inference_params=, num_last_tokens=)
     and returns ``.logits``. input_ids: (batch, prompt_len) int64, prompt_len >= 1.
     vocab_size: sample only ids below it (the padded embedding rows never come out).
     eos_token_id: a row that produced it keeps producing it; decoding stops when every row has.
+    cuda_graph: on a CUDA device, capture the one-token step once (per model, batch size and
+    settings; kept for the next call) and replay it; not with a ``generator`` (a graph samples with
+    the default one: seed it with ``torch.manual_seed``).
     Returns (batch, prompt_len + generated) int64, generated <= max_new_tokens.
     """
+    from .static_decoder import Sampling, decoder_for
+
     if input_ids.dim() != 2 or input_ids.shape[1] == 0 or input_ids.dtype.is_floating_point:
         raise ValueError(
             "generate: input_ids must be (batch, prompt_len >= 1) integers, "
@@ -106,22 +121,18 @@ def generate(
         )
     if max_new_tokens < 0:
         raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens}")
+    sampling = Sampling(temperature, top_k, top_p)
+    sample(torch.zeros(1, 2), **vars(sampling))  # bad settings fail here, before allocating
     batch, prompt_len = input_ids.shape
-    params = InferenceParams(max_seqlen=prompt_len + max_new_tokens, max_batch_size=batch)
-    tokens = [input_ids]
-    finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
-    next_input = input_ids
-    for _ in range(max_new_tokens):
-        logits = model(next_input, inference_params=params, num_last_tokens=1).logits[:, -1]
-        params.seqlen_offset += next_input.shape[1]
-        if vocab_size is not None:
-            logits = logits[:, :vocab_size]
-        token = sample(logits, temperature, top_k, top_p, generator)
-        if eos_token_id is not None:
-            token = token.masked_fill(finished, eos_token_id)
-            finished |= token == eos_token_id
-        tokens.append(token[:, None])
-        next_input = token[:, None]
-        if eos_token_id is not None and bool(finished.all()):
-            break
-    return torch.cat(tokens, dim=1)
+    device = input_ids.device
+    decoder = decoder_for(
+        model,
+        batch,
+        prompt_len + max_new_tokens,
+        sampling,
+        eos_token_id,
+        vocab_size,
+        device,
+        cuda_graph=cuda_graph and device.type == "cuda" and generator is None,
+    )
+    return decoder.run(input_ids.long(), [prompt_len] * batch, max_new_tokens, generator=generator)

@@ -1,0 +1,263 @@
+"""The decoding engine behind ``generate``: static caches, one fixed-shape step, CUDA-graph replay.
+
+Every buffer a decode step touches is allocated once per (model, batch, capacity, sampling):
+the mixers' states (``InferenceParams``), the token ids so far, the position of the token being
+read (a device tensor, so attention and RoPE need no Python int), the finished flags. A step reads
+the last token, runs every layer's recurrent step, samples the next token on the device, and writes
+it into those buffers: its shapes never change and nothing is read back to the host. On a GPU that
+step is captured once in a CUDA graph and replayed for every token (one launch per token); on the
+CPU it runs eagerly. The host looks at the device only every ``check_every`` tokens (has every
+row finished?).
+
+Rows of a batch may have prompts of different lengths: recurrent states cannot skip a padding token,
+so the shortest prompt length is read in parallel form and every later step feeds each row either
+its next prompt token (still reading) or the token it just produced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .generation import InferenceParams, sample
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is drawn (see ``mamba_lm.generation.sample``)."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+
+def allocate_inference_cache(
+    model: nn.Module, batch_size: int, max_seqlen: int, device: str | torch.device | None = None
+) -> InferenceParams:
+    """An ``InferenceParams`` with every mixer's state allocated now (zeros) instead of on first use.
+    device="meta" sizes the cache without allocating memory (see ``inference_cache_bytes``)."""
+    params = InferenceParams(max_seqlen=max_seqlen, max_batch_size=batch_size)
+    for module in model.modules():
+        if getattr(module, "layer_idx", None) is None or not hasattr(module, "allocate_inference_cache"):
+            continue
+        if device is None:
+            state = module.allocate_inference_cache(batch_size, max_seqlen)
+        else:
+            state = module.allocate_inference_cache(batch_size, max_seqlen, device=device)
+        params.key_value_memory_dict[module.layer_idx] = state
+    return params
+
+
+def inference_cache_bytes(model: nn.Module, batch_size: int, max_seqlen: int) -> int:
+    """Bytes the decoding cache of ``model`` takes for this batch and length (KV caches, SSM states),
+    computed on the meta device: nothing is allocated. Call under the autocast the decoding uses."""
+    params = allocate_inference_cache(model, batch_size, max_seqlen, device="meta")
+    return sum(
+        tensor.numel() * tensor.element_size()
+        for state in params.key_value_memory_dict.values()
+        for tensor in (state if isinstance(state, tuple) else (state,))
+    )
+
+
+class StaticDecoder:
+    """Static buffers and the captured decode step for one (model, batch size, capacity, sampling)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        batch_size: int,
+        max_seqlen: int,
+        sampling: Sampling,
+        eos_token_id: int | None,
+        vocab_size: int | None,
+        device: torch.device,
+        cuda_graph: bool,
+    ):
+        """cuda_graph: capture the step (a CUDA device; sampling then uses the default generator)."""
+        self.model_ref = weakref.ref(model)
+        self.batch_size, self.max_seqlen = batch_size, max_seqlen
+        self.sampling, self.eos_token_id, self.vocab_size = sampling, eos_token_id, vocab_size
+        self.generator: torch.Generator | None = None  # set by each run (eager decoding only)
+        self.params = allocate_inference_cache(model, batch_size, max_seqlen)
+        self.params.position = torch.zeros(1, dtype=torch.long, device=device)
+        self.tokens = torch.zeros(batch_size, max_seqlen, dtype=torch.long, device=device)
+        """(batch, max_seqlen): each row's prompt, then what it generated."""
+        self.prompt_lengths = torch.zeros(batch_size, dtype=torch.long, device=device)
+        self.finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
+        self.input_ids = torch.zeros(batch_size, 1, dtype=torch.long, device=device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        if cuda_graph:
+            self._capture()
+
+    # ---- the step (fixed shapes, no host sync) ----
+
+    def _logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(batch, seqlen) ids -> (batch, vocab) logits of the last position, through the cache."""
+        model = self.model_ref()
+        if hasattr(model, "backbone") and hasattr(model, "lm_head"):
+            # The LM's own forward checks the ids' range on the host: skipped for the step.
+            hidden = model.backbone(input_ids, inference_params=self.params)
+            logits = model.lm_head(hidden[:, -1])
+        else:
+            logits = model(input_ids, inference_params=self.params, num_last_tokens=1).logits[:, -1]
+        return logits[:, : self.vocab_size] if self.vocab_size is not None else logits
+
+    def _advance(self, logits: torch.Tensor) -> None:
+        """Choose the token at position + 1 of every row (its prompt's, or sampled), record it, and
+        make it the next input."""
+        next_position = self.params.position + 1  # (1,)
+        produced = sample(logits, **vars(self.sampling), generator=self.generator)  # (batch,)
+        reading = next_position < self.prompt_lengths  # rows still inside their prompt
+        if self.eos_token_id is not None:
+            produced = produced.masked_fill(self.finished, self.eos_token_id)
+            self.finished |= (produced == self.eos_token_id) & ~reading
+        prompt_token = self.tokens.index_select(1, next_position)[:, 0]
+        token = torch.where(reading, prompt_token, produced)
+        self.tokens.index_copy_(1, next_position, token[:, None])
+        self.input_ids.copy_(token[:, None])
+        self.params.position.copy_(next_position)
+
+    def _step(self) -> None:
+        self._advance(self._logits(self.input_ids))
+
+    def _capture(self) -> None:
+        """Warm up on a side stream (Triton compiles, cuBLAS sets up), then capture one step. The
+        warm-up's writes into the caches are overwritten by the next prompt."""
+        self.params.seqlen_offset = 1  # every mixer takes its one-token step
+        with _graph_safe_autocast():
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    self._step()
+            torch.cuda.current_stream().wait_stream(side)
+            self.params.position.zero_()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._step()
+        self.graph = graph
+
+    # ---- one batch of prompts ----
+
+    def run(
+        self,
+        prompts: torch.Tensor,
+        prompt_lengths: Sequence[int],
+        max_new_tokens: int,
+        check_every: int = 16,
+        should_stop: Callable[[torch.Tensor], bool] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Decode ``max_new_tokens`` tokens past each row's prompt, or until every row produced the EOS
+        token (checked every ``check_every`` steps, and trimmed back to the step where the last row
+        did), or until ``should_stop(tokens)`` says so (called every ``check_every`` steps with the
+        tokens so far, (batch, length) on the CPU).
+
+        prompts: (batch, longest) int64 on the decoder's device, each row's prompt left-aligned
+        (anything after its length is ignored). Returns the tokens (batch, length) on the device:
+        row r holds its prompt, then its generated tokens from prompt_lengths[r] on.
+        generator: for sampling; only without a CUDA graph (a graph samples with the default one).
+        """
+        if generator is not None and self.graph is not None:
+            raise ValueError("a CUDA-graph decoder samples with the default generator; pass generator=None")
+        self.generator = generator
+        shortest, longest = min(prompt_lengths), max(prompt_lengths)
+        if longest + max_new_tokens > self.max_seqlen:
+            raise ValueError(
+                f"the decoder holds {self.max_seqlen} positions, asked for {longest + max_new_tokens}"
+            )
+        self.tokens[:, :longest].copy_(prompts[:, :longest])
+        self.prompt_lengths.copy_(torch.as_tensor(prompt_lengths, dtype=torch.long))
+        self.finished.zero_()
+        if max_new_tokens == 0:
+            return self.tokens[:, :longest].clone()
+
+        self.params.seqlen_offset = 0  # the prompt in parallel form fills the caches
+        logits = self._logits(self.tokens[:, :shortest])
+        self.params.position.fill_(shortest - 1)
+        self._advance(logits)  # the token at position `shortest`
+        self.params.seqlen_offset = shortest  # from now on one recurrent step per token
+
+        steps = longest + max_new_tokens - shortest  # positions to fill after the prompt part
+        done = 1
+        while done < steps:
+            for _ in range(min(check_every, steps - done)):
+                if self.graph is not None:
+                    self.graph.replay()
+                else:
+                    self._step()
+            done += min(check_every, steps - done)
+            self.params.seqlen_offset = shortest + done - 1
+            if self._should_stop(shortest + done, should_stop):
+                break
+        length = shortest + done
+        return self._trim_after_eos(self.tokens[:, :length], longest)
+
+    def _should_stop(self, length: int, should_stop: Callable[[torch.Tensor], bool] | None) -> bool:
+        if self.eos_token_id is not None and bool(self.finished.all()):
+            return True
+        return should_stop is not None and should_stop(self.tokens[:, :length].cpu())
+
+    def _trim_after_eos(self, tokens: torch.Tensor, longest: int) -> torch.Tensor:
+        """When every row has produced the EOS token, cut the steps after the last row did."""
+        if self.eos_token_id is None or not bool(self.finished.all()):
+            return tokens.clone()
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        is_eos = (tokens == self.eos_token_id) & (positions >= self.prompt_lengths[:, None])
+        first_eos = torch.where(is_eos, positions, tokens.shape[1]).min(dim=1).values
+        return tokens[:, : max(int(first_eos.max()) + 1, longest)].clone()
+
+
+@contextlib.contextmanager
+def _graph_safe_autocast():
+    """Under autocast, the same autocast without its weight-cast cache: a cast cached outside a CUDA
+    graph would be missing from it (PyTorch asks for ``cache_enabled=False`` around capture)."""
+    if not torch.is_autocast_enabled("cuda"):
+        yield
+        return
+    with torch.autocast("cuda", dtype=torch.get_autocast_dtype("cuda"), cache_enabled=False):
+        yield
+
+
+_DECODERS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, StaticDecoder]] = weakref.WeakKeyDictionary()
+
+
+def decoder_for(
+    model: nn.Module,
+    batch_size: int,
+    max_seqlen: int,
+    sampling: Sampling,
+    eos_token_id: int | None,
+    vocab_size: int | None,
+    device: torch.device,
+    cuda_graph: bool,
+) -> StaticDecoder:
+    """The model's decoder for these settings: reused while the settings, the model's parameters
+    (same storage, dtype, device) and the autocast / inference-mode state match and it is long
+    enough; else a new one replaces it (one per model, so old caches are freed)."""
+    autocast = torch.is_autocast_enabled(device.type)
+    key = (
+        batch_size,
+        sampling,
+        eos_token_id,
+        vocab_size,
+        device,
+        cuda_graph,
+        autocast and torch.get_autocast_dtype(device.type),
+        torch.is_inference_mode_enabled(),
+        tuple((p.data_ptr(), p.dtype) for p in model.parameters()),
+    )
+    cached = _DECODERS.get(model)
+    if cached is not None and cached[0] == key and cached[1].max_seqlen >= max_seqlen:
+        return cached[1]
+    _DECODERS.pop(model, None)  # free the old caches before allocating new ones
+    decoder = StaticDecoder(
+        model, batch_size, max_seqlen, sampling, eos_token_id, vocab_size, device, cuda_graph
+    )
+    _DECODERS[model] = (key, decoder)
+    return decoder
