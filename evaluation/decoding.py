@@ -1,10 +1,12 @@
-"""Batched recurrent decoding of prompts of different lengths, stopping at stop strings.
+"""Batched decoding of prompts of different lengths, stopping at stop strings (lm-eval's generate_until).
 
 Recurrent models cannot take left padding (a pad token would enter the state), so the rows of a
-batch are kept in step instead: the shortest prompt length is read in parallel form (filling the
-inference cache), then every step feeds each row either its next prompt token (a row still reading
-its longer prompt) or the token it just produced. Every row's state is therefore exactly that of
-its own prompt, for Mamba, S4D and attention alike, and all rows share one cache position.
+batch are kept in step instead (``mamba_lm.static_decoder``): the shortest prompt length is read in
+parallel form, then every step feeds each row either its next prompt token (a row still reading its
+longer prompt) or the token it just produced. Every row's state is therefore exactly that of its
+own prompt, for Mamba, S4D and attention alike. The steps run on the device without host syncs (a
+CUDA graph on a GPU); stop strings are looked for every ``check_every`` tokens and each
+continuation is cut back to where its first one ended.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from mamba_lm.generation import InferenceParams, sample
+from mamba_lm.static_decoder import Sampling, decoder_for
 
 from .perplexity import autocast_context, model_device
 
@@ -32,6 +34,8 @@ def decode_until(
     vocab_size: int | None = None,
     compute_dtype: torch.dtype | None = None,
     generator: torch.Generator | None = None,
+    cuda_graph: bool = True,
+    check_every: int = 16,
 ) -> list[str]:
     """Continue every prompt until its text contains a stop string, it produces ``eos_token_id``, or it
     has ``max_new_tokens`` new tokens; return each continuation's text (stop string included, the
@@ -43,44 +47,64 @@ def decode_until(
         decode: token ids -> text (the tokenizer's decode).
         temperature: 0 = greedy; else sampling with ``top_k`` / ``top_p`` (mamba_lm.generation.sample).
         vocab_size: sample only ids below it (padded embedding rows never come out).
+        compute_dtype: autocast dtype (None or float32: the weights' own).
+        cuda_graph: on a GPU, replay the decode step as one CUDA graph (not with a ``generator``).
     """
     if not prompts or any(len(prompt) == 0 for prompt in prompts):
         raise ValueError("decode_until needs at least one prompt and no empty prompt")
+    if max_new_tokens == 0:
+        return ["" for _ in prompts]
     device = model_device(model)
     stop_strings = [stop for stop in (stop_strings or []) if stop]
-    batch = len(prompts)
-    shortest, longest = min(map(len, prompts)), max(map(len, prompts))
-    params = InferenceParams(max_seqlen=longest + max_new_tokens, max_batch_size=batch)
-    generated: list[list[int]] = [[] for _ in prompts]
-    done = [max_new_tokens == 0] * batch
+    lengths = [len(prompt) for prompt in prompts]
+    padded = torch.zeros(len(prompts), max(lengths), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        padded[row, : len(prompt)] = torch.tensor(prompt, dtype=torch.long)
 
-    next_input = torch.tensor([prompt[:shortest] for prompt in prompts], dtype=torch.long, device=device)
-    position = shortest  # tokens of every row already read
-    while not all(done):
-        with autocast_context(device, compute_dtype):
-            logits = model(next_input, inference_params=params, num_last_tokens=1).logits[:, -1]
-        params.seqlen_offset += next_input.shape[1]
-        if vocab_size is not None:
-            logits = logits[:, :vocab_size]
-        produced = sample(logits.float(), temperature, top_k, top_p, generator).tolist()
-        step_tokens = []
-        for row, prompt in enumerate(prompts):
-            if position < len(prompt):  # still reading its prompt: the prediction is not used
-                step_tokens.append(prompt[position])
-                continue
-            token = produced[row]
-            step_tokens.append(token)
-            if done[row]:
-                continue
-            if token == eos_token_id:
-                done[row] = True
-                continue
-            generated[row].append(token)
-            if len(generated[row]) >= max_new_tokens or _has_stop(decode(generated[row]), stop_strings):
-                done[row] = True
-        next_input = torch.tensor(step_tokens, dtype=torch.long, device=device)[:, None]
-        position += 1
-    return [decode(tokens) for tokens in generated]
+    def continuation(tokens: torch.Tensor, row: int) -> list[int]:
+        """Row ``row``'s new tokens, at most max_new_tokens, cut before its first EOS."""
+        new = tokens[row, lengths[row] : lengths[row] + max_new_tokens].tolist()
+        return new[: new.index(eos_token_id)] if eos_token_id in new else new
+
+    def row_done(tokens: torch.Tensor, row: int) -> bool:
+        new = tokens[row, lengths[row] : lengths[row] + max_new_tokens].tolist()
+        return eos_token_id in new or len(new) == max_new_tokens or _has_stop(decode(new), stop_strings)
+
+    def every_row_done(tokens: torch.Tensor) -> bool:
+        return all(row_done(tokens, row) for row in range(len(prompts)))
+
+    with autocast_context(device, compute_dtype):
+        decoder = decoder_for(
+            model,
+            len(prompts),
+            max(lengths) + max_new_tokens,
+            Sampling(temperature, top_k, top_p),
+            eos_token_id,
+            vocab_size,
+            device,
+            cuda_graph=cuda_graph and device.type == "cuda" and generator is None,
+        )
+        tokens = decoder.run(
+            padded.to(device),
+            lengths,
+            max_new_tokens,
+            check_every=check_every,
+            should_stop=every_row_done if stop_strings else None,
+            generator=generator,
+        ).cpu()
+    return [_cut_at_stop(continuation(tokens, row), decode, stop_strings) for row in range(len(prompts))]
+
+
+def _cut_at_stop(tokens: list[int], decode: Callable[[list[int]], str], stop_strings: list[str]) -> str:
+    """The text of the shortest prefix of ``tokens`` whose text contains a stop string (all of it if none)."""
+    text = decode(tokens)
+    if not _has_stop(text, stop_strings):
+        return text
+    for count in range(1, len(tokens) + 1):
+        prefix = decode(tokens[:count])
+        if _has_stop(prefix, stop_strings):
+            return prefix
+    return text
 
 
 def _has_stop(text: str, stop_strings: list[str]) -> bool:
