@@ -80,7 +80,8 @@ class MambaConfig(DictConfigMixin):
     """Mamba: in_proj and out_proj have biases."""
     ssm_cfg: dict[str, Any] = field(default_factory=dict)
     """Mixer choice and its extra options: {"layer": "Mamba1" (default) or "S4D", ...}. S4D extras:
-    "init" ("lin" or "inv"), "ssm_lr" (learning rate for its SSM parameters, read by the trainer)."""
+    "init" ("lin", "inv" or "legs"), "ssm_lr" (learning rate for its SSM parameters, read by the
+    trainer), "trainable_B" (B is a parameter), "n_ssm" ((A, B) copies shared by the channels)."""
     rms_norm: bool = True
     """RMSNorm (True) or LayerNorm (False) before each mixer and at the end."""
     norm_epsilon: float = 1e-5
@@ -284,9 +285,14 @@ class ClassifierConfig(DictConfigMixin):
     """Token vocabulary (input_ids are token ids); 0 = real-valued inputs through a linear encoder."""
     d_input: int = 1
     """Real-valued inputs: features per position ((batch, seqlen) inputs count as d_input = 1)."""
+    input_mean: float = 0.0
+    """Real-valued inputs: the encoder reads (x - input_mean) / input_std (e.g. pixel intensities 0..255
+    normalized as S4's LRA data loaders do)."""
+    input_std: float = 1.0
+    """Real-valued inputs: see input_mean."""
     mixer_cfg: dict[str, Any] = field(default_factory=dict)
     """Extra mixer options: Mamba (d_state, expand, d_conv, ...), S4D (d_state, init, dt_min, dt_max,
-    ssm_lr), attention (n_head, rope_theta)."""
+    ssm_lr, trainable_B, n_ssm), attention (n_head, rope_theta)."""
     d_intermediate: int = 0
     """Width of a SwiGLU MLP after each mixer; 0 = no MLP (S4/Mamba style)."""
     bidirectional: bool = False
@@ -305,7 +311,8 @@ class ClassifierConfig(DictConfigMixin):
     """Epsilon of every norm."""
     retrieval: bool = False
     """LRA Retrieval: two documents per example, input_ids (batch, 2, seqlen) and lengths (batch, 2); the
-    same blocks encode and pool each, and the decoder reads [a, b, a * b, a - b] through a hidden layer."""
+    same blocks encode and pool each, and the decoder reads [a, b, a - b, a * b] through a GELU hidden
+    layer (S4's retrieval head)."""
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -315,6 +322,7 @@ class ClassifierConfig(DictConfigMixin):
                 isinstance(value, int) and value > 0, name, f"{key} must be a positive int, got {value!r}"
             )
         _require(self.vocab_size >= 0, name, f"vocab_size must be >= 0, got {self.vocab_size}")
+        _require(self.input_std > 0, name, f"input_std must be > 0, got {self.input_std}")
         _require(
             self.mixer in CLASSIFIER_MIXERS,
             name,

@@ -1,6 +1,7 @@
 """``SequenceClassifier``: the Long Range Arena model: encoder, residual mixer blocks, pooling, decoder.
 
-As S4's LRA models: a token embedding (or a linear encoder for real-valued inputs such as pixels),
+As S4's LRA models: a token embedding (or a linear encoder for real-valued inputs such as pixels,
+read as (x - input_mean) / input_std),
 N residual blocks (pre- or post-norm, dropout), optionally bidirectional, mean or last pooling over the
 real (non-padded) positions, and a linear decoder. Padding sits at the end of each row; every mixer is
 causal, so padding never reaches a real position, and the backward direction of a bidirectional block
@@ -78,9 +79,9 @@ class SequenceClassifier(nn.Module):
         self.norm_f = (
             make_norm(config.norm, d, config.norm_epsilon, **factory) if config.prenorm else nn.Identity()
         )
-        if config.retrieval:  # S4's retrieval head over [a, b, a * b, a - b]
+        if config.retrieval:  # S4's retrieval head over [a, b, a - b, a * b] (its LRA setting: GELU)
             self.decoder = nn.Sequential(
-                nn.Linear(4 * d, d, **factory), nn.ReLU(), nn.Linear(d, config.num_classes, **factory)
+                nn.Linear(4 * d, d, **factory), nn.GELU(), nn.Linear(d, config.num_classes, **factory)
             )
         else:
             self.decoder = nn.Linear(d, config.num_classes, **factory)
@@ -125,7 +126,7 @@ class SequenceClassifier(nn.Module):
             lengths = lengths.flatten()
         pooled = self._encode_and_pool(input_ids.flatten(0, 1), lengths).view(batch, 2, -1)
         first, second = pooled.unbind(dim=1)
-        return self.decoder(torch.cat((first, second, first * second, first - second), dim=-1))
+        return self.decoder(torch.cat((first, second, first - second, first * second), dim=-1))
 
     def _encode_and_pool(self, inputs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         """(batch, seqlen[, d_input]) -> pooled features (batch, d_model)."""
@@ -159,7 +160,8 @@ class SequenceClassifier(nn.Module):
                 f"(batch, seqlen, d_input={self.config.d_input}), "
                 f"got {tuple(inputs.shape)}"
             )
-        return self.encoder(inputs.to(self.encoder.weight.dtype))
+        standardized = (inputs.to(self.encoder.weight.dtype) - self.config.input_mean) / self.config.input_std
+        return self.encoder(standardized)
 
     @staticmethod
     def _check_lengths(lengths: torch.Tensor, batch: int, seqlen: int, device) -> torch.Tensor:

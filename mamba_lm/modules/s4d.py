@@ -4,13 +4,17 @@ Initialization of Diagonal State Space Models").
 Per channel h, N/2 complex modes n (the conjugate half is implicit, hence the factor 2 and Re):
 
     A = -exp(log_A_real) + i A_imag,   dt = exp(log_dt)
-    ZOH:   dA = exp(dt A),   dB = (exp(dt A) - 1) / A   (B = 1; its scale lives in C)
+    ZOH:   dA = exp(dt A),   dB = (exp(dt A) - 1) / A . B
     RNN:   x[t] = dA x[t-1] + dB u[t],           y[t] = 2 Re(C . x[t]) + D u[t]
     CNN:   K[l] = 2 Re(sum_n C_n dB_n dA_n^l),   y = K * u (causal, by FFT) + D u
 
 Both forms compute the same y ("CNN mode = RNN mode"). The layer then applies GELU and a GLU
 output projection, as S4's reference layer does.
-Init: S4D-Lin A_n = -1/2 + i pi n, or S4D-Inv A_n = -1/2 + i N/pi (N/(2n+1) - 1); C ~ complex normal.
+Init (s4d_init.py): S4D-Lin A_n = -1/2 + i pi n, S4D-Inv A_n = -1/2 + i N/pi (N/(2n+1) - 1), or
+S4D-LegS (the diagonal part of HiPPO-LegS, with its B); C ~ complex normal. By default B is fixed at
+1 (its scale lives in C; LegS's B is a fixed buffer); ``trainable_B`` makes it a parameter, as S4's
+LRA models train it. ``n_ssm`` (A, B) copies are shared by the channels (S4's n_ssm; dt, C and D
+stay per channel).
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .packing import run_per_document
+from .s4d_init import S4D_INITS, diagonal_init
 
-S4D_INITS = ("lin", "inv")
+__all__ = ["S4D", "S4D_INITS"]
 
 
 class S4D(nn.Module):
@@ -37,43 +42,56 @@ class S4D(nn.Module):
         dt_max: float = 0.1,
         init: str = "lin",
         ssm_lr: float | None = None,
+        trainable_B: bool = False,
+        n_ssm: int | None = None,
         layer_idx: int | None = None,
         device=None,
         dtype=None,
     ):
-        """d_state: N, the real state size (N/2 complex modes). ssm_lr: if given, the SSM parameters
-        (log_dt, log_A_real, A_imag) carry ``_optim = {"lr": ssm_lr, "weight_decay": 0.0}`` for the
-        trainer."""
+        """d_state: N, the real state size (N/2 complex modes). init: "lin", "inv" or "legs".
+        ssm_lr: if given, the SSM parameters (log_dt, log_A_real, A_imag and a trainable B) carry
+        ``_optim = {"lr": ssm_lr, "weight_decay": 0.0}`` for the trainer (else weight decay 0 only).
+        trainable_B: B (n_ssm, N/2) complex is a parameter. n_ssm: independent (A, B) copies, tiled
+        over the channels (must divide d_model); None = one per channel."""
         super().__init__()
-        if d_state % 2 != 0:
-            raise ValueError(f"S4D: d_state must be even (N/2 complex modes), got {d_state}")
-        if init not in S4D_INITS:
-            raise ValueError(f"S4D: init must be one of {S4D_INITS}, got {init!r}")
+        A_imag_modes, B_modes = diagonal_init(init, d_state)  # validates init and d_state
+        n_ssm = d_model if n_ssm is None else n_ssm
+        if not isinstance(n_ssm, int) or n_ssm < 1 or d_model % n_ssm != 0:
+            raise ValueError(f"S4D: n_ssm must be a positive divisor of d_model={d_model}, got {n_ssm}")
         self.d_model, self.d_state, self.layer_idx = d_model, d_state, layer_idx
         modes = d_state // 2
-        n = torch.arange(modes, dtype=torch.float32, device=device).repeat(d_model, 1)  # (H, N/2)
-        if init == "lin":
-            A_imag = math.pi * n
-        else:
-            A_imag = d_state / math.pi * (d_state / (2 * n + 1) - 1)
+        A_imag = torch.tensor(A_imag_modes, dtype=torch.float32, device=device).repeat(n_ssm, 1)
         log_dt = torch.rand(d_model, device=device) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
         C = torch.randn(d_model, modes, dtype=torch.cfloat, device=device)
 
         self.log_dt = nn.Parameter(log_dt)
-        self.log_A_real = nn.Parameter(torch.full((d_model, modes), math.log(0.5), device=device))
-        self.A_imag = nn.Parameter(A_imag)
+        self.log_A_real = nn.Parameter(torch.full((n_ssm, modes), math.log(0.5), device=device))
+        self.A_imag = nn.Parameter(A_imag)  # (n_ssm, N/2)
+        B = torch.view_as_real(torch.tensor(B_modes, dtype=torch.cfloat, device=device).repeat(n_ssm, 1))
+        if trainable_B:
+            self.B = nn.Parameter(B.contiguous())  # (n_ssm, N/2, 2): real and imaginary parts
+        elif init == "legs":
+            self.register_buffer("B", B.contiguous(), persistent=False)  # fixed, rebuilt at init
+        else:
+            self.B = None  # B = 1
         self.C = nn.Parameter(torch.view_as_real(C))  # (H, N/2, 2): real and imaginary parts
         self.D = nn.Parameter(torch.randn(d_model, device=device))
-        for p in (self.log_dt, self.log_A_real, self.A_imag):
+        ssm_parameters = [self.log_dt, self.log_A_real, self.A_imag] + ([self.B] if trainable_B else [])
+        for p in ssm_parameters:
             p._no_weight_decay = True
             p._optim = {"weight_decay": 0.0} if ssm_lr is None else {"lr": ssm_lr, "weight_decay": 0.0}
         self.out_proj = nn.Linear(d_model, 2 * d_model, device=device, dtype=dtype)  # then GLU
 
     def discretize(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(dtA, dB, C), each (H, N/2) complex64: log of the discrete decay, ZOH input, output matrix."""
-        A = torch.complex(-torch.exp(self.log_A_real.float()), self.A_imag.float())
+        A = torch.complex(-torch.exp(self.log_A_real.float()), self.A_imag.float())  # (n_ssm, N/2)
+        copies = self.d_model // A.shape[0]
+        A = A.repeat(copies, 1) if copies > 1 else A  # (H, N/2), channel h uses copy h mod n_ssm
         dtA = A * torch.exp(self.log_dt.float())[:, None]
         dB = torch.expm1(dtA) / A
+        if self.B is not None:
+            B = torch.view_as_complex(self.B.float())
+            dB = dB * (B.repeat(copies, 1) if copies > 1 else B)
         return dtA, dB, torch.view_as_complex(self.C.float())
 
     def kernel(self, seqlen: int) -> torch.Tensor:

@@ -28,6 +28,12 @@ def composed(experiment: str, *overrides: str):
     return run, OmegaConf.to_container(config.model, resolve=True)
 
 
+# S4's per-task rule (state-spaces/s4, configs/experiment/lra/s4-*.yaml, model.layer.lr): on ListOps,
+# Text and Retrieval dt trains at the base lr and A, B at 1e-3; elsewhere dt, A and B at 1e-3.
+DT_AT_BASE_LR = {"lra/listops", "lra/text", "lra/retrieval", "lra/quick/listops"}
+DT_PARAMETERS = ("dt_proj", "log_dt")
+
+
 @pytest.mark.parametrize("experiment", LRA + QUICK)
 @pytest.mark.parametrize("mixer", ["mamba", "s4d"])
 def test_lra_experiments_build_with_ssm_parameters_at_their_own_lr(experiment: str, mixer: str) -> None:
@@ -35,12 +41,60 @@ def test_lra_experiments_build_with_ssm_parameters_at_their_own_lr(experiment: s
     run, model_values = composed(experiment, f"model.mixer={mixer}", "model.d_model=16", "model.n_layer=1")
     assert model_values["bidirectional"] is True and model_values["pooling"] == "mean"
     assert run.optim.weight_decay == 0.05 and run.optim.schedule.value == "cosine"
-    assert run.optim.warmup_steps * 10 == run.trainer.max_steps or experiment in QUICK
+    assert list(run.optim.betas) == [0.9, 0.999] and run.optim.grad_clip == 0.0  # S4's AdamW, no clipping
+    if experiment not in QUICK:
+        assert run.trainer.precision.value == "fp32"
     model = build_model_from_dict(fit_model_to_data(model_values, "classification", 20, 2))
     groups = plan_parameter_groups(model, run.optim)
-    ssm = [group for group in groups if any(part in n for n in group.names for part in SSM_PARAMETERS)]
-    assert ssm and all(group.lr == 1e-3 and group.weight_decay == 0.0 for group in ssm)
-    assert any(group.lr == run.optim.lr for group in groups)
+    for group in groups:
+        dt = [n for n in group.names if any(part in n for part in DT_PARAMETERS)]
+        other_ssm = [n for n in group.names if any(part in n for part in SSM_PARAMETERS) and n not in dt]
+        if dt:
+            assert group.weight_decay == 0.0
+            assert group.lr == (run.optim.lr if experiment in DT_AT_BASE_LR else 1e-3), (experiment, dt)
+        if other_ssm:
+            assert group.lr == 1e-3 and group.weight_decay == 0.0, (experiment, other_ssm)
+    assert any(group.lr == run.optim.lr and group.weight_decay == 0.05 for group in groups)
+
+
+@pytest.mark.parametrize("task", [e.split("/")[1] for e in LRA])
+def test_lra_s4_baseline_mirrors_s4s_layer(task: str) -> None:
+    """experiment=lra/s4/<task>: S4D-LegS with a trainable B at 1e-3, S4's d_state and n_ssm."""
+    run, model_values = composed(f"lra/s4/{task}", "model.d_model=16", "model.n_layer=1")
+    assert model_values["mixer"] == "s4d"
+    options = model_values["mixer_cfg"]
+    assert options["init"] == "legs" and options["trainable_B"] is True
+    assert options["d_state"] == (4 if task in ("listops", "text", "retrieval") else 64)
+    assert options["n_ssm"] == (None if task in ("pathfinder", "pathx") else 1)
+    model = build_model_from_dict(fit_model_to_data(model_values, "classification", 20, 2))
+    mixer = model.layers[0].mixer.forward_mixer
+    assert mixer.B.requires_grad and mixer.A_imag.shape[0] == (16 if options["n_ssm"] is None else 1)
+    groups = {name: group for group in plan_parameter_groups(model, run.optim) for name in group.names}
+    assert groups["layers.0.mixer.forward_mixer.B"].lr == 1e-3
+    assert groups["layers.0.mixer.forward_mixer.B"].weight_decay == 0.0
+    assert groups["layers.0.mixer.forward_mixer.D"].weight_decay == 0.05  # a plain parameter in S4 too
+
+
+@pytest.mark.parametrize("task", ["image", "pathfinder", "pathx"])
+def test_lra_images_go_through_a_linear_encoder_on_normalized_intensities(task: str) -> None:
+    """S4: encoder linear; CIFAR (x/255 - 122.6/255) / (61/255), Pathfinder x / 255."""
+    _, model_values = composed(f"lra/{task}", "model.d_model=16", "model.n_layer=1")
+    assert model_values["vocab_size"] == 0
+    expected = (122.6, 61.0) if task == "image" else (0.0, 255.0)
+    assert (model_values["input_mean"], model_values["input_std"]) == expected
+    fitted = fit_model_to_data(model_values, "classification", 256, 2)
+    assert fitted["vocab_size"] == 0  # not replaced by the data's 256 pixel values
+
+
+def test_lra_step_budgets_are_s4s() -> None:
+    """Steps = S4's epochs x batches per epoch (loader drop_last); Retrieval stops after 20 epochs."""
+    budgets = {"listops": 120000, "text": 50000, "retrieval": 45960, "image": 180000}
+    budgets |= {"pathfinder": 500000, "pathx": 500000}
+    for task, steps in budgets.items():
+        run, _ = composed(f"lra/{task}")
+        assert run.trainer.max_steps == steps, task
+    run, _ = composed("lra/pathx")
+    assert run.optim.lr == 0.001
 
 
 def test_lra_image_is_wider_as_in_s4() -> None:

@@ -75,6 +75,17 @@ def test_real_valued_inputs_and_batch_norm():
     assert pixels(torch.rand(2, 10)).shape == (2, 4)
 
 
+def test_real_valued_inputs_are_standardized_before_the_linear_encoder():
+    """Pixel ids 0..255 read as (x - input_mean) / input_std, as S4's LRA loaders normalize them."""
+    config = ClassifierConfig(num_classes=2, d_model=8, n_layer=1, input_mean=122.6, input_std=61.0)
+    model = SequenceClassifier(config)
+    pixels = torch.randint(0, 256, (2, 5))
+    expected = model.encoder(((pixels.float() - 122.6) / 61.0)[:, :, None])
+    assert torch.allclose(model._encode(pixels), expected)
+    with pytest.raises(ValueError, match="input_std"):
+        ClassifierConfig(input_std=0.0)
+
+
 def test_retrieval_pairs_two_documents():
     model = classifier("s4d", retrieval=True, bidirectional=True)
     first, second = torch.randint(0, 20, (1, 6)), torch.randint(0, 20, (1, 9))
@@ -83,7 +94,8 @@ def test_retrieval_pairs_two_documents():
     logits = model(pair, lengths=torch.tensor([[6, 9]]))
     assert logits.shape == (1, 3)
     a, b = model._encode_and_pool(first, None), model._encode_and_pool(second, None)
-    assert relative_error(logits, model.decoder(torch.cat((a, b, a * b, a - b), dim=-1))) < 1e-5
+    assert relative_error(logits, model.decoder(torch.cat((a, b, a - b, a * b), dim=-1))) < 1e-5
+    assert isinstance(model.decoder[1], torch.nn.GELU)  # S4's LRA retrieval head
     swapped = model(pair.flip(1), lengths=torch.tensor([[9, 6]]))
     assert not torch.allclose(logits, swapped)
     with pytest.raises(ValueError, match=r"\(batch, 2, seqlen\)"):

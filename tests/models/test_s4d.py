@@ -14,10 +14,12 @@ from mamba_lm import S4D, InferenceParams, MambaConfig, MambaLMHeadModel
 def explicit_recurrence(layer: S4D, u: torch.Tensor) -> torch.Tensor:
     """y before the output activation, by the textbook ZOH recurrence in complex128, one step at a time.
     u: (batch, L, H) -> (batch, L, H)."""
-    A = torch.complex(-torch.exp(layer.log_A_real.double()), layer.A_imag.double())  # (H, N/2)
+    copies = layer.d_model // layer.A_imag.shape[0]  # (A, B) shared by n_ssm channel groups
+    A = torch.complex(-torch.exp(layer.log_A_real.double()), layer.A_imag.double()).repeat(copies, 1)
+    B = 1.0 if layer.B is None else torch.view_as_complex(layer.B.double()).repeat(copies, 1)
     dt = torch.exp(layer.log_dt.double())[:, None]
     dA = torch.exp(dt * A)
-    dB = (dA - 1) / A  # ZOH with B = 1: A^-1 (exp(dt A) - I) B
+    dB = (dA - 1) / A * B  # ZOH: A^-1 (exp(dt A) - I) B
     C = torch.view_as_complex(layer.C.double())
     x = torch.zeros(u.shape[0], *A.shape, dtype=torch.complex128)
     ys = []
@@ -105,8 +107,65 @@ def test_bad_options_are_named():
     with pytest.raises(ValueError, match="even"):
         S4D(4, d_state=5)
     with pytest.raises(ValueError, match="init"):
-        S4D(4, init="legs")
+        S4D(4, init="fourier")
     with pytest.raises(ValueError, match="unknown option"):
         MambaLMHeadModel(
             MambaConfig(d_model=8, n_layer=1, vocab_size=16, ssm_cfg={"layer": "S4D", "mode": "x"})
         )
+
+
+def test_legs_init_is_the_normal_part_of_hippo_legs():
+    """S4D-LegS: A + P P^T = -1/2 I + skew (S4's NPLR form); the kept modes are the upper half of its
+    spectrum; B = V^* B keeps (before clipping) half of |B|^2 = sum(2n+1) = N^2 in the kept modes."""
+    from unittest import mock
+
+    import numpy as np
+
+    from mamba_lm.modules import s4d_init
+
+    N = 8
+    S, B = s4d_init.legs_normal_part(N)
+    assert np.allclose(S + S.T, -np.eye(N))
+    eigenvalues = np.linalg.eigvals(S)
+    frequencies, _ = s4d_init.legs_modes(N)
+    assert np.allclose(eigenvalues.real, -0.5)
+    assert np.allclose(np.sort(eigenvalues.imag[eigenvalues.imag > 0]), frequencies)
+    with mock.patch.object(s4d_init, "LEGS_B_CLIP", np.inf):
+        _, unclipped = s4d_init.legs_modes(N)
+    assert np.isclose(2 * np.sum(np.abs(unclipped) ** 2), np.sum(B**2))
+    _, clipped = s4d_init.legs_modes(N)
+    assert np.abs(clipped.imag).max() <= 2.0
+    layer = S4D(d_model=3, d_state=N, init="legs")
+    assert torch.allclose(layer.A_imag, torch.tensor(frequencies, dtype=torch.float32).expand(3, -1))
+    assert "B" not in layer.state_dict()  # fixed B: rebuilt at init, not a parameter
+
+
+def test_default_layer_has_no_B_parameter():
+    """Runs and checkpoints made before trainable B keep their parameter set."""
+    names = {name for name, _ in S4D(d_model=4, d_state=8).named_parameters()}
+    assert names == {"log_dt", "log_A_real", "A_imag", "C", "D", "out_proj.weight", "out_proj.bias"}
+
+
+@pytest.mark.parametrize("init", ["legs", "inv"])
+def test_trainable_B_and_one_shared_ssm(init):
+    """S4's LRA setting: (A, B) shared by every channel (n_ssm 1), B trained at the SSM lr; the
+    convolution still equals the recurrence, and B gets gradients."""
+    layer = S4D(d_model=6, d_state=4, init=init, trainable_B=True, n_ssm=1, ssm_lr=1e-3, layer_idx=0)
+    assert layer.log_A_real.shape == layer.A_imag.shape == (1, 2) and layer.B.shape == (1, 2, 2)
+    assert layer.B._optim == {"lr": 1e-3, "weight_decay": 0.0}
+    with torch.no_grad():
+        layer.B.add_(0.3 * torch.randn_like(layer.B))
+    u = torch.randn(2, 17, 6)
+    y = explicit_recurrence(layer, u)
+    assert relative_error(layer._output(y.float(), torch.float32), layer(u)) < 1e-5
+    layer(u).square().sum().backward()
+    assert layer.B.grad is not None and layer.B.grad.abs().sum() > 0
+
+
+def test_n_ssm_must_divide_the_channels():
+    with pytest.raises(ValueError, match="n_ssm"):
+        S4D(d_model=6, d_state=4, n_ssm=4)
+    two = S4D(d_model=6, d_state=4, n_ssm=2, init="lin")
+    dtA, _, _ = two.discretize()
+    A = dtA / torch.exp(two.log_dt)[:, None]
+    assert torch.allclose(A[0], A[2]) and torch.allclose(A[1], A[3])  # channel h uses copy h mod 2
