@@ -1,4 +1,4 @@
-"""``python -m evaluation <command> key=value ...``: perplexity, harness, lra, synthetic, report.
+"""``python -m evaluation <command> key=value ...``: perplexity, harness, lra, synthetic, generate, report.
 
 ``python -m evaluation help [command]`` lists the commands, or one command's keys with their defaults.
 Errors in the input (unknown command or key, a bad value, a missing checkpoint...) print one line
