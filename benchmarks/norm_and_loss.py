@@ -205,7 +205,7 @@ def bench_cross_entropy(n_tokens=ROWS):
     ref_ms, ref_peak, ref = measured(step(linear_cross_entropy_ref))
     report(sec, "3 GEMMs alone", three_gemms_ms(hidden, weight.bfloat16()))
     report(sec, "F.linear + F.cross_entropy", ref_ms, None, None, ref_peak)
-    for chunk in (None, 2048, 8192):
+    for chunk in (None, 2048, 8192, 16384):
         ms, peak, got = measured(step(linear_cross_entropy, chunk_size=chunk))
         err = max(max_rel_err(got[0], ref[0]), max_rel_err(got[2], ref[2]), max_rel_err(got[3], ref[3]))
         hits = f" (argmax hits {int(got[1])} vs {int(ref[1])})" if chunk is None else ""

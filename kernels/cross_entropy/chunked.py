@@ -2,17 +2,20 @@
 
 The whole (N, vocab) fp32 logits never exist: each chunk of tokens gets its logits (matmul in the
 compute dtype, bf16 under autocast), its logsumexp in fp32, and, when gradients are wanted, its
-softmax-minus-one-hot right away, turned into the chunk's rows of d hidden and its share of
-d weight (accumulated in fp32). The backward only scales the two by the incoming gradient.
+softmax-minus-one-hot right away (one Triton kernel over the rows on GPUs, triton_rows.py),
+turned into the chunk's rows of d hidden and its share of d weight (accumulated in fp32). The
+backward only scales the two by the incoming gradient.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..selective_scan.interface import triton_enabled
 from .checks import check_cross_entropy_args, compute_dtype
 
-# A chunk's fp32 logits take about this many bytes at most (the bf16 copy and gradient add as much).
+# A chunk's logits in fp32 take at most this many bytes. The PyTorch row path holds them (and a
+# compute-dtype copy); the Triton row kernel keeps only the compute-dtype logits, which become the gradient.
 CHUNK_LOGITS_BYTES = 1 << 30
 
 
@@ -22,35 +25,52 @@ def default_chunk_size(vocab: int) -> int:
     return 1 << (tokens.bit_length() - 1)
 
 
+def xent_rows_torch(logits, labels, ignore_index, count_correct, write_grad):
+    """The PyTorch twin of ``xent_rows_triton``: logits (n, vocab) in the compute dtype, labels (n,).
+
+    Returns (loss sum fp32 scalar, argmax hits int64 scalar or None, d loss / d logits (n, vocab) in
+    logits' dtype or None)."""
+    logits32 = logits.float()  # (n, vocab)
+    labelled = labels != ignore_index
+    target = torch.where(labelled, labels, 0).long()  # (n,)
+    lse = torch.logsumexp(logits32, dim=-1)  # (n,)
+    target_logit = logits32.gather(1, target[:, None]).squeeze(1)
+    loss_sum = torch.where(labelled, lse - target_logit, 0.0).sum()
+    hits = ((logits32.argmax(dim=-1) == labels) & labelled).sum() if count_correct else None
+    if not write_grad:
+        return loss_sum, hits, None
+    # d loss / d logits = softmax - one_hot(target) on labelled rows, zero on the others.
+    dlogits = logits32.sub_(lse[:, None]).exp_()
+    dlogits.scatter_add_(1, target[:, None], -torch.ones_like(lse[:, None]))
+    dlogits.mul_(labelled[:, None])
+    return loss_sum, hits, dlogits.to(logits.dtype)
+
+
 def chunked_loss_and_grads(h, w, labels, ignore_index, chunk_size, count_correct, grad_hidden, grad_weight):
     """h: (N, d) and w: (vocab, d), both in the compute dtype; labels (N,) integer.
 
     Returns loss_sum (fp32 scalar), correct (int64 scalar), d loss_sum / d h ((N, d) in h's dtype, or
-    None) and d loss_sum / d w ((vocab, d) fp32, or None).
+    None) and d loss_sum / d w ((vocab, d) fp32, or None). Rows of logits go through the Triton kernel
+    where Triton runs (CUDA, or the interpreter), else through the PyTorch twin.
     """
-    n_tokens = h.shape[0]
+    if triton_enabled(h.device) and h.dtype != torch.float64:
+        from .triton_rows import xent_rows_triton as xent_rows
+    else:
+        xent_rows = xent_rows_torch
+    write_grad = grad_hidden or grad_weight
     loss_sum = torch.zeros((), dtype=torch.float32, device=h.device)
     correct = torch.zeros((), dtype=torch.int64, device=h.device)
     dh = torch.empty_like(h) if grad_hidden else None
     dw = torch.zeros(w.shape, dtype=torch.float32, device=w.device) if grad_weight else None
-    for start in range(0, n_tokens, chunk_size):
+    for start in range(0, h.shape[0], chunk_size):
         h_c = h[start : start + chunk_size]  # (n, d)
-        labels_c = labels[start : start + chunk_size]
-        logits = (h_c @ w.t()).float()  # (n, vocab) fp32; the compute-dtype product is freed here
-        labelled = labels_c != ignore_index
-        target = torch.where(labelled, labels_c, 0).long()  # (n,)
-        lse = torch.logsumexp(logits, dim=-1)  # (n,)
-        target_logit = logits.gather(1, target[:, None]).squeeze(1)
-        loss_sum += torch.where(labelled, lse - target_logit, 0.0).sum()
+        logits = h_c @ w.t()  # (n, vocab) in the compute dtype
+        loss_c, hits_c, dlogits = xent_rows(
+            logits, labels[start : start + chunk_size], ignore_index, count_correct, write_grad
+        )
+        loss_sum += loss_c
         if count_correct:
-            correct += ((logits.argmax(dim=-1) == labels_c) & labelled).sum()
-        if not (grad_hidden or grad_weight):
-            continue
-        # d loss / d logits = softmax - one_hot(target) on labelled rows, zero on the others.
-        dlogits = logits.sub_(lse[:, None]).exp_()
-        dlogits.scatter_add_(1, target[:, None], -torch.ones_like(lse[:, None]))
-        dlogits.mul_(labelled[:, None])
-        dlogits = dlogits.to(h.dtype)
+            correct += hits_c
         if grad_hidden:
             torch.mm(dlogits, w, out=dh[start : start + chunk_size])
         if grad_weight:

@@ -1,11 +1,26 @@
 """The chunked linear cross-entropy against the reference (whole logits, F.cross_entropy): values,
-gradients of hidden and weight, ignored positions, chunk sizes, accuracy counts, autocast."""
+gradients of hidden and weight, ignored positions, chunk sizes, accuracy counts, autocast; through
+the PyTorch row twin and through the Triton row kernel (on CPU in Triton's interpreter)."""
+
+import os
 
 import pytest
 import torch
 
 from kernels import linear_cross_entropy, linear_cross_entropy_ref
-from kernels.cross_entropy.chunked import default_chunk_size
+from kernels.cross_entropy.chunked import default_chunk_size, xent_rows_torch
+
+if not torch.cuda.is_available():
+    # Triton fixes interpreted-or-compiled when a kernel module is imported (see tests/conftest.py).
+    saved = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        from kernels.cross_entropy.triton_rows import xent_rows_triton
+    finally:
+        if saved is None:
+            del os.environ["TRITON_INTERPRET"]
+else:
+    from kernels.cross_entropy.triton_rows import xent_rows_triton
 
 IGNORE = -100
 
@@ -44,8 +59,18 @@ def assert_ce_close(got, ref, rtol, atol, what=""):
         torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m, n=name: f"{what} {n}: {m}")
 
 
+@pytest.fixture(params=["torch rows", "triton rows"])
+def row_path(request, monkeypatch):
+    """Run a test through the PyTorch row twin, then through the Triton row kernel (interpreted)."""
+    if request.param == "triton rows" and not torch.cuda.is_available():
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+    elif request.param == "torch rows" and torch.cuda.is_available():
+        pytest.skip("on a GPU the rows always take the Triton kernel")
+    return request.param
+
+
 @pytest.mark.parametrize("chunk_size", [1, 8, 37, 1000, None])
-def test_matches_reference_fp32(chunk_size):
+def test_matches_reference_fp32(chunk_size, row_path):
     """Chunks that divide N, that do not (37 = 4 x 8 + 5), one chunk, and the default."""
     inputs = make_inputs()
     got = run_with_grads(linear_cross_entropy, *inputs, chunk_size=chunk_size, count_correct=True)
@@ -55,7 +80,7 @@ def test_matches_reference_fp32(chunk_size):
 
 
 @pytest.mark.parametrize("hidden_dtype", [torch.float32, torch.bfloat16])
-def test_matches_reference_under_cpu_autocast(hidden_dtype):
+def test_matches_reference_under_cpu_autocast(hidden_dtype, row_path):
     """bf16 matmuls with an fp32 weight; gradients come back in hidden's and weight's dtypes."""
     inputs = make_inputs(n=29, d=24, vocab=70, dtype=hidden_dtype, seed=1)
     options = dict(autocast_dtype=torch.bfloat16, count_correct=True)
@@ -67,7 +92,7 @@ def test_matches_reference_under_cpu_autocast(hidden_dtype):
     assert_ce_close(got, ref, rtol=2e-2, atol=2e-2, what="autocast")
 
 
-def test_ignored_positions_have_no_effect():
+def test_ignored_positions_have_no_effect(row_path):
     """Changing the hidden state of an ignored position changes neither the loss nor other gradients,
     and its own gradient is zero."""
     hidden, weight, labels = make_inputs(n=12, seed=2)
@@ -79,7 +104,7 @@ def test_ignored_positions_have_no_effect():
     assert torch.all(base[3][labels == IGNORE] == 0)
 
 
-def test_all_ignored_batch_gives_zero():
+def test_all_ignored_batch_gives_zero(row_path):
     hidden, weight, labels = make_inputs(n=9, seed=3)
     labels[:] = IGNORE
     loss_sum, count, correct, dh, dw = run_with_grads(
@@ -89,7 +114,7 @@ def test_all_ignored_batch_gives_zero():
     assert torch.all(dh == 0) and torch.all(dw == 0)
 
 
-def test_leading_dimensions_and_no_grad():
+def test_leading_dimensions_and_no_grad(row_path):
     """(batch, seqlen, d) hidden with (batch, seqlen) labels; without grad the same values, no graph."""
     hidden, weight, labels = make_inputs(n=24, seed=4)
     hidden3, labels2 = hidden.view(4, 6, 16), labels.view(4, 6)
@@ -113,6 +138,36 @@ def test_only_weight_requires_grad():
     w_ref = weight.clone().requires_grad_()
     linear_cross_entropy_ref(hidden, w_ref, labels)[0].backward()
     torch.testing.assert_close(w.grad, w_ref.grad, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="interpreter test")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_row_kernel_matches_its_torch_twin(dtype):
+    """Vocabulary 50 in blocks of 32 (a partial last block); maxima tied across blocks (the first
+    wins, as in torch.argmax); ignored rows; with and without the gradient."""
+    g = torch.Generator().manual_seed(7)
+    logits = torch.randn(6, 50, generator=g).to(dtype)
+    logits[0, 3] = logits[0, 40] = 9.0  # tie across blocks: argmax 3
+    logits[1, 20] = logits[1, 49] = 9.0  # tie across blocks, one partial: argmax 20
+    labels = torch.tensor([3, 20, -100, 7, 0, 49])
+    for write_grad in (False, True):
+        got = xent_rows_triton(logits.clone(), labels, -100, True, write_grad)
+        ref = xent_rows_torch(logits.clone(), labels, -100, True, write_grad)
+        torch.testing.assert_close(got[0], ref[0], rtol=1e-5, atol=1e-5)
+        assert got[1].item() == ref[1].item() >= 2
+        if write_grad:
+            assert got[2].dtype == dtype
+            tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-2, atol=4e-3)
+            torch.testing.assert_close(got[2].float(), ref[2].float(), **tol)  # bf16: one rounding step
+        else:
+            assert got[2] is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="interpreter test")
+def test_row_kernel_out_of_range_label_gives_nan():
+    logits = torch.randn(2, 10)
+    loss_sum, _, _ = xent_rows_triton(logits, torch.tensor([1, 10]), -100, False, False)
+    assert torch.isnan(loss_sum)
 
 
 def test_default_chunk_size_bounds_the_logits():
