@@ -150,3 +150,23 @@ def test_bad_arguments_are_named():
         run_ssm(selective_state_update, {**inputs, "state": inputs["state"].bfloat16()})
     with pytest.raises(ValueError, match="weight must be"):
         conv_state_update(inputs["x"], torch.zeros(2, 6, 4), torch.zeros(6, 3))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("batch", [1, 64])
+def test_real_sizes_on_the_gpu(batch):
+    """Mamba-130M / 1.4B widths in bf16, through the public entry points (compiled kernels)."""
+    for dim in (1536, 4096):
+        inputs = ssm_inputs(batch, dim, 16, torch.bfloat16, seed=dim)
+        got = run_ssm(selective_state_update, inputs, dt_softplus=True)
+        ref = run_ssm(selective_state_update_ref, inputs, dt_softplus=True)
+        torch.testing.assert_close(got[1], ref[1], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got[0], ref[0], **TOLERANCES[torch.bfloat16])
+        g = torch.Generator().manual_seed(batch)
+        x, state, weight = rand(g, batch, dim, dtype=torch.bfloat16), rand(g, batch, dim, 4), rand(g, dim, 4)
+        got_state, ref_state = state.clone(), state.clone()
+        got_out = conv_state_update(x, got_state, weight, weight[:, 0])
+        ref_out = conv_state_update_ref(x, ref_state, weight, weight[:, 0])
+        assert torch.equal(got_state, ref_state)
+        torch.testing.assert_close(got_out, ref_out, **TOLERANCES[torch.bfloat16])

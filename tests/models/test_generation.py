@@ -8,6 +8,7 @@ from model_testing import VOCAB, relative_error, stepwise_logits, tiny_config
 
 from mamba_lm import InferenceParams, build_model
 from mamba_lm.generation import sample
+from mamba_lm.static_decoder import _DECODERS, Sampling, decoder_for, inference_cache_bytes
 
 KINDS = ["mamba", "s4d", "transformer"]
 
@@ -111,3 +112,39 @@ def test_cache_keeps_its_batch_size():
     params.seqlen_offset = 2
     with pytest.raises(ValueError, match="states for batch 3"):
         model(torch.zeros(2, 1, dtype=torch.long), inference_params=params)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rows_with_prompts_of_different_lengths_decode_as_alone(kind):
+    """The static decoder keeps rows of different prompt lengths in step (each reads its own prompt
+    first): every row's tokens equal that prompt decoded on its own."""
+    model = build_model(tiny_config(kind))
+    lengths = [2, 5, 3]
+    prompts = torch.randint(0, VOCAB, (3, 5))
+    decoder = decoder_for(model, 3, 5 + 6, Sampling(top_k=1), None, VOCAB, torch.device("cpu"), False)
+    with torch.no_grad():
+        tokens = decoder.run(prompts, lengths, max_new_tokens=6)
+    for row, length in enumerate(lengths):
+        alone = model.generate(prompts[row : row + 1, :length], max_new_tokens=6, top_k=1)
+        assert torch.equal(tokens[row, : length + 6], alone[0])
+
+
+def test_the_decoder_is_kept_while_the_settings_match():
+    model = build_model(tiny_config("transformer"))
+    prompt = torch.randint(0, VOCAB, (2, 4))
+    first = model.generate(prompt, max_new_tokens=6, top_k=1)
+    decoder = _DECODERS[model][1]
+    assert torch.equal(model.generate(prompt, max_new_tokens=3, top_k=1), first[:, :7])
+    assert _DECODERS[model][1] is decoder  # shorter: the same static buffers
+    model.generate(prompt, max_new_tokens=9, top_k=1)
+    assert _DECODERS[model][1] is not decoder  # longer than it holds: a new one
+    model.generate(torch.randint(0, VOCAB, (3, 4)), max_new_tokens=2, top_k=1)
+    assert _DECODERS[model][1].batch_size == 3
+
+
+def test_cache_size_on_the_meta_device():
+    model = build_model(tiny_config("transformer"))  # 2 layers x (k, v) x (batch, 4 heads, len, 8) fp32
+    rope_tables = 2 * 2 * 10 * 8 * 4
+    assert inference_cache_bytes(model, 3, 10) == 2 * 2 * 3 * 10 * 32 * 4 + rope_tables
+    mamba = build_model(tiny_config("mamba"))  # conv (batch, 64, 4) and state (batch, 64, 8) per layer
+    assert inference_cache_bytes(mamba, 3, 10) == 2 * 3 * 64 * (4 + 8) * 4
