@@ -53,7 +53,9 @@ def evaluate_lra_run(
     """Accuracy of one classifier run on its task; saved in RUN_DIR/eval/lra.json when ``save``.
 
     Returns (task, {"accuracy": %, "examples", "split", "model" (the mixer), "experiment", "data",
-    "quick"}); ``quick`` marks runs of a quick experiment or data config (tiny data, few steps).
+    "source", "generated", "quick"}); ``quick`` marks runs of a quick experiment or data config (tiny
+    data, few steps); ``generated`` marks Pathfinder / Path-X evaluated on locally generated images (a
+    different task from LRA's released images; ``source`` is the data config's resolved source).
     ``split="test"`` falls back to validation for a task without a test split.
     """
     loaded = load_for_eval(run_dir, device, require_tokenizer=False, expect="classifier")
@@ -78,6 +80,8 @@ def evaluate_lra_run(
         "model": model_config.get("mixer") or model_config.get("arch"),
         "experiment": choices.get("experiment"),
         "data": choices.get("data"),
+        "source": datamodule.config.source,
+        "generated": task in ("pathfinder", "pathx") and datamodule.config.source == "generate",
         "quick": "quick" in choices.get("experiment", "") + choices.get("data", ""),
     }
     if save:

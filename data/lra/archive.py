@@ -11,9 +11,10 @@ Layouts (``archive_dir`` points at the folder named first):
 - Image: CIFAR-10. Either ``cifar-10-batches-bin/`` (``data_batch_{1..5}.bin``, ``test_batch.bin``:
   records of 1 label byte + 3072 RGB bytes) or, with ``source: hub``, a dataset with ``img`` and
   ``label`` columns. Converted to grayscale as LRA did.
-- Pathfinder / Path-X: ``pathfinder32/`` (or ``pathfinder128/``) with ``curv_baseline``,
-  ``curv_contour_length_9`` and ``curv_contour_length_14``, each holding ``imgs/<n>/sample_<k>.png`` and
-  ``metadata/<n>.npy``: text lines ``imgs/<n> sample_<k>.png <index> <label> ...``.
+- Pathfinder / Path-X: ``lra_release/`` or its ``pathfinder32/`` (or ``pathfinder128/``) with
+  ``curv_baseline``, ``curv_contour_length_9`` and ``curv_contour_length_14``, each holding
+  ``imgs/<n>/sample_<k>.png`` and ``metadata/<n>.npy``: text lines
+  ``imgs/<n> sample_<k>.png <index> <label> ...``.
 """
 
 from __future__ import annotations
@@ -27,16 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from data.lra import listops
+from data.lra.release import PATHFINDER_FOLDERS
 from data.lra.tasks import encode_bytes, rgb_to_gray
 
 log = logging.getLogger(__name__)
 
 Example = tuple[list[np.ndarray], int]
-PATHFINDER_FOLDERS = {
-    "easy": "curv_baseline",
-    "intermediate": "curv_contour_length_9",
-    "hard": "curv_contour_length_14",
-}
 CIFAR_RECORD = 1 + 3 * 1024
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from data.cache import build_once, cache_root, fingerprint, read_json
 from data.lra import archive, listops
 from data.lra.generated import generate_listops_rows, generate_pathfinder
+from data.lra.release import pathfinder_release, s4_split_assignment
 from data.lra.store import META, SplitWriter, finish_store, write_split
 from data.lra.tasks import LRA_TASKS
 
@@ -108,12 +109,16 @@ def _build_pathfinder(config, folder: Path, seqlen: int, dtype: np.dtype) -> dic
         examples: Iterable = generate_pathfinder(
             count, config.generation_seed, config.resolution, config.difficulty, config.workers
         )
+        assignment = split_assignment(count, config.val_fraction, config.test_fraction, config.split_seed)
     else:
-        what = f"pathfinder{config.resolution}/ of the lra_release archive"
-        index = archive.pathfinder_index(archive.require_folder(config.archive_dir, what), config.difficulty)
-        count = len(index)  # split by position in the metadata; unreadable images are skipped
+        what = f"lra_release/ or its pathfinder{config.resolution}/"
+        release = pathfinder_release(config.archive_dir, config.resolution, config.difficulty)
+        index = archive.pathfinder_index(
+            release or archive.require_folder(config.archive_dir, what), config.difficulty
+        )
+        count = len(index)  # split by position in the metadata (S4's split); unreadable images are skipped
         examples = ((archive.read_pathfinder_image(path, config.resolution), label) for path, label in index)
-    assignment = split_assignment(count, config.val_fraction, config.test_fraction, config.split_seed)
+        assignment = s4_split_assignment(count, config.val_fraction, config.test_fraction, config.split_seed)
     for position, (image, label) in enumerate(examples):
         if image is not None:
             writers[assignment[position]].add([image[:seqlen]], label)
@@ -136,6 +141,8 @@ def store_key(config, seqlen: int) -> dict[str, Any]:
     """What the encoded examples depend on."""
     key = {k: v for k, v in vars(config).items() if k not in LOAD_TIME_KEYS}
     key.update(format=FORMAT_VERSION, seqlen=seqlen)
+    if config.kind in ("lra_pathfinder", "lra_pathx") and config.source == "archive":
+        key["split"] = "s4"  # S4's random_split (data/lra/release.py) since the numpy split before it
     if config.source == "archive" and config.archive_dir:
         folder = Path(config.archive_dir).expanduser().resolve()
         key["archive"] = [str(folder), folder.stat().st_mtime_ns if folder.exists() else None]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from data.checks import check_choice, check_positive
+from data.lra.release import pathfinder_release
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -115,7 +119,9 @@ class PathfinderConfig(LRAConfig):
     """Pathfinder / Path-X: are the two marked dots joined by one contour? (2 classes)."""
 
     kind: str = "lra_pathfinder"
-    source: str = "generate"
+    source: str = "auto"
+    """"auto": the lra_release images when archive_dir holds them (the LRA task), else "generate" (locally
+    drawn images: a different task, labelled "generated" wherever results are shown); or either explicitly."""
     resolution: int | None = None
     """Image side in pixels; null = 32 for lra_pathfinder, 128 for lra_pathx. seqlen = resolution ** 2."""
     difficulty: str = "hard"
@@ -135,11 +141,21 @@ class PathfinderConfig(LRAConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_choice("data.source", self.source, ("generate", "archive"))
+        check_choice("data.source", self.source, ("auto", "generate", "archive"))
         check_choice("data.difficulty", self.difficulty, ("easy", "intermediate", "hard"))
         if self.resolution is None:
             self.resolution = 128 if self.kind == "lra_pathx" else 32
         if self.resolution < 32:
             raise ValueError(f"data.resolution must be >= 32, got {self.resolution}")
+        if self.source == "auto":
+            release = pathfinder_release(self.archive_dir, self.resolution, self.difficulty)
+            self.source = "archive" if release is not None else "generate"
+            if release is None:
+                log.warning(
+                    "%s: no lra_release images under data.archive_dir=%s; using generated images, a "
+                    "different task from LRA's (results are labelled 'generated')",
+                    self.kind,
+                    self.archive_dir,
+                )
         if not 0 < self.val_fraction + self.test_fraction < 1:
             raise ValueError("data.val_fraction + data.test_fraction must lie in (0, 1)")

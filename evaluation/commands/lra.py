@@ -61,6 +61,7 @@ def run(options: Options, positional: list[str]) -> int:
 
     rows: dict[str, dict[str, float | None]] = {}
     quick: set[str] = set()
+    generated: set[tuple[str, str]] = set()
     for run_dir in run_dirs:
         task, entry = evaluate_lra_run(
             run_dir, options.split, options.batch_size, options.max_batches, device, dtype, data_overrides
@@ -69,9 +70,11 @@ def run(options: Options, positional: list[str]) -> int:
         rows.setdefault(name, {})[task] = entry["accuracy"]
         if entry["quick"]:
             quick.add(task)
+        if entry.get("generated"):
+            generated.add((name, task))
         print(
             f"{task}: {entry['accuracy']:.2f}% of {entry['examples']} {entry['split']} examples ({run_dir})"
         )
     print()
-    print(lra_table(rows, quick).to_markdown())
+    print(lra_table(rows, quick, generated).to_markdown())
     return 0

@@ -77,7 +77,8 @@ def run(options: Options, positional: list[str]) -> int:
         recurrent_batch_size=options.recurrent_batch_size,
     )
     name = str(run_folder_of(options.checkpoint) or options.checkpoint)
-    print(synthetic_table({name: ([r.length for r in results], [r.accuracy for r in results])}).to_markdown())
+    series = {name: ([r.length for r in results], [r.accuracy for r in results])}
+    print(synthetic_table(series, kind).to_markdown())
     entry = {
         "lengths": [r.length for r in results],
         "accuracy": [r.accuracy for r in results],

@@ -93,7 +93,13 @@ def _lra_section(runs: list[RunRecord]) -> list:
         run.name: {task: e.get("accuracy") for task, e in run.results["lra"].items()} for run in evaluated
     }
     quick = {task for run in evaluated for task, entry in run.results["lra"].items() if entry.get("quick")}
-    return [Heading("Long Range Arena"), lra_table(scores, quick)]
+    generated = {
+        (run.name, task)
+        for run in evaluated
+        for task, entry in run.results["lra"].items()
+        if entry.get("generated")
+    }
+    return [Heading("Long Range Arena"), lra_table(scores, quick, generated)]
 
 
 def _synthetic_section(runs: list[RunRecord], out_dir: Path) -> list:
@@ -105,7 +111,7 @@ def _synthetic_section(runs: list[RunRecord], out_dir: Path) -> list:
             entry = run.results.get("synthetic", {}).get(task)
             if entry:
                 series[run.name] = (list(entry["lengths"]), list(entry["accuracy"]))
-        blocks += [Heading(f"Synthetic: {task}"), synthetic_table(series)]
+        blocks += [Heading(f"Synthetic: {task}"), synthetic_table(series, task)]
         png = f"synthetic_{task}.png"
         if plot_length_generalization(series, f"{task}: accuracy vs test length", out_dir / png):
             blocks.append(Image(png, f"{task} accuracy against test length"))

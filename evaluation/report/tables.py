@@ -11,11 +11,15 @@ from typing import Any
 
 from ..published import (
     DOWNSTREAM_PUBLISHED,
+    INDUCTION_HEADS_PUBLISHED,
     LAMBADA_PPL_PUBLISHED,
+    LRA_GENERATED_NOTE,
     LRA_PUBLISHED,
     LRA_TASK_TITLES,
     LRA_TASKS,
     PAPER_TASK_METRICS,
+    SELECTIVE_COPYING_COMPARISON,
+    SELECTIVE_COPYING_PUBLISHED,
     lra_average,
 )
 from .document import Table
@@ -117,33 +121,69 @@ def _metrics(results: dict[str, dict[str, Any]], task: str) -> list[str]:
     return sorted(names)
 
 
-def lra_table(scores: dict[str, dict[str, float | None]], quick_tasks: set[str] = frozenset()) -> Table:
+def lra_table(
+    scores: dict[str, dict[str, float | None]],
+    quick_tasks: set[str] = frozenset(),
+    generated: set[tuple[str, str]] = frozenset(),
+) -> Table:
     """Accuracy (%) per LRA task and the average, our rows (name -> {task: accuracy}) then the
-    published Transformer and S4 rows."""
+    published Transformer, S4 and S4D rows. ``generated``: (name, task) cells measured on locally
+    generated Pathfinder / Path-X images, labelled so and left out of that row's average."""
     header = ["model"] + [LRA_TASK_TITLES[task] for task in LRA_TASKS] + ["avg"]
-    rows = [
-        [name] + [fmt(by_task.get(task)) for task in LRA_TASKS] + [fmt(lra_average(by_task))]
-        for name, by_task in scores.items()
-    ]
+    rows = []
+    for name, by_task in scores.items():
+        cells = [
+            fmt(by_task.get(task)) + (" (generated)" if (name, task) in generated else "")
+            for task in LRA_TASKS
+        ]
+        comparable = not any((name, task) in generated for task in by_task)
+        rows.append([name, *cells, fmt(lra_average(by_task)) if comparable else "–"])
     for name, published in LRA_PUBLISHED.items():
         cells = ["fail" if published[task] is None else fmt(published[task]) for task in LRA_TASKS]
         rows.append([f"{name} (published)", *cells, fmt(lra_average(published))])
     caption = "Test accuracy in %; – = not run; the average needs all six tasks (a failure counts as 50%)."
+    if generated:
+        caption += f" {LRA_GENERATED_NOTE[0].upper()}{LRA_GENERATED_NOTE[1:]}."
     if quick_tasks:
         tasks = ", ".join(sorted(quick_tasks))
         caption += f" Quick mode (tiny data, few steps; not comparable to published numbers): {tasks}."
     return Table(header, rows, caption)
 
 
-def synthetic_table(series: dict[str, tuple[list[int], list[float]]]) -> Table:
-    """Accuracy (%) per test length, one row per name (``name -> (lengths, accuracies)``)."""
+def synthetic_table(series: dict[str, tuple[list[int], list[float]]], task: str | None = None) -> Table:
+    """Accuracy (%) per test length, one row per name (``name -> (lengths, accuracies)``), then the Mamba
+    paper's rows for ``task``: Table 11 for "induction_heads" (at our lengths; "oom" where the paper's
+    attention models ran out of memory), Table 1's comparison rows for "selective_copying"."""
     lengths = sorted({length for lens, _ in series.values() for length in lens})
     rows = []
     for name, (lens, accuracy) in series.items():
         by_length = dict(zip(lens, accuracy))
         rows.append([name] + [fmt(_number(by_length.get(length)), 1) for length in lengths])
-    return Table(
-        ["run"] + [length_label(length) for length in lengths],
-        rows,
-        "Accuracy in % per test sequence length.",
-    )
+    caption = "Accuracy in % per test sequence length."
+    if task == "induction_heads":
+        for name, published in INDUCTION_HEADS_PUBLISHED.items():
+            by_exponent = published["accuracy"]
+            cells = [_published_induction_cell(by_exponent, length) for length in lengths]
+            rows.append([f"{name}, {published['params']} (paper, Table 11)", *cells])
+        caption += (
+            " Paper rows: trained at 2^8; attention tested only up to 2^14 (oom beyond), "
+            "D = 128 and 8 heads; Mamba D = 64."
+        )
+    elif task == "selective_copying":
+        for (architecture, layer), accuracy in SELECTIVE_COPYING_PUBLISHED.items():
+            if (architecture, layer) in SELECTIVE_COPYING_COMPARISON.values():
+                label = f"{architecture} / {layer} (paper, Table 1)"
+                rows.append([label] + [fmt(accuracy, 1) if length == 4096 else "–" for length in lengths])
+        caption += (
+            " Our S4D mixer is an SSM layer without gating: it compares with Table 1's 'No gate / S4' "
+            "(18.3), not with the Mamba block holding an S4 layer (56.4)."
+        )
+    return Table(["run"] + [length_label(length) for length in lengths], rows, caption)
+
+
+def _published_induction_cell(by_exponent: dict, length: int) -> str:
+    exponent = length.bit_length() - 1
+    if length != 1 << exponent or not 6 <= exponent <= 20:
+        return "–"
+    value = by_exponent.get(exponent)
+    return "oom" if value is None else fmt(float(value), 1)

@@ -11,9 +11,9 @@ from PIL import Image
 
 from data import build_datamodule
 from data.lra import listops
-from data.lra.build import split_assignment
 from data.lra.datamodule import classification_batch
 from data.lra.pathfinder import generate_image, style_for
+from data.lra.release import s4_split_assignment
 from data.lra.tasks import rgb_to_gray
 
 
@@ -207,10 +207,12 @@ def test_pathfinder_archive_layout(tmp_path):
     (root / "imgs" / "0" / "sample_12.png").write_bytes(b"")  # LRA's archive holds one empty file
     lines.append("imgs/0 sample_12.png 12 1 1.0 14 4 2 0.5 1 1")
     (root / "metadata" / "0.npy").write_text("\n".join(lines) + "\n")
-    config = {"kind": "lra_pathfinder", "source": "archive", "archive_dir": str(tmp_path / "pathfinder32")}
+    # source auto finds the images from the lra_release folder (or pathfinder32/ itself)
+    config = {"kind": "lra_pathfinder", "archive_dir": str(tmp_path)}
     config.update(cache_dir=str(tmp_path), val_fraction=0.25, test_fraction=0.25)
     module = build_datamodule(config, seed=0)
-    assignment = split_assignment(13, 0.25, 0.25, seed=42)[:12]  # entry 12 is the unreadable image
+    assert module.config.source == "archive"
+    assignment = s4_split_assignment(13, 0.25, 0.25, seed=42)[:12]  # entry 12 is the unreadable image
     assert [len(module.splits[s]) for s in ("train", "val", "test")] == np.bincount(
         assignment, minlength=3
     ).tolist()
@@ -277,3 +279,23 @@ def test_missing_archive_folder_is_explained(tmp_path):
 def test_empty_documents_count_as_one_pad_token():
     batch = classification_batch([[np.array([], dtype=np.uint16)], [np.array([4, 5])]], np.array([0, 1]), 0)
     assert batch["lengths"].tolist() == [1, 2] and batch["input_ids"].tolist() == [[0, 0], [4, 5]]
+
+
+def test_s4_split_is_torch_random_split():
+    """The archive split is S4's: torch.utils.data.random_split(lengths [n - val - test, val, test], seed)."""
+    import torch
+
+    subsets = torch.utils.data.random_split(
+        range(103), [83, 10, 10], generator=torch.Generator().manual_seed(42)
+    )
+    assignment = s4_split_assignment(103, 0.1, 0.1, seed=42)
+    for split, subset in enumerate(subsets):
+        assert sorted(subset.indices) == np.flatnonzero(assignment == split).tolist()
+
+
+def test_pathfinder_without_the_release_falls_back_to_generated_images(tmp_path):
+    from data.lra.config import PathfinderConfig
+
+    assert PathfinderConfig(archive_dir=None).source == "generate"
+    assert PathfinderConfig(archive_dir=str(tmp_path)).source == "generate"  # no images there
+    assert PathfinderConfig(source="archive", archive_dir=str(tmp_path)).source == "archive"  # as asked
