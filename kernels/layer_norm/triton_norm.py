@@ -28,13 +28,12 @@ def plan(n_rows: int, n_cols: int, device: torch.device) -> NormConfig:
     block_n = triton.next_power_of_2(n_cols)
     if device.type != "cuda":  # Triton's interpreter: small tiles, several programs and loop trips.
         return NormConfig(2, 1, 2, 1, bwd_programs=max(1, min(3, n_rows)))
-    num_warps = min(16, max(1, block_n // 256))
     sms = torch.cuda.get_device_properties(device).multi_processor_count
     return NormConfig(
         block_m=max(1, 4096 // block_n),
-        num_warps=num_warps,
+        num_warps=min(16, max(8, block_n // 512)),  # 16 or more fp32 values of a tile per thread
         bwd_block_m=max(1, 2048 // block_n),
-        bwd_num_warps=num_warps,
+        bwd_num_warps=min(16, max(8, block_n // 256)),
         bwd_programs=max(1, min(4 * sms, n_rows)),
     )
 
