@@ -2,68 +2,11 @@
 
 No arguments: a small Mamba on the embedded corpus, CPU-friendly. Multi-GPU and FSDP runs go
 through accelerate's launcher, e.g. ``accelerate launch --config_file configs/accelerate/ddp.yaml
-train.py experiment=paper/mamba_130m hydra.run.dir=outputs/mamba_130m``.
+train.py experiment=paper/mamba_130m hydra.run.dir=outputs/mamba_130m``. An installed package has
+the same command as ``mamba-lm-train``; the code is ``mamba_lm.trainer.app``.
 """
 
-from __future__ import annotations
-
-import hydra
-from accelerate.utils import set_seed
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
-
-from data import build_datamodule, parse_data_config
-from mamba_lm.trainer import Trainer, make_accelerator
-from mamba_lm.trainer.config_store import register_configs
-from mamba_lm.trainer.model_factory import build_model_from_dict, fit_model_to_data, model_config_from_dict
-from mamba_lm.trainer.run_folder import copy_tokenizer, shared_run_dir, write_text_atomic
-
-register_configs()
-
-
-@hydra.main(version_base="1.3", config_path="configs", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    # Validate everything before any work: types and keys were checked by Hydra, ranges here.
-    run = OmegaConf.to_object(cfg)
-    model_values = OmegaConf.to_container(cfg.model, resolve=True, enum_to_str=True)
-    model_config_from_dict(model_values)
-    parse_data_config(cfg.data)
-
-    accelerator = make_accelerator(run.trainer.precision, run.trainer.cpu)
-    run_dir = shared_run_dir(accelerator, HydraConfig.get().runtime.output_dir)
-    set_seed(run.seed)
-    rank, world_size = accelerator.process_index, accelerator.num_processes
-    data = build_datamodule(cfg.data, seed=run.seed, rank=rank, world_size=world_size)
-    model_values = fit_model_to_data(model_values, data.task, data.vocab_size, data.num_classes)
-    model = build_model_from_dict(model_values)
-
-    run_config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    run_config["model"] = model_values
-    if accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(run_config))
-        copy_tokenizer(data.tokenizer_file, run_dir)
-
-    trainer = Trainer(
-        accelerator=accelerator,
-        model=model,
-        train_loader=data.train_loader(run.trainer.micro_batch_size),
-        val_loader=data.val_loader,
-        run_dir=run_dir,
-        run_config=run_config,
-        optim=run.optim,
-        trainer=run.trainer,
-        logger=run.logger,
-        task=data.task,
-        seqlen=data.seqlen,
-        resume=run.resume,
-    )
-    summary = trainer.fit()
-    if accelerator.is_main_process:
-        how = f"stopped by {summary.stopped_by_signal}" if summary.stopped_by_signal else "finished"
-        print(f"{how} at step {summary.step}; run folder {run_dir}; last checkpoint {summary.checkpoint}")
-    return summary.last_metrics.get("val_loss")
-
+from mamba_lm.trainer.app import main
 
 if __name__ == "__main__":
     main()

@@ -1,31 +1,30 @@
 """Find and load a model to evaluate, with its tokenizer, from any of the checkpoint formats we read.
 
-``load_for_eval(path)`` accepts:
+``load_for_eval(path)`` accepts what ``mamba_lm.from_pretrained`` reads (``mamba_lm.pretrained``):
 
 1. a run folder of ``train.py`` or one of its checkpoint folders (``mamba_lm.trainer.checkpoint.load_model``);
    the tokenizer is the run's copy of ``tokenizer.json``;
 2. a Hugging Face folder (``config.json`` with ``model_type`` "mamba" or "llama", weights in
    ``model.safetensors`` / ``pytorch_model.bin``, possibly sharded), converted with ``mamba_lm.hf.from_hf``;
 3. a reference ``mamba_ssm`` folder (``config.json`` with ``d_model``/``n_layer``, weights in its key
-   layout), loaded into ``MambaLMHeadModel`` unchanged.
+   layout), loaded into ``MambaLMHeadModel`` unchanged;
+4. a folder written by ``save_pretrained``.
 
 Weights are read with safetensors, or ``torch.load(weights_only=True)``: never by unpickling code.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .text_tokenizer import TextTokenizer
+from mamba_lm.pretrained import folder_format, from_pretrained
+from mamba_lm.trainer.checkpoint import load_model
 
-HF_MODEL_TYPES = ("mamba", "llama")
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+from .text_tokenizer import TextTokenizer
 
 
 @dataclass
@@ -35,7 +34,7 @@ class LoadedModel:
     tokenizer: TextTokenizer | None
     """None only when ``require_tokenizer=False`` and none was found (classifiers, synthetic tasks)."""
     kind: str
-    """"run" (train.py), "hf" or "mamba_ssm": which format it came from."""
+    """"run" (train.py), "hf", "mamba_ssm" or "saved" (save_pretrained): which format it came from."""
     source: Path
     run_config: dict[str, Any] = field(default_factory=dict)
     """The resolved training config for runs of train.py; {} otherwise."""
@@ -94,13 +93,8 @@ def load_for_eval(
             classifier); a checkpoint of the other type raises ``ValueError`` naming both.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    config_file = path / "config.json"
-    if path.is_dir() and config_file.is_file() and _is_external_checkpoint(config_file):
-        loaded = _load_external(path, json.loads(config_file.read_text(encoding="utf-8")))
-    else:
-        loaded = _load_run(path)
+    kind = folder_format(path)
+    loaded = _load_run(path) if kind == "run" else LoadedModel(from_pretrained(path), None, kind, path)
     _check_model_type(loaded, expect)
     loaded.model = loaded.model.to(resolve_device(device)).eval()
     if isinstance(tokenizer, TextTokenizer):
@@ -123,93 +117,11 @@ def load_for_eval(
     return loaded
 
 
-def _is_external_checkpoint(config_file: Path) -> bool:
-    """A config.json beside weights in HF or mamba_ssm layout (train.py's checkpoints use safetensors
-    plus their own metadata, never a bare config.json with these keys)."""
-    config = json.loads(config_file.read_text(encoding="utf-8"))
-    return "model_type" in config or "architectures" in config or {"d_model", "n_layer"} <= set(config)
-
-
 def _load_run(path: Path) -> LoadedModel:
-    from mamba_lm.trainer.checkpoint import load_model
-
     model, run_config = load_model(path, device="cpu")
     data = run_config.get("data") or {}
     seqlen = data.get("seqlen") if isinstance(data, dict) else None
     return LoadedModel(model, None, "run", path, run_config, int(seqlen) if seqlen else None)
-
-
-def _load_external(path: Path, config: dict[str, Any]) -> LoadedModel:
-    if "model_type" in config or "architectures" in config:
-        model_type = config.get("model_type") or str(config.get("architectures"))
-        if config.get("model_type") not in HF_MODEL_TYPES:
-            raise ValueError(
-                f"{path} holds a Hugging Face '{model_type}' model; only {', '.join(HF_MODEL_TYPES)} "
-                "(MambaForCausalLM, LlamaForCausalLM) can be evaluated here"
-            )
-        state_dict = read_state_dict(path)
-        from transformers import AutoConfig
-
-        from mamba_lm.hf import from_hf
-
-        hf_config = AutoConfig.for_model(**config)
-        return LoadedModel(from_hf(hf_config, state_dict).float(), None, "hf", path)
-
-    from mamba_lm import MambaConfig, MambaLMHeadModel
-
-    state_dict = read_state_dict(path)
-    try:
-        mamba_config = MambaConfig.from_dict(config)
-    except (TypeError, ValueError) as error:
-        raise ValueError(
-            f"{path / 'config.json'} is not a Mamba (mamba_ssm) config this project supports: {error}"
-        ) from error
-    model = MambaLMHeadModel(mamba_config)
-    missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    missing = [key for key in missing if key != "lm_head.weight"]  # tied to the embedding
-    if missing or unexpected:
-        raise ValueError(
-            f"{path}: the weights do not match a mamba_ssm MambaLMHeadModel of this config "
-            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
-        )
-    return LoadedModel(model, None, "mamba_ssm", path)
-
-
-def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
-    """The weights in ``folder``: model.safetensors / pytorch_model.bin, or the shards an index lists.
-    ``.bin`` files load with ``torch.load(weights_only=True)`` (plain tensors only, no code)."""
-    for index_name in INDEX_FILES:
-        index_file = folder / index_name
-        if index_file.is_file():
-            shards = sorted(set(json.loads(index_file.read_text(encoding="utf-8"))["weight_map"].values()))
-            state_dict: dict[str, torch.Tensor] = {}
-            for shard in shards:
-                state_dict.update(_read_weight_file(folder / shard))
-            return state_dict
-    for name in WEIGHT_FILES:
-        if (folder / name).is_file():
-            return _read_weight_file(folder / name)
-    raise FileNotFoundError(f"{folder} has a config.json but no weights ({' or '.join(WEIGHT_FILES)})")
-
-
-def _read_weight_file(file: Path) -> dict[str, torch.Tensor]:
-    if not file.is_file():
-        raise FileNotFoundError(f"weight file {file} is missing")
-    if file.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(file))
-        except SafetensorError as error:
-            raise ValueError(f"{file} is not a readable safetensors file ({error})") from error
-    try:
-        loaded = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle errors: objects other than tensors, or a damaged file
-        raise ValueError(f"{file} could not be read as plain tensors (weights_only=True): {error}") from error
-    if not isinstance(loaded, dict):
-        raise ValueError(f"{file} holds a {type(loaded).__name__}, expected a state_dict")
-    return loaded
 
 
 def _find_tokenizer_file(path: Path) -> Path | None:

@@ -1,7 +1,8 @@
 """Mamba, S4D and Transformer++ models: mixers, language models, the LRA classifier, generation, HF interop.
 
-Imports only torch and this project's ``kernels`` (no Hydra, datasets or wandb), so it runs on the GPU
-machine as is. ``mamba_lm.hf`` (transformers) and ``mamba_lm.trainer`` are imported on demand.
+Imports only torch, safetensors and this project's ``kernels`` (no Hydra, datasets or wandb), so it runs on
+the GPU machine as is. ``mamba_lm.from_pretrained(path)`` loads a run, checkpoint, transformers or
+reference-package folder (``mamba_lm.pretrained``); ``mamba_lm.hf`` (transformers) is imported on demand.
 """
 
 from .build import build_model
@@ -10,6 +11,7 @@ from .generation import InferenceParams
 from .models import CausalLMOutput, MambaLMHeadModel, TransformerLMHeadModel
 from .models.classifier import SequenceClassifier
 from .modules import S4D, CausalSelfAttention, Mamba
+from .pretrained import from_pretrained, save_pretrained
 
 __all__ = [
     "S4D",
@@ -24,4 +26,6 @@ __all__ = [
     "TransformerConfig",
     "TransformerLMHeadModel",
     "build_model",
+    "from_pretrained",
+    "save_pretrained",
 ]

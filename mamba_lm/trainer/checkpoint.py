@@ -16,7 +16,9 @@ Layout of a run folder and of one checkpoint::
           optimizer.json          AdamW param_groups (lr, betas, weight decay, parameter names)
           trainer_state.json      step, tokens seen, skipped-step counts, lr schedule, loss scaler,
                                   and per process: the data loader's state and the RNG states
-          config.json             the run config (same content as RUN_DIR/config.yaml, as JSON)
+          run_config.json         the run config (same content as RUN_DIR/config.yaml, as JSON); not
+                                  "config.json", which transformers would take for a model config
+                                  (checkpoints written before the rename have config.json: still read)
           manifest.json           size and SHA-256 of every file above; written last
         .tmp-step_00000300-1234/  a checkpoint being written (or abandoned by a killed process)
 
@@ -61,7 +63,8 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 OPTIMIZER_META = "optimizer.json"
 TRAINER_STATE = "trainer_state.json"
-CONFIG_FILE = "config.json"
+CONFIG_FILE = "run_config.json"
+LEGACY_CONFIG_FILE = "config.json"  # the name before transformers' config name was avoided
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
@@ -191,9 +194,19 @@ def load_training_state(
     return trainer_state, trainer_state["ranks"][accelerator.process_index]
 
 
+def run_config_file(checkpoint: Path) -> Path:
+    """The run config file of a checkpoint folder: run_config.json, or config.json in older checkpoints."""
+    checkpoint = Path(checkpoint)
+    current, legacy = checkpoint / CONFIG_FILE, checkpoint / LEGACY_CONFIG_FILE
+    return current if current.is_file() or not legacy.is_file() else legacy
+
+
 def read_run_config(checkpoint: Path) -> dict[str, Any]:
-    """The run config stored in a checkpoint folder."""
-    return json.loads((Path(checkpoint) / CONFIG_FILE).read_text())
+    """The run config stored in a checkpoint folder (see ``run_config_file``)."""
+    file = run_config_file(checkpoint)
+    if not file.is_file():
+        raise CheckpointError(f"checkpoint {checkpoint} has no {CONFIG_FILE} (the run config)")
+    return json.loads(file.read_text())
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
@@ -209,10 +222,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     checkpoint = resolve_checkpoint(path)
     run_config = read_run_config(checkpoint)
     if "model" not in run_config:
-        raise CheckpointError(f"{checkpoint / CONFIG_FILE} has no 'model' section")
+        raise CheckpointError(f"{run_config_file(checkpoint)} has no 'model' section")
     model = build_model_from_dict(run_config["model"])
     weights = load_tensors(checkpoint / MODEL_FILE)
-    described = f"model arch={run_config['model'].get('arch')!r} its config.json describes"
+    described = (
+        f"model arch={run_config['model'].get('arch')!r} its {run_config_file(checkpoint).name} describes"
+    )
     expected = set(model.state_dict())
     if set(weights) != expected:
         missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)

@@ -47,6 +47,7 @@ class WandbMode(str, Enum):
 
     offline = "offline"
     online = "online"
+    disabled = "disabled"
 
 
 def _require(condition: bool, key: str, expected: str, value: Any) -> None:
@@ -177,14 +178,14 @@ class LoggerConfig:
 
     backend: LoggerBackend = LoggerBackend.wandb
     """wandb | none."""
-    mode: WandbMode = WandbMode.offline
-    """wandb mode: offline (default; RUN_DIR/wandb) or online."""
-    project: str = "mamba-lm"
-    """wandb project."""
+    mode: WandbMode | None = None
+    """wandb mode: offline (RUN_DIR/wandb), online or disabled; null: $WANDB_MODE, else offline."""
+    project: str | None = None
+    """wandb project; null: $WANDB_PROJECT, else "mamba-lm"."""
     entity: str | None = None
-    """wandb entity (team or user); null: wandb's default."""
+    """wandb entity (team or user); null: $WANDB_ENTITY or wandb's default."""
     name: str | None = None
-    """Run name; null: the run folder's name."""
+    """Run name; null: $WANDB_NAME, else the run folder's name."""
     tags: list[str] = field(default_factory=list)
     """wandb tags."""
 

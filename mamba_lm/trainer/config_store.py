@@ -21,7 +21,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from .config import RunConfig
-from .model_factory import ARCHITECTURES
+from .model_factory import ARCHITECTURES, INIT_FROM
 
 _PRIMITIVES = (int, float, bool, str)
 
@@ -38,9 +38,13 @@ def _omegaconf_type(annotation: Any) -> Any:
 
 
 def model_schema(config_class: type, arch: str) -> type:
-    """A dataclass with ``arch`` plus every field of ``config_class`` (same defaults), for OmegaConf."""
+    """A dataclass with ``arch``, ``init_from`` (a folder of weights to start from, or null) and every field
+    of ``config_class`` (same defaults), for OmegaConf."""
     hints = typing.get_type_hints(config_class)
-    fields: list[tuple[str, Any, dataclasses.Field]] = [("arch", str, dataclasses.field(default=arch))]
+    fields: list[tuple[str, Any, dataclasses.Field]] = [
+        ("arch", str, dataclasses.field(default=arch)),
+        (INIT_FROM, str | None, dataclasses.field(default=None)),
+    ]
     for f in dataclasses.fields(config_class):
         if f.default is not dataclasses.MISSING:
             default = dataclasses.field(default=f.default)

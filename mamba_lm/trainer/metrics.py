@@ -1,12 +1,15 @@
-"""Where metrics go: RUN_DIR/metrics.jsonl, wandb (offline by default) and a tqdm progress bar.
+"""Where metrics go: RUN_DIR/metrics.jsonl, wandb (offline by default), a plain log line per record
+(``step=10 train/loss=... eval/loss=...`` through ``logging``, progress bar or not) and a tqdm bar.
 
 Only the main process logs. wandb is imported lazily, so the trainer runs where it is not
-installed as long as ``logger.backend`` is ``none``.
+installed as long as ``logger.backend`` is ``none``. wandb settings left null in the config defer to
+wandb's environment variables (WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY, WANDB_NAME, WANDB_DIR).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import secrets
@@ -20,6 +23,9 @@ from .state_io import write_json_atomic
 
 METRICS_FILE = "metrics.jsonl"
 _WANDB_ID_FILE = "wandb_run_id.json"
+DEFAULT_WANDB_MODE = "offline"
+DEFAULT_WANDB_PROJECT = "mamba-lm"
+logger = logging.getLogger(__name__)
 
 
 def memory_gb(device: torch.device) -> float:
@@ -81,15 +87,7 @@ class MetricsLogger:
         run_id = json.loads(id_file.read_text())["id"] if id_file.exists() else secrets.token_hex(6)
         write_json_atomic(id_file, {"id": run_id})
         return wandb.init(
-            project=config.project,
-            entity=config.entity,
-            name=config.name or self.run_dir.name,
-            tags=list(config.tags),
-            mode=config.mode.value,
-            dir=str(self.run_dir),
-            config=run_config,
-            id=run_id,
-            resume="allow",
+            **wandb_init_settings(config, self.run_dir), config=run_config, id=run_id, resume="allow"
         )
 
     def log(self, record: dict[str, Any]) -> None:
@@ -98,6 +96,7 @@ class MetricsLogger:
         self._file.flush()
         if self._wandb_run is not None:
             self._wandb_run.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+        logger.info(metrics_line(record))
         if self._bar is not None:
             self._bar.set_postfix_str(format_postfix(record), refresh=False)
 
@@ -118,6 +117,41 @@ class MetricsLogger:
             self._bar.close()
         if self._wandb_run is not None:
             self._wandb_run.finish()
+
+
+def wandb_init_settings(config: LoggerConfig, run_dir: Path) -> dict[str, Any]:
+    """``wandb.init`` arguments: the config's values, where null the WANDB_* variables, then defaults."""
+    environ = os.environ
+    mode = config.mode.value if config.mode is not None else environ.get("WANDB_MODE") or DEFAULT_WANDB_MODE
+    return {
+        "project": config.project or environ.get("WANDB_PROJECT") or DEFAULT_WANDB_PROJECT,
+        "entity": config.entity or environ.get("WANDB_ENTITY") or None,
+        "name": config.name or environ.get("WANDB_NAME") or Path(run_dir).name,
+        "tags": list(config.tags),
+        "mode": mode,
+        "dir": environ.get("WANDB_DIR") or str(run_dir),
+    }
+
+
+METRIC_LINE_KEYS = ("loss", "lr", "grad_norm", "tokens_per_s", "mfu", "memory_gb", "skipped_steps")
+
+
+def metrics_line(record: dict[str, Any]) -> str:
+    """One plain log line: ``step=N train/loss=... train/lr=... eval/loss=...`` (val_* keys are eval/*)."""
+    parts = [f"step={record.get('step')}"]
+    for key in METRIC_LINE_KEYS:
+        if record.get(key) is not None:
+            parts.append(f"train/{key}={_format_number(record[key])}")
+    for key, value in record.items():
+        if key.startswith("val_") and value is not None:
+            parts.append(f"eval/{key.removeprefix('val_')}={_format_number(value)}")
+    return " ".join(parts)
+
+
+def _format_number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
 
 
 def format_postfix(record: dict[str, Any]) -> str:

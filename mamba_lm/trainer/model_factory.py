@@ -2,7 +2,8 @@
 
 ``arch`` names the config class: "mamba" (``MambaConfig``, also an S4D LM through
 ``ssm_cfg: {layer: S4D}``), "transformer" (``TransformerConfig``), "classifier"
-(``ClassifierConfig``). The other keys are that class's fields.
+(``ClassifierConfig``). ``init_from`` (optional) is a folder whose weights a run starts from
+(``mamba_lm.pretrained.load_pretrained_weights``). The other keys are that class's fields.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Any
 from torch import nn
 
 from mamba_lm.config import ClassifierConfig, MambaConfig, TransformerConfig
+
+INIT_FROM = "init_from"
+"""The model-section key naming pretrained weights to start from (not a field of the config classes)."""
 
 ARCHITECTURES: dict[str, type] = {
     "mamba": MambaConfig,
@@ -40,6 +44,7 @@ def model_config_from_dict(values: dict[str, Any]) -> Any:
     """The model config object a ``{"arch": ..., **fields}`` dict describes (unknown keys are an error)."""
     values = dict(values)
     arch = values.pop("arch", None)
+    values.pop(INIT_FROM, None)
     if arch not in ARCHITECTURES:
         raise ValueError(f"model.arch must be one of {list(ARCHITECTURES)}, got {arch!r}")
     return ARCHITECTURES[arch].from_dict(values)

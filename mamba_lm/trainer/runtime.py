@@ -1,6 +1,8 @@
-"""The accelerate side of a run: precision choice and the ``Accelerator``."""
+"""The accelerate side of a run: precision choice and the ``Accelerator``; the log set-up."""
 
 from __future__ import annotations
+
+import logging
 
 import torch
 
@@ -31,3 +33,11 @@ def make_accelerator(precision: Precision | str = Precision.auto, cpu: bool = Fa
     cpu = cpu or not torch.cuda.is_available()
     resolved = resolve_precision(precision, cpu)
     return Accelerator(cpu=cpu, mixed_precision=_ACCELERATE_PRECISION[resolved])
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send INFO records (the metric lines) to stderr when nothing else has configured logging (Hydra's
+    own set-up, a user's handlers are left as they are)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("mamba_lm").setLevel(min(level, logging.getLogger("mamba_lm").getEffectiveLevel()))

@@ -31,7 +31,7 @@ def test_checkpoint_layout_and_model_round_trip(accelerator, tmp_path):
         "optimizer.safetensors",
         "optimizer.json",
         "trainer_state.json",
-        "config.json",
+        "run_config.json",
         "manifest.json",
     }
     assert all(name.endswith((".safetensors", ".json")) for name in names)  # nothing pickled
@@ -113,16 +113,16 @@ def test_load_model_errors_name_the_cause(accelerator, tmp_path):
     run = tmp_path / "run"
     tiny_trainer(accelerator, run, max_steps=3).fit()
     checkpoint = list_checkpoints(run)[0]
-    config = json.loads((checkpoint / "config.json").read_text())
+    config = json.loads((checkpoint / "run_config.json").read_text())
     config["model"]["d_model"] = 32  # weights of a 16-wide model under a 32-wide config
-    (checkpoint / "config.json").write_text(json.dumps(config))
+    (checkpoint / "run_config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="damaged"):
         load_model(checkpoint)  # the manifest notices the edit
     state_io.write_manifest(checkpoint, 3)
     with pytest.raises(CheckpointError, match="does not fit"):
         load_model(checkpoint)
     config["model"] = {"arch": "transformer", "d_model": 16, "n_layer": 2, "n_head": 2, "vocab_size": 32}
-    (checkpoint / "config.json").write_text(json.dumps(config))
+    (checkpoint / "run_config.json").write_text(json.dumps(config))
     state_io.write_manifest(checkpoint, 3)
     with pytest.raises(CheckpointError, match="arch='transformer'"):
         load_model(checkpoint)

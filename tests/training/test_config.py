@@ -33,6 +33,7 @@ def test_model_files_mirror_the_registry():
         values = OmegaConf.to_container(node, resolve=True)
         expected = registry.get(name)
         assert values.pop("arch") == arch_of(expected), name
+        assert values.pop("init_from") is None, name  # no pretrained weights unless model.init_from=PATH
         assert values == dataclasses.asdict(expected), name
         assert model_config_from_dict(OmegaConf.to_container(node)) == expected
 

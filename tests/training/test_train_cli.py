@@ -96,7 +96,7 @@ def test_sweep_makes_one_run_folder_each(tmp_path, data_cache):
     result = train(tmp_path / "unused", data_cache, "-m", "model=mamba_tiny,transformer_tiny", *env_overrides)
     folders = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
     assert [p.name for p in folders] == ["0", "1"], result.stdout
-    configs = [json.loads((list_checkpoints(f)[0] / "config.json").read_text()) for f in folders]
+    configs = [json.loads((list_checkpoints(f)[0] / "run_config.json").read_text()) for f in folders]
     archs = [config["model"]["arch"] for config in configs]
     assert archs == ["mamba", "transformer"]
 
