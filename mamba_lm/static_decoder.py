@@ -17,6 +17,7 @@ its next prompt token (still reading) or the token it just produced.
 from __future__ import annotations
 
 import contextlib
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -152,6 +153,7 @@ class StaticDecoder:
         check_every: int = 16,
         should_stop: Callable[[torch.Tensor], bool] | None = None,
         generator: torch.Generator | None = None,
+        timings: dict[str, float] | None = None,
     ) -> torch.Tensor:
         """Decode ``max_new_tokens`` tokens past each row's prompt, or until every row produced the EOS
         token (checked every ``check_every`` steps, and trimmed back to the step where the last row
@@ -162,6 +164,8 @@ class StaticDecoder:
         (anything after its length is ignored). Returns the tokens (batch, length) on the device:
         row r holds its prompt, then its generated tokens from prompt_lengths[r] on.
         generator: for sampling; only without a CUDA graph (a graph samples with the default one).
+        timings: if given, filled with ``prefill_s`` (the prompt part and the first token) and
+        ``decode_s`` / ``decode_steps`` (the steps after it), at the cost of two device syncs.
         """
         if generator is not None and self.graph is not None:
             raise ValueError("a CUDA-graph decoder samples with the default generator; pass generator=None")
@@ -177,11 +181,14 @@ class StaticDecoder:
         if max_new_tokens == 0:
             return self.tokens[:, :longest].clone()
 
+        clock = _Clock(self.tokens.device) if timings is not None else None
         self.params.seqlen_offset = 0  # the prompt in parallel form fills the caches
         logits = self._logits(self.tokens[:, :shortest])
         self.params.position.fill_(shortest - 1)
         self._advance(logits)  # the token at position `shortest`
         self.params.seqlen_offset = shortest  # from now on one recurrent step per token
+        if clock is not None:
+            timings["prefill_s"] = clock.lap()
 
         steps = longest + max_new_tokens - shortest  # positions to fill after the prompt part
         done = 1
@@ -196,6 +203,8 @@ class StaticDecoder:
             if self._should_stop(shortest + done, should_stop):
                 break
         length = shortest + done
+        if clock is not None:
+            timings["decode_s"], timings["decode_steps"] = clock.lap(), done - 1
         return self._trim_after_eos(self.tokens[:, :length], longest)
 
     def _should_stop(self, length: int, should_stop: Callable[[torch.Tensor], bool] | None) -> bool:
@@ -211,6 +220,25 @@ class StaticDecoder:
         is_eos = (tokens == self.eos_token_id) & (positions >= self.prompt_lengths[:, None])
         first_eos = torch.where(is_eos, positions, tokens.shape[1]).min(dim=1).values
         return tokens[:, : max(int(first_eos.max()) + 1, longest)].clone()
+
+
+class _Clock:
+    """Wall time between laps, the device synchronized at each."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._sync()
+        self.last = time.perf_counter()
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def lap(self) -> float:
+        self._sync()
+        now = time.perf_counter()
+        elapsed, self.last = now - self.last, now
+        return elapsed
 
 
 @contextlib.contextmanager
