@@ -17,10 +17,12 @@ its next prompt token (still reading) or the token it just produced.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,12 +48,20 @@ def allocate_inference_cache(
     for module in model.modules():
         if getattr(module, "layer_idx", None) is None or not hasattr(module, "allocate_inference_cache"):
             continue
-        if device is None:
-            state = module.allocate_inference_cache(batch_size, max_seqlen)
-        else:
-            state = module.allocate_inference_cache(batch_size, max_seqlen, device=device)
-        params.key_value_memory_dict[module.layer_idx] = state
+        params.key_value_memory_dict[module.layer_idx] = _allocate(module, batch_size, max_seqlen, device)
     return params
+
+
+def _allocate(module: nn.Module, batch_size: int, max_seqlen: int, device) -> Any:
+    if device is None:
+        return module.allocate_inference_cache(batch_size, max_seqlen)
+    if "device" in inspect.signature(module.allocate_inference_cache).parameters:
+        return module.allocate_inference_cache(batch_size, max_seqlen, device=device)
+    # A mixer without a device argument: one row where its weights are, then the shapes on `device`.
+    one_row = module.allocate_inference_cache(1, max_seqlen)
+    tensors = one_row if isinstance(one_row, tuple) else (one_row,)
+    resized = tuple(torch.empty((batch_size, *t.shape[1:]), dtype=t.dtype, device=device) for t in tensors)
+    return resized if isinstance(one_row, tuple) else resized[0]
 
 
 def inference_cache_bytes(model: nn.Module, batch_size: int, max_seqlen: int) -> int:

@@ -148,3 +148,5 @@ def test_cache_size_on_the_meta_device():
     assert inference_cache_bytes(model, 3, 10) == 2 * 2 * 3 * 10 * 32 * 4 + rope_tables
     mamba = build_model(tiny_config("mamba"))  # conv (batch, 64, 4) and state (batch, 64, 8) per layer
     assert inference_cache_bytes(mamba, 3, 10) == 2 * 3 * 64 * (4 + 8) * 4
+    s4d = build_model(tiny_config("s4d"))  # a complex64 state (batch, 32, 4) per layer
+    assert inference_cache_bytes(s4d, 3, 10) == 2 * 3 * 32 * 4 * 8
