@@ -1,4 +1,5 @@
-"""``python -m evaluation <command> key=value ...``: perplexity, harness, lra, synthetic, generate, report.
+"""``python -m evaluation <command> key=value ...``: perplexity, harness, lra, synthetic, generate, report,
+export. An installed package has the same commands as ``mamba-lm-evaluate <command> key=value ...``.
 
 ``python -m evaluation help [command]`` lists the commands, or one command's keys with their defaults.
 Errors in the input (unknown command or key, a bad value, a missing checkpoint...) print one line
@@ -55,7 +56,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors that describe bad input or an unusable environment: printed as one line, no traceback."""
     from mamba_lm.trainer.checkpoint import CheckpointError
 
-    return (ValueError, FileNotFoundError, KeyError, EvaluationError, CheckpointError)
+    return (ValueError, FileNotFoundError, FileExistsError, KeyError, EvaluationError, CheckpointError)
 
 
 if __name__ == "__main__":

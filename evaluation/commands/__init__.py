@@ -8,4 +8,5 @@ COMMANDS: dict[str, str] = {
     "synthetic": "synthetic: induction-heads accuracy per test length (2^6 ... 2^20), selective copying",
     "generate": "continue a prompt (or a file of prompts) with a checkpoint; prints only the new text",
     "report": "a Markdown + HTML report (with PNG plots) comparing run folders side by side",
+    "export": "a Hugging Face folder (weights, config, tokenizer, generation config); push_to_hub=OWNER/NAME",
 }
