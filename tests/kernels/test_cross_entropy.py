@@ -214,6 +214,12 @@ def test_model_size_on_gpu_with_less_memory():
     ref, ref_peak = peak(linear_cross_entropy_ref)
     torch.testing.assert_close(got[0], ref[0], rtol=1e-4, atol=1e-2)
     assert got[1] == ref[1] and abs(got[2].item() - ref[2].item()) <= 3  # argmax ties under bf16
-    torch.testing.assert_close(got[3], ref[3], rtol=2e-2, atol=1e-3)
-    torch.testing.assert_close(got[4], ref[4], rtol=2e-2, atol=2e-2 * ref[4].abs().max().item())
+    # Gradients: both bf16 paths round d logits (at different points), so compare each with the fp32
+    # ground truth on the same bf16-rounded inputs by relative norm error, not element by element.
+    rounded = [inputs[0].bfloat16().float(), inputs[1].bfloat16().float(), inputs[2]]
+    truth = run_with_grads(linear_cross_entropy_ref, *rounded)
+    for index, name in ((3, "d hidden"), (4, "d weight")):
+        got_error = ((got[index].float() - truth[index]).norm() / truth[index].norm()).item()
+        ref_error = ((ref[index].float() - truth[index]).norm() / truth[index].norm()).item()
+        assert got_error < 1e-2 and got_error < 2 * ref_error + 1e-3, (name, got_error, ref_error)
     assert got_peak < 0.5 * ref_peak, (got_peak, ref_peak)
