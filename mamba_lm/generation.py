@@ -124,6 +124,8 @@ def generate(
     sampling = Sampling(temperature, top_k, top_p)
     sample(torch.zeros(1, 2), **vars(sampling))  # bad settings fail here, before allocating
     batch, prompt_len = input_ids.shape
+    if max_new_tokens == 0:
+        return input_ids.long().clone()
     device = input_ids.device
     decoder = decoder_for(
         model,

@@ -91,6 +91,7 @@ class StaticDecoder:
     ):
         """cuda_graph: capture the step (a CUDA device; sampling then uses the default generator)."""
         self.model_ref = weakref.ref(model)
+        max_seqlen = max(max_seqlen, 2)  # room for the step captured at position 0
         self.batch_size, self.max_seqlen = batch_size, max_seqlen
         self.sampling, self.eos_token_id, self.vocab_size = sampling, eos_token_id, vocab_size
         self.generator: torch.Generator | None = None  # set by each run (eager decoding only)
@@ -145,6 +146,7 @@ class StaticDecoder:
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
                 for _ in range(2):
+                    self.params.position.zero_()  # the step writes at position + 1 < max_seqlen
                     self._step()
             torch.cuda.current_stream().wait_stream(side)
             self.params.position.zero_()
@@ -181,6 +183,12 @@ class StaticDecoder:
             raise ValueError("a CUDA-graph decoder samples with the default generator; pass generator=None")
         self.generator = generator
         shortest, longest = min(prompt_lengths), max(prompt_lengths)
+        if prompts.shape != (self.batch_size, longest) or shortest < 1:
+            raise ValueError(
+                f"the decoder takes (batch={self.batch_size}, longest prompt) ids and prompt lengths >= 1, "
+                f"got {tuple(prompts.shape)} and lengths {list(prompt_lengths)}"
+            )
+        self._check_token_range(prompts)
         if longest + max_new_tokens > self.max_seqlen:
             raise ValueError(
                 f"the decoder holds {self.max_seqlen} positions, asked for {longest + max_new_tokens}"
@@ -216,6 +224,18 @@ class StaticDecoder:
         if clock is not None:
             timings["decode_s"], timings["decode_steps"] = clock.lap(), done - 1
         return self._trim_after_eos(self.tokens[:, :length], longest)
+
+    def _check_token_range(self, prompts: torch.Tensor) -> None:
+        """Ids outside the embedding would fail on the device (the step skips the LM's own check)."""
+        embedding = getattr(getattr(self.model_ref(), "backbone", None), "embedding", None)
+        if embedding is None or prompts.numel() == 0:
+            return
+        low, high = (int(value) for value in torch.stack(torch.aminmax(prompts)).tolist())
+        if low < 0 or high >= embedding.num_embeddings:
+            raise ValueError(
+                f"input_ids must lie in [0, {embedding.num_embeddings}) (the padded vocabulary), "
+                f"got values in [{low}, {high}]"
+            )
 
     def _should_stop(self, length: int, should_stop: Callable[[torch.Tensor], bool] | None) -> bool:
         if self.eos_token_id is not None and bool(self.finished.all()):

@@ -150,3 +150,12 @@ def test_cache_size_on_the_meta_device():
     assert inference_cache_bytes(mamba, 3, 10) == 2 * 3 * 64 * (4 + 8) * 4
     s4d = build_model(tiny_config("s4d"))  # a complex64 state (batch, 32, 4) per layer
     assert inference_cache_bytes(s4d, 3, 10) == 2 * 3 * 32 * 4 * 8
+
+
+def test_generate_names_bad_ids_and_handles_edge_lengths():
+    model = build_model(tiny_config("mamba"))
+    with pytest.raises(ValueError, match="padded vocabulary"):
+        model.generate(torch.full((1, 3), 56), max_new_tokens=2)
+    one = torch.tensor([[7]])
+    assert torch.equal(model.generate(one, max_new_tokens=0), one)
+    assert model.generate(one, max_new_tokens=1, top_k=1).shape == (1, 2)
