@@ -34,13 +34,18 @@ class MixerModel(nn.Module):
         self.norm_f = norm_f
 
     def forward(self, input_ids: torch.Tensor, seq_idx: torch.Tensor | None = None, inference_params=None):
-        """input_ids: (batch, seqlen) int64. Returns the normed hidden states (batch, seqlen, d_model)."""
-        residual = self.embedding(input_ids)
+        """input_ids: (batch, seqlen) int64. Returns the normed hidden states (batch, seqlen, d_model), in
+        autocast's dtype when autocast is on, else the norm's weight dtype.
+
+        The residual stream (fp32 with ``residual_in_fp32``) is added to in each next norm, the last
+        block's output in norm_f (see ``Block``)."""
+        hidden = self.embedding(input_ids)
         if self.residual_in_fp32:
-            residual = residual.float()
+            hidden = hidden.float()  # the stream starts as the embedding output
+        residual = None
         for layer in self.layers:
-            residual = layer(residual, seq_idx=seq_idx, inference_params=inference_params)
-        return self.norm_f(residual)
+            hidden, residual = layer(hidden, residual, seq_idx=seq_idx, inference_params=inference_params)
+        return self.norm_f(hidden, residual)
 
 
 def init_weights(

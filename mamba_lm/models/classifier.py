@@ -135,9 +135,10 @@ class SequenceClassifier(nn.Module):
         if lengths is not None:
             lengths = self._check_lengths(lengths, batch, seqlen, x.device)
         mixer_kwargs = {"lengths": lengths} if self.config.bidirectional else {}
+        residual = None
         for layer in self.layers:
-            x = layer(x, **mixer_kwargs)
-        return self._pool(self.norm_f(x), lengths)
+            x, residual = layer(x, residual, **mixer_kwargs)
+        return self._pool(self.norm_f(x, residual) if self.config.prenorm else x, lengths)
 
     def _encode(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.config.vocab_size > 0:

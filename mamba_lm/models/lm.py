@@ -8,9 +8,12 @@ from functools import partial
 import torch
 from torch import nn
 
+from kernels import linear_cross_entropy
+
 from ..generation import InferenceParams, generate
 from ..modules.packing import check_seq_idx
 from .backbone import MixerModel, init_weights
+from .loss import IGNORE_INDEX, LossSums, cross_entropy_sums
 
 CausalLMOutput = namedtuple("CausalLMOutput", ["logits"])
 """What an LM's forward returns: ``.logits`` (batch, seqlen or num_last_tokens, padded_vocab)."""
@@ -18,6 +21,10 @@ CausalLMOutput = namedtuple("CausalLMOutput", ["logits"])
 
 class LMHeadModel(nn.Module):
     """backbone (MixerModel) + lm_head. Subclasses build the backbone from their config."""
+
+    fused = True
+    """With labels: the LM head and cross-entropy fused and chunked (``kernels.linear_cross_entropy``),
+    never holding the whole logits (True), or logits then cross-entropy (False, the reference)."""
 
     def __init__(self, config, backbone: MixerModel, n_residuals_per_layer: int, device=None, dtype=None):
         super().__init__()
@@ -44,19 +51,43 @@ class LMHeadModel(nn.Module):
         seq_idx: torch.Tensor | None = None,
         inference_params: InferenceParams | None = None,
         num_last_tokens: int = 0,
-    ) -> CausalLMOutput:
+        labels: torch.Tensor | None = None,
+        count_correct: bool = False,
+    ) -> CausalLMOutput | LossSums:
         """input_ids: (batch, seqlen) int64 token ids below the padded vocab size.
         seq_idx: (batch, seqlen) int, the document of each position in a packed row: no token sees an
         earlier document. inference_params: the decoding cache (see ``generate``).
         num_last_tokens: if > 0, only the logits of the last that many positions.
-        Returns CausalLMOutput(logits (batch, seqlen or num_last_tokens, padded_vocab_size))."""
+        Returns CausalLMOutput(logits (batch, seqlen or num_last_tokens, padded_vocab_size)).
+
+        labels: (batch, seqlen) int64, the target of each position (IGNORE_INDEX = -100 where none):
+        then returns LossSums(loss_sum fp32, count, correct) of the cross-entropy over the padded
+        vocabulary instead of logits (argmax hits counted only with ``count_correct``)."""
         self._check_input_ids(input_ids)
         if seq_idx is not None:
             check_seq_idx(seq_idx, *input_ids.shape)
         hidden = self.backbone(input_ids, seq_idx=seq_idx, inference_params=inference_params)
+        if labels is not None:
+            if labels.shape != input_ids.shape or num_last_tokens > 0:
+                raise ValueError(
+                    f"labels must be (batch, seqlen) = {tuple(input_ids.shape)} without num_last_tokens, "
+                    f"got {tuple(labels.shape)} and num_last_tokens={num_last_tokens}"
+                )
+            return self._loss(hidden, labels, count_correct)
         if num_last_tokens > 0:
             hidden = hidden[:, -num_last_tokens:]
         return CausalLMOutput(logits=self.lm_head(hidden))
+
+    def _loss(self, hidden: torch.Tensor, labels: torch.Tensor, count_correct: bool) -> LossSums:
+        """hidden (batch, seqlen, d_model), labels (batch, seqlen) -> LossSums."""
+        if not self.fused:
+            logits = self.lm_head(hidden)
+            return cross_entropy_sums(logits.flatten(0, 1), labels.flatten(), count_correct)
+        return LossSums(
+            *linear_cross_entropy(
+                hidden, self.lm_head.weight, labels, ignore_index=IGNORE_INDEX, count_correct=count_correct
+            )
+        )
 
     def generate(
         self,

@@ -6,6 +6,8 @@
     y      = selective_scan(x, dt_proj(dt), A=-exp(A_log), B, C, D, z, softplus(. + dt_bias))
     out    = out_proj(y)
 
+Training runs everything between in_proj and out_proj as one memory-lean autograd Function
+(``mamba_inner``: the conv output and delta are recomputed in the backward instead of stored).
 Parameter names equal the reference's, so its state_dict loads unchanged.
 """
 
@@ -17,13 +19,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels import conv_state_update, selective_scan_fn, selective_state_update
+from kernels import causal_conv1d_fn, conv_state_update, selective_scan_fn, selective_state_update
 
-from .conv import causal_depthwise_conv, conv_state_from_inputs
+from .conv import conv_state_from_inputs
+from .mamba_inner import mamba_inner
 
 
 class Mamba(nn.Module):
     """Mamba (S6) mixer. Input and output (batch, seqlen, d_model)."""
+
+    fused = True
+    """Training (autograd on, no cache) through the memory-lean ``mamba_inner`` Function (True), or the
+    composition of autograd ops that keeps every intermediate (False, the reference)."""
 
     def __init__(
         self,
@@ -110,17 +117,32 @@ class Mamba(nn.Module):
                 return self.step(hidden_states, conv_state, ssm_state)
 
         xz = self.in_proj(hidden_states)  # (batch, seqlen, 2 * d_inner)
+        seq_idx = seq_idx.to(torch.int32) if seq_idx is not None else None
+        if self.fused and torch.is_grad_enabled() and inference_params is None:
+            y = mamba_inner(
+                xz,
+                self.conv1d.weight,
+                self.conv1d.bias,
+                self.x_proj.weight,
+                self.dt_proj.weight,
+                self.dt_proj.bias,
+                self.A_log,
+                self.D,
+                seq_idx,
+            )
+            return self.out_proj(y)  # (batch, seqlen, d_model)
+        # The composition of autograd ops (inference, cache filling, the unfused reference path): the
+        # conv and the scan read (batch, dim, seqlen) views of these channel-last tensors without copies.
         x, z = xz.chunk(2, dim=-1)  # views, stride 2 * d_inner along seqlen
         if conv_state is not None:
             conv_state.copy_(conv_state_from_inputs(x, self.d_conv))
-        x = causal_depthwise_conv(x, self.conv1d.weight, self.conv1d.bias, seq_idx=seq_idx)
-        x_dbl = self.x_proj(x)  # (batch, seqlen, dt_rank + 2 * d_state)
+        x = causal_conv1d_fn(x.transpose(1, 2), self.conv1d.weight, self.conv1d.bias, seq_idx, "silu")
+        x_dbl = self.x_proj(x.transpose(1, 2))  # (batch, seqlen, dt_rank + 2 * d_state)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.linear(dt, self.dt_proj.weight)  # (batch, seqlen, d_inner); the bias goes into the scan
         A = -torch.exp(self.A_log.float())  # (d_inner, d_state)
-        # The scan reads (batch, dim, seqlen) views of these channel-last tensors without copies.
         y = selective_scan_fn(
-            x.transpose(1, 2),
+            x,
             dt.transpose(1, 2),
             A,
             B.transpose(1, 2),
@@ -130,7 +152,7 @@ class Mamba(nn.Module):
             delta_bias=self.dt_proj.bias.float(),
             delta_softplus=True,
             return_last_state=ssm_state is not None,
-            seq_idx=seq_idx.to(torch.int32) if seq_idx is not None else None,
+            seq_idx=seq_idx,
         )
         if ssm_state is not None:
             y, last_state = y

@@ -2,8 +2,9 @@
 
 ``TrainStep`` is the code path of the trainer's loop and of ``benchmarks/train_throughput.py``.
 Models are used only through ``forward``: a language model is called as
-``model(input_ids, seq_idx=...)`` and returns logits (B, L, V) (or an object with ``.logits``);
-a classifier is called as ``model(input_ids, lengths=...)`` and returns logits (B, C).
+``model(input_ids, seq_idx=..., labels=..., count_correct=...)`` and returns the loss sums itself
+(``LossSums``: its fused head never holds the whole logits); a classifier is called as
+``model(input_ids, lengths=...)`` and returns logits (B, C) (or an object with ``.logits``).
 """
 
 from __future__ import annotations
@@ -14,32 +15,16 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-IGNORE_INDEX = -100
+from ..models.loss import LossSums, cross_entropy_sums
+
 TASKS = ("lm", "classification")
-
-
-@dataclass
-class LossTerms:
-    """Sums over one batch, so that batches and processes combine exactly."""
-
-    loss_sum: torch.Tensor
-    """Summed cross-entropy (fp32 scalar) over labelled positions (LM) or examples (classification)."""
-    count: torch.Tensor
-    """Number of labelled positions or examples (scalar)."""
-    correct: torch.Tensor
-    """Correct argmax predictions among them (scalar)."""
-
-
-def _logits(output) -> torch.Tensor:
-    return output.logits if hasattr(output, "logits") else output
 
 
 def forward_loss(
     model: nn.Module, batch: dict[str, torch.Tensor], task: str, count_correct: bool = False
-) -> LossTerms:
+) -> LossSums:
     """Cross-entropy of the model on one batch (and, with ``count_correct``, argmax hits).
 
     LM batch: ``input_ids`` (B, L) int64, ``labels`` (B, L) int64 with -100 where ignored,
@@ -48,19 +33,14 @@ def forward_loss(
     """
     if task == "lm":
         extra = {"seq_idx": batch["seq_idx"]} if batch.get("seq_idx") is not None else {}
-        logits = _logits(model(batch["input_ids"], **extra))  # (B, L, V)
-        labels = batch["labels"].reshape(-1)
-        flat = logits.reshape(-1, logits.shape[-1])
-    elif task == "classification":
+        sums = model(batch["input_ids"], labels=batch["labels"], count_correct=count_correct, **extra)
+        return LossSums(*sums)
+    if task == "classification":
         extra = {"lengths": batch["lengths"]} if batch.get("lengths") is not None else {}
-        flat = _logits(model(batch["input_ids"], **extra))  # (B, C)
-        labels = batch["labels"]
-    else:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    loss_sum = F.cross_entropy(flat.float(), labels, ignore_index=IGNORE_INDEX, reduction="sum")
-    labelled = labels != IGNORE_INDEX
-    correct = ((flat.argmax(dim=-1) == labels) & labelled).sum() if count_correct else labelled.new_zeros(())
-    return LossTerms(loss_sum, labelled.sum(), correct)
+        output = model(batch["input_ids"], **extra)
+        logits = output.logits if hasattr(output, "logits") else output  # (B, C)
+        return cross_entropy_sums(logits, batch["labels"], count_correct)
+    raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

@@ -43,10 +43,13 @@ def test_padding_does_not_change_the_logits(mixer, options):
 
 
 def first_position_output(model: SequenceClassifier, ids: torch.Tensor) -> torch.Tensor:
-    hidden = model.encoder(ids)
+    hidden, residual = model.encoder(ids), None
     for layer in model.layers:
-        hidden = layer(hidden, **({"lengths": None} if model.config.bidirectional else {}))
-    return hidden[:, 0]
+        hidden, residual = layer(
+            hidden, residual, **({"lengths": None} if model.config.bidirectional else {})
+        )
+    stream = hidden if residual is None else hidden + residual
+    return stream[:, 0]
 
 
 def test_only_bidirectional_blocks_see_the_future():

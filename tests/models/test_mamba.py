@@ -11,7 +11,6 @@ from model_testing import VOCAB, marked_no_weight_decay, relative_error, tiny_co
 
 from kernels import selective_scan_ref
 from mamba_lm import Mamba, MambaConfig, MambaLMHeadModel
-from mamba_lm.modules.conv import causal_depthwise_conv
 
 
 def reference_mamba_forward(mixer: Mamba, hidden: torch.Tensor) -> torch.Tensor:
@@ -165,23 +164,6 @@ def test_vocab_is_padded_and_tied_embeddings_counted_once():
     untied = MambaLMHeadModel(MambaConfig(d_model=16, n_layer=1, vocab_size=50277, tie_embeddings=False))
     count = lambda m: sum(p.numel() for p in m.parameters())
     assert count(untied) - count(model) == 50280 * 16
-
-
-def test_causal_conv_matches_conv1d_and_respects_documents():
-    x = torch.randn(2, 9, 6, requires_grad=True)
-    weight, bias = torch.randn(6, 1, 4, requires_grad=True), torch.randn(6, requires_grad=True)
-    ours = causal_depthwise_conv(x, weight, bias)
-    theirs = F.silu(F.conv1d(x.transpose(1, 2), weight, bias, padding=3, groups=6)[..., :9]).transpose(1, 2)
-    assert relative_error(ours, theirs) < 1e-6
-    grads = torch.autograd.grad(ours.sin().sum(), (x, weight, bias))
-    expected = torch.autograd.grad(theirs.sin().sum(), (x, weight, bias))
-    for g, e in zip(grads, expected):
-        assert relative_error(g, e) < 1e-5
-    seq_idx = torch.tensor([[0, 0, 0, 1, 1, 2, 2, 2, 2]] * 2)
-    packed = causal_depthwise_conv(x, weight, bias, seq_idx=seq_idx)
-    for start, end in ((0, 3), (3, 5), (5, 9)):
-        alone = causal_depthwise_conv(x[:, start:end], weight, bias)
-        assert relative_error(packed[:, start:end], alone) < 1e-6
 
 
 def test_backward_reaches_every_parameter():

@@ -13,16 +13,17 @@ from mamba_lm.trainer.state_io import load_tensors
 
 
 class PoisonedModel(nn.Module):
-    """Wraps a model; forward calls whose number is in ``poisoned`` return NaN logits."""
+    """Wraps an LM; forward calls (with labels, as the trainer makes them) whose number is in
+    ``poisoned`` return a NaN loss."""
 
     def __init__(self, model: nn.Module, poisoned: set[int] | range):
         super().__init__()
         self.model, self.poisoned, self.calls = model, poisoned, 0
 
     def forward(self, input_ids, **kwargs):
-        logits = self.model(input_ids, **kwargs).logits
+        sums = self.model(input_ids, **kwargs)
         self.calls += 1
-        return logits * float("nan") if self.calls in self.poisoned else logits
+        return sums._replace(loss_sum=sums.loss_sum * float("nan")) if self.calls in self.poisoned else sums
 
 
 def test_a_nonfinite_step_is_skipped_and_counted(accelerator, tmp_path):

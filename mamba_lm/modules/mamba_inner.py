@@ -1,0 +1,172 @@
+"""The memory-lean training path of the Mamba mixer between in_proj and out_proj, as one autograd Function.
+
+    u      = silu(causal conv(x))               x, z = xz split        (batch, seqlen, d_inner) each
+    x_dbl  = u @ x_proj.T                        split [dt, B, C]       (batch, seqlen, dt_rank + 2 d_state)
+    delta  = dt @ dt_proj.T                                             (batch, seqlen, d_inner)
+    y      = selective_scan(u, delta, A = -exp(A_log), B, C, D, z, softplus(. + dt_bias))
+
+Composed from autograd ops, this region keeps, per token and layer, the conv's fp32 pre-activation,
+u, delta and x_dbl for the backward. The Function keeps only xz (the in_proj output), x_dbl and the
+scan's chunk states, and recomputes u (one conv) and delta (one small GEMM) in the backward.
+
+Saved bytes per token and layer, bf16 autocast (d = d_model, d_inner = 2 d, K = dt_rank + 2 d_state,
+the scan's states saved every 64 steps: d_inner * d_state * 4 / 64 = d_inner bytes at d_state 16):
+
+    composed:  xz 8d + conv pre-activation (fp32) 8d + u 4d + delta 4d + x_dbl 2K + chunk states 2d
+               = 26d + 2K        (+ 12d of masked conv inputs with seq_idx)
+    this:      xz 8d + x_dbl 2K + chunk states 2d = 10d + 2K
+
+Mamba-130M (d = 768, K = 80): 20.1 KB -> 7.8 KB per token and layer inside this region; around it
+the norm keeps its fp32 input (4d), in_proj its bf16 input (2d) and out_proj y (4d) either way, so a
+layer goes from 36d + 2K = 27.8 KB to 20d + 2K = 15.5 KB.
+
+On the Triton scan (CUDA, or the CPU under ``TRITON_INTERPRET=1``) the scan's forward and backward
+are called directly. Elsewhere (the PyTorch scan on a CPU) the scan's own autograd graph is kept from
+the forward to the backward; only the conv and delta are recomputed.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kernels import causal_conv1d_fn, selective_scan_fn
+from kernels.selective_scan.interface import MAX_TRITON_DSTATE, triton_enabled
+from kernels.selective_scan.ref import as_grouped
+from kernels.selective_scan.triton_scan import plan, scan_backward, scan_forward
+
+
+def mamba_inner(
+    xz: torch.Tensor,
+    conv_weight: torch.Tensor,
+    conv_bias: torch.Tensor | None,
+    x_proj_weight: torch.Tensor,
+    dt_proj_weight: torch.Tensor,
+    dt_proj_bias: torch.Tensor,
+    A_log: torch.Tensor,
+    D: torch.Tensor,
+    seq_idx: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The Mamba mixer from the in_proj output to the out_proj input, with a hand-written backward.
+
+    xz: (batch, seqlen, 2 * d_inner), x then z, in the compute dtype (bf16 under autocast): the matmuls
+    run in xz's dtype, the conv and the scan accumulate in fp32. conv_weight: (d_inner, 1, width) or
+    (d_inner, width); conv_bias: (d_inner,) or None. x_proj_weight: (dt_rank + 2 d_state, d_inner);
+    dt_proj_weight: (d_inner, dt_rank); dt_proj_bias, D: (d_inner,); A_log: (d_inner, d_state).
+    seq_idx: (batch, seqlen) int32 (packed documents) or None.
+    Returns y (batch, seqlen, d_inner) contiguous, in xz's dtype.
+    """
+    return MambaInnerFn.apply(
+        xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A_log, D, seq_idx
+    )
+
+
+def _uses_triton_scan(u: torch.Tensor, d_state: int) -> bool:
+    return triton_enabled(u.device) and u.dtype != torch.float64 and d_state <= MAX_TRITON_DSTATE
+
+
+class MambaInnerFn(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx, xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A_log, D, seq_idx
+    ):
+        dtype, d_inner = xz.dtype, xz.shape[-1] // 2
+        dt_rank, d_state = dt_proj_weight.shape[1], A_log.shape[1]
+        with torch.autocast(xz.device.type, enabled=False):
+            u = causal_conv1d_fn(xz[..., :d_inner].transpose(1, 2), conv_weight, conv_bias, seq_idx, "silu")
+            x_dbl = F.linear(u.transpose(1, 2), x_proj_weight.to(dtype))  # (batch, seqlen, K)
+            delta = F.linear(x_dbl[..., :dt_rank], dt_proj_weight.to(dtype))  # (batch, seqlen, d_inner)
+            scan_args = _scan_args(xz, x_dbl, delta, u, A_log, D, dt_proj_bias, dt_rank, d_state)
+            ctx.triton_scan = _uses_triton_scan(u, d_state) and u.shape[-1] > 0
+            if ctx.triton_scan:
+                ctx.scan_config = plan(u.shape[0], d_inner, 1, d_state, u.shape[-1], u.device)
+                y, _, ckpt, dtsum, reset = scan_forward(*scan_args, True, None, seq_idx, ctx.scan_config)
+                scan_saved = (ckpt, dtsum, reset)
+            else:
+                scan_saved, ctx.scan_graph = (), _torch_scan_graph(scan_args, seq_idx)
+                y = ctx.scan_graph[0].detach()
+        ctx.save_for_backward(
+            xz, x_dbl, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A_log, D,
+            seq_idx, *scan_saved,
+        )  # fmt: skip
+        return y.transpose(1, 2)  # (batch, seqlen, d_inner), contiguous
+
+    @staticmethod
+    def backward(ctx, dy):
+        xz, x_dbl, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A_log, D, seq_idx = (
+            ctx.saved_tensors[:10]
+        )
+        dtype, d_inner = xz.dtype, xz.shape[-1] // 2
+        dt_rank, d_state = dt_proj_weight.shape[1], A_log.shape[1]
+        batch, seqlen, _ = xz.shape
+        with torch.autocast(xz.device.type, enabled=False):
+            # Recompute u (keeping the conv's graph for its backward) and delta.
+            x = xz[..., :d_inner].transpose(1, 2).detach().requires_grad_()
+            weight = conv_weight.detach().requires_grad_()
+            bias = conv_bias.detach().requires_grad_() if conv_bias is not None else None
+            with torch.enable_grad():
+                u_graph = causal_conv1d_fn(x, weight, bias, seq_idx, "silu")
+            u = u_graph.detach()
+            dt_proj_w = dt_proj_weight.to(dtype)
+            delta = F.linear(x_dbl[..., :dt_rank], dt_proj_w)
+            dout = dy.transpose(1, 2)  # (batch, d_inner, seqlen)
+            scan_args = _scan_args(xz, x_dbl, delta, u, A_log, D, dt_proj_bias, dt_rank, d_state)
+            if ctx.triton_scan:
+                ckpt, dtsum, reset = ctx.saved_tensors[10:]
+                du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, _ = scan_backward(
+                    dout, None, *scan_args, True, seq_idx, ckpt, dtsum, reset, ctx.scan_config
+                )
+            else:  # the PyTorch scan's graph, kept from the forward
+                y_graph, leaves = ctx.scan_graph
+                du, ddelta, dA, dB, dC, dD, dz, ddelta_bias = torch.autograd.grad(y_graph, leaves, dout)
+                ctx.scan_graph = None
+            dB, dC = dB[:, 0], dC[:, 0]  # (batch, d_state, seqlen)
+
+            # delta = dt @ dt_proj.T
+            ddelta_rows = ddelta.to(dtype).transpose(1, 2).reshape(-1, d_inner)  # (batch * seqlen, d_inner)
+            dt_rows = x_dbl[..., :dt_rank].reshape(-1, dt_rank)
+            d_dt_proj_weight = ddelta_rows.t() @ dt_rows  # (d_inner, dt_rank)
+            # x_dbl = u @ x_proj.T, its gradient [d dt, dB, dC]
+            dx_dbl = torch.cat(
+                [(ddelta_rows @ dt_proj_w).view(batch, seqlen, dt_rank), dB.transpose(1, 2).to(dtype),
+                 dC.transpose(1, 2).to(dtype)], dim=-1,
+            ).view(-1, x_dbl.shape[-1])  # fmt: skip
+            u_rows = u.transpose(1, 2).reshape(-1, d_inner)
+            d_x_proj_weight = dx_dbl.t() @ u_rows  # (K, d_inner)
+            du_rows = du.to(dtype).transpose(1, 2).reshape(-1, d_inner)  # a view when du is channel-last
+            du_rows.addmm_(dx_dbl, x_proj_weight.to(dtype))
+            dconv = torch.autograd.grad(
+                u_graph,
+                [t for t in (x, weight, bias) if t is not None],
+                du_rows.view(batch, seqlen, d_inner).transpose(1, 2),
+            )
+            dxz = torch.cat([dconv[0].transpose(1, 2), dz.to(dtype).transpose(1, 2)], dim=-1)
+        A = -torch.exp(A_log.float())
+        return (
+            dxz, dconv[1], dconv[2] if bias is not None else None,
+            d_x_proj_weight.to(x_proj_weight.dtype), d_dt_proj_weight.to(dt_proj_weight.dtype),
+            ddelta_bias.to(dt_proj_bias.dtype), (dA * A).to(A_log.dtype), dD.to(D.dtype), None,
+        )  # fmt: skip
+
+
+def _scan_args(xz, x_dbl, delta, u, A_log, D, dt_proj_bias, dt_rank, d_state):
+    """(u, delta, A, B, C, D, z, delta_bias) of the scan, as (batch, dim, seqlen) views of the
+    channel-last tensors (B and C as (batch, 1, d_state, seqlen)); no copies."""
+    d_inner = u.shape[1]
+    B = x_dbl[..., dt_rank : dt_rank + d_state].transpose(1, 2)
+    C = x_dbl[..., dt_rank + d_state :].transpose(1, 2)
+    return (
+        u, delta.transpose(1, 2), -torch.exp(A_log.float()), as_grouped(B), as_grouped(C), D.float(),
+        xz[..., d_inner:].transpose(1, 2), dt_proj_bias.float(),
+    )  # fmt: skip
+
+
+def _torch_scan_graph(scan_args, seq_idx):
+    """Run the PyTorch scan with autograd on detached leaves; returns (y, leaves) for the backward."""
+    leaves = [arg.detach().requires_grad_() for arg in scan_args]
+    u, delta, A, B, C, D, z, delta_bias = leaves
+    with torch.enable_grad():
+        y = selective_scan_fn(
+            u, delta, A, B[:, 0], C[:, 0], D, z=z, delta_bias=delta_bias, delta_softplus=True, seq_idx=seq_idx
+        )
+    return y, leaves

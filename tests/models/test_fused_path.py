@@ -1,0 +1,118 @@
+"""The fused training path (fused add + norm, the memory-lean Mamba Function, the chunked LM loss) against
+the unfused reference path (``set_fused(model, False)``): same loss, logits and gradients.
+
+Run twice: on the PyTorch paths a CPU takes by default, and through the Triton kernels under the
+interpreter (tiny shapes), where the Mamba Function calls the Triton scan's forward and backward itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import pytest
+import torch
+from model_testing import VOCAB, relative_error, tiny_config
+
+if not torch.cuda.is_available():
+    # Triton fixes interpreted-or-compiled when a kernel module is imported (see tests/conftest.py).
+    saved = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        import kernels.causal_conv1d.triton_conv  # noqa: F401
+        import kernels.layer_norm.triton_norm  # noqa: F401
+        import kernels.selective_scan.triton_scan  # noqa: F401
+    finally:
+        if saved is None:
+            del os.environ["TRITON_INTERPRET"]
+
+from mamba_lm import MambaConfig, MambaLMHeadModel, TransformerLMHeadModel  # noqa: E402
+from mamba_lm.modules.fusion import set_fused  # noqa: E402
+
+MODELS = {"mamba": MambaLMHeadModel, "transformer": TransformerLMHeadModel}
+# Worst relative error over the loss and every parameter's gradient (bf16: autocast rounding).
+TOLERANCE = {torch.float32: 2e-5, torch.bfloat16: 3e-2}
+
+
+def models(kind: str, config=None):
+    model = MODELS[kind](config or tiny_config(kind))
+    return model, set_fused(copy.deepcopy(model), False)
+
+
+def batch(seqlen: int, packed: bool):
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, VOCAB, (2, seqlen), generator=g)
+    labels = torch.randint(0, VOCAB, (2, seqlen), generator=g)
+    labels[0, :3] = -100
+    seq_idx = None
+    if packed:
+        cut = seqlen // 3
+        seq_idx = torch.tensor([[0] * cut + [1] * (seqlen - cut), [0] * seqlen], dtype=torch.int32)
+    return ids, labels, seq_idx
+
+
+def loss_and_grads(model, ids, labels, seq_idx, dtype):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        sums = model(ids, seq_idx=seq_idx, labels=labels, count_correct=True)
+    sums.loss_sum.backward()
+    return sums, {name: p.grad for name, p in model.named_parameters()}
+
+
+def assert_same_training_signal(fused, unfused, seqlen, packed, dtype):
+    ids, labels, seq_idx = batch(seqlen, packed)
+    got, got_grads = loss_and_grads(fused, ids, labels, seq_idx, dtype)
+    want, want_grads = loss_and_grads(unfused, ids, labels, seq_idx, dtype)
+    assert got.count == want.count == (labels != -100).sum()
+    assert got.correct == want.correct
+    assert relative_error(got.loss_sum, want.loss_sum) < TOLERANCE[dtype]
+    for name, grad in want_grads.items():
+        assert got_grads[name] is not None, name
+        assert relative_error(got_grads[name], grad) < TOLERANCE[dtype], name
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("kind,packed", [("mamba", False), ("mamba", True), ("transformer", False)])
+def test_fused_path_equals_the_unfused_reference(kind, packed, dtype):
+    fused, unfused = models(kind)
+    assert_same_training_signal(fused, unfused, seqlen=21, packed=packed, dtype=dtype)
+
+
+def test_fused_path_through_the_triton_kernels(monkeypatch):
+    """Interpreted Triton kernels: the Mamba Function's own scan forward/backward calls, the conv's
+    recompute, the fused norms, against autograd through the same kernels, on packed documents;
+    19 steps cross two of the interpreter plan's 16-step chunks."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    fused, unfused = models("mamba", MambaConfig(d_model=8, n_layer=1, vocab_size=VOCAB, d_state=4))
+    assert_same_training_signal(fused, unfused, seqlen=19, packed=True, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("kind", ["mamba", "transformer"])
+def test_logits_and_their_gradients_agree(kind):
+    config = tiny_config("mamba", rms_norm=False) if kind == "mamba" else None  # LayerNorm too
+    fused, unfused = models(kind, config)
+    ids, _, _ = batch(13, packed=False)
+    got, want = fused(ids).logits, unfused(ids).logits
+    assert relative_error(got, want) < 1e-6
+    weights = torch.randn(got.shape, generator=torch.Generator().manual_seed(2))
+    (got * weights).sum().backward()
+    (want * weights).sum().backward()
+    for (name, p), q in zip(fused.named_parameters(), unfused.parameters()):
+        assert relative_error(p.grad, q.grad) < 1e-5, name
+
+
+def test_the_fused_path_keeps_the_state_dict_and_the_numbers():
+    """The same weights give the same logits in both paths, and the keys are the reference's."""
+    fused, unfused = models("mamba")
+    assert list(fused.state_dict()) == list(unfused.state_dict())
+    ids, _, _ = batch(9, packed=False)
+    with torch.no_grad():
+        assert torch.equal(fused(ids).logits, unfused(ids).logits)
+
+
+def test_labels_must_match_the_input():
+    model, _ = models("mamba")
+    ids = torch.zeros(2, 5, dtype=torch.long)
+    with pytest.raises(ValueError, match="labels must be"):
+        model(ids, labels=torch.zeros(2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="num_last_tokens"):
+        model(ids, labels=ids, num_last_tokens=1)
