@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mamba_lm import build_model, configs  # noqa: E402
 from mamba_lm.config import TransformerConfig  # noqa: E402
-from mamba_lm.static_decoder import _DECODERS, Sampling, decoder_for, inference_cache_bytes  # noqa: E402
+from mamba_lm.static_decoder import Sampling, decoder_for, inference_cache_bytes, release_decoder  # noqa: E402
 
 OURS = "mamba_130m,mamba_1.4b,transformer_125m,transformer_1.3b"
 TARGETS = {  # ANCHORS.md "Generation": the reference package with CUDA graphs, prompt 512
@@ -277,7 +277,7 @@ def main() -> None:
                 m.implementation, m.model, m.prompt, m.batch = "ours", name, prompt, batch
                 results.append(m)
                 print_row(m)
-        _DECODERS.pop(model, None)
+        release_decoder(model)
         del model
         free_memory()
 

@@ -319,3 +319,8 @@ def decoder_for(
     )
     _DECODERS[model] = (key, decoder)
     return decoder
+
+
+def release_decoder(model: nn.Module) -> None:
+    """Free the decoder kept for ``model`` (its caches and CUDA graph); the next decode builds a new one."""
+    _DECODERS.pop(model, None)

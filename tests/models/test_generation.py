@@ -8,7 +8,13 @@ from model_testing import VOCAB, relative_error, stepwise_logits, tiny_config
 
 from mamba_lm import InferenceParams, build_model
 from mamba_lm.generation import sample
-from mamba_lm.static_decoder import _DECODERS, Sampling, decoder_for, inference_cache_bytes
+from mamba_lm.static_decoder import (
+    _DECODERS,
+    Sampling,
+    decoder_for,
+    inference_cache_bytes,
+    release_decoder,
+)
 
 KINDS = ["mamba", "s4d", "transformer"]
 
@@ -140,6 +146,8 @@ def test_the_decoder_is_kept_while_the_settings_match():
     assert _DECODERS[model][1] is not decoder  # longer than it holds: a new one
     model.generate(torch.randint(0, VOCAB, (3, 4)), max_new_tokens=2, top_k=1)
     assert _DECODERS[model][1].batch_size == 3
+    release_decoder(model)
+    assert model not in _DECODERS
 
 
 def test_cache_size_on_the_meta_device():
