@@ -55,6 +55,7 @@ class Measurement:
     tokens_per_s: float | None = None
     prefill_s: float | None = None
     error: str | None = None
+    note: str = ""
 
 
 def sync() -> None:
@@ -76,6 +77,8 @@ def ours(name: str, model, prompt: int, batch: int, new_tokens: int) -> Measurem
     decoder = decoder_for(
         model, batch, prompt + new_tokens, Sampling(top_k=1), None, vocab, DEVICE, cuda_graph
     )
+    if cuda_graph and decoder.graph is None:
+        result.note = "capture failed: eager"
     decoder.run(ids, [prompt] * batch, min(new_tokens, 8))  # warm: the prompt path's kernels
     timings: dict[str, float] = {}
     decoder.run(ids, [prompt] * batch, new_tokens, timings=timings)
@@ -188,7 +191,7 @@ def print_row(m: Measurement) -> None:
     target = TARGETS.get((m.model, m.batch), "") if m.implementation == "ours" and m.prompt == 512 else ""
     print(
         f"{m.implementation:<10} {m.model:<17} L={m.prompt:<5} B={m.batch:<4} {m.ms_per_token:8.3f} ms/token "
-        f"{m.tokens_per_s:10.0f} tok/s   prefill {m.prefill_s:6.2f} s  {target}",
+        f"{m.tokens_per_s:10.0f} tok/s   prefill {m.prefill_s:6.2f} s  {target} {m.note}",
         flush=True,
     )
 
@@ -199,7 +202,8 @@ def markdown(results: list[Measurement]) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for m in results:
-        cells = ("–", m.error) if m.error else (f"{m.ms_per_token:.3f}", f"{m.tokens_per_s:,.0f}")
+        note = f" ({m.note})" if m.note else ""
+        cells = ("–", m.error) if m.error else (f"{m.ms_per_token:.3f}", f"{m.tokens_per_s:,.0f}{note}")
         lines.append(f"| {m.implementation} | {m.model} | {m.prompt} | {m.batch} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -151,8 +152,16 @@ class StaticDecoder:
             torch.cuda.current_stream().wait_stream(side)
             self.params.position.zero_()
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                self._step()
+            try:
+                with torch.cuda.graph(graph):
+                    self._step()
+            except RuntimeError as error:  # an op that cannot be captured (e.g. a host sync)
+                warnings.warn(
+                    f"CUDA graph capture of the decode step failed, decoding eagerly instead: {error}",
+                    stacklevel=3,
+                )
+                torch.cuda.synchronize()
+                return
         self.graph = graph
 
     # ---- one batch of prompts ----
