@@ -26,12 +26,17 @@ class ConvConfig:
 
 
 def plan(x: torch.Tensor) -> ConvConfig:
-    """Tiles wide along the contiguous axis: channels for channel-last x, time otherwise."""
+    """Tiles wide along the contiguous axis: channels for channel-last x, time otherwise.
+
+    Chosen from sm_90 compiles (benchmarks/kernel_report.py style): the forward at 32 bf16 values per
+    thread (about 100 registers, 16-byte loads), the backward, which recomputes the pre-activation at
+    WIDTH shifts, at 4 values per thread (128 registers, no spills).
+    """
     if x.device.type != "cuda":  # Triton's interpreter: small tiles so that tiny tests use many programs
         return ConvConfig(8, 4, 1, 8, 4, 1, bwd_tiles_per_program=2)
     if is_channel_last(x):
-        return ConvConfig(32, 128, 4, 16, 128, 4)
-    return ConvConfig(128, 32, 4, 64, 32, 4)
+        return ConvConfig(64, 128, 8, 8, 128, 8)
+    return ConvConfig(128, 32, 4, 32, 32, 8)
 
 
 def backward_chunks(batch: int, dim: int, seqlen: int, x: torch.Tensor, cfg: ConvConfig) -> tuple[int, int]:
@@ -80,6 +85,7 @@ def conv_backward(dy, x, weight, bias, seq_idx, initial_states, silu, want_dinit
     dinit = torch.zeros(batch, dim, width - 1, **f32) if want_dinit else None
     if dx.numel() == 0:  # nothing flows back (the initial states' gradient stays 0)
         return dx, torch.zeros(dim, width, **f32), torch.zeros(dim, **f32), dinit
+    assert cfg.bwd_block_l >= width - 1, "a backward tile must cover the initial states"
     n_sub, n_chunks = backward_chunks(batch, dim, seqlen, x, cfg)
     dw_part = torch.empty(batch * n_chunks, width, dim, **f32)
     dbias_part = torch.empty(batch * n_chunks, dim, **f32)
