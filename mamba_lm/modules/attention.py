@@ -116,7 +116,7 @@ class CausalSelfAttention(nn.Module):
         device = weight.device if device is None else torch.device(device)
         shape = (batch_size, self.n_head, max_seqlen, self.head_dim)
         if dtype is None:
-            autocast = torch.is_autocast_enabled(weight.device.type)
+            autocast = weight.device.type != "meta" and torch.is_autocast_enabled(weight.device.type)
             dtype = torch.get_autocast_dtype(weight.device.type) if autocast else weight.dtype
         positions = torch.arange(max_seqlen, device=device)[None]
         cos, sin = rotary_cos_sin(positions, self.head_dim, self.rope_theta)  # (1, max_seqlen, 1, hd)
