@@ -17,6 +17,8 @@ works, as does ``MambaEvalLM(model=..., tokenizer=...)`` around a model already 
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from lm_eval.api.model import TemplateLM
@@ -31,6 +33,11 @@ from .text_tokenizer import TextTokenizer
 
 DEFAULT_MAX_LENGTH = 2048
 DEFAULT_MAX_GEN_TOKS = 256
+AUTO_BATCH_LIMIT = 64
+"""batch_size=auto: the largest batch tried on a GPU (lm-eval's max_batch_size overrides it)."""
+CPU_AUTO_BATCH_SIZE = 16
+"""batch_size=auto on the CPU, where memory is not probed."""
+logger = logging.getLogger(__name__)
 
 # (context, continuation) strings, context tokens, continuation tokens: what TemplateLM hands over.
 TokenRequest = tuple[tuple[str, str] | None, list[int], list[int]]
@@ -51,13 +58,17 @@ class MambaEvalLM(TemplateLM):
         eos_token: str | None = None,
         model: torch.nn.Module | None = None,
         max_batch_size: int | None = None,
+        pretrained: str | None = None,
     ) -> None:
         """
         Args:
             checkpoint: a run folder of train.py, one of its checkpoint folders, a Hugging Face
                 Mamba/Llama folder (config.json + weights) or a reference mamba_ssm folder.
-            batch_size: requests per forward pass (an integer; lm-eval's "auto" is not supported).
-            device: "cpu", "cuda", "cuda:1"...; default: CUDA when available.
+            batch_size: requests per forward pass: an integer, or "auto" / "auto:N" (on a GPU the
+                largest power of two up to max_batch_size whose forward pass at max_length fits in
+                memory; on the CPU 16).
+            device: "cpu", "cuda", "cuda:1"...; default: CUDA when available. A CUDA device on a
+                machine without one falls back to the CPU with a warning (lm-eval's default is cuda:0).
             dtype: autocast compute dtype: "float32", "bfloat16", "float16" or "auto" (bfloat16 on a
                 GPU that supports it, else float32). Weights stay fp32 as in training.
             max_length: longest token sequence fed to the model; default: the run's training seqlen,
@@ -66,16 +77,22 @@ class MambaEvalLM(TemplateLM):
             tokenizer: a tokenizer.json path (or a loaded TextTokenizer); default: the checkpoint's.
             eos_token: the EOS token string, when the tokenizer does not make it clear.
             model: a model already in memory (then ``tokenizer`` is required and ``checkpoint`` unused).
-            max_batch_size: accepted for lm-eval's interface; unused (no automatic batch size).
+            max_batch_size: the largest batch batch_size=auto tries (default 64).
+            pretrained: the same as ``checkpoint`` (the name lm-eval's ``hf`` model uses).
         """
         super().__init__()
-        del max_batch_size
-        self._batch_size = _parse_batch_size(batch_size)
-        self._device = resolve_device(device)
+        if pretrained is not None and checkpoint is not None and str(pretrained) != str(checkpoint):
+            raise ValueError(f"mamba_lm got checkpoint={checkpoint} and pretrained={pretrained}: give one")
+        checkpoint = checkpoint if checkpoint is not None else pretrained
+        auto_batch = isinstance(batch_size, str) and batch_size.strip().lower().startswith("auto")
+        self._batch_size = 1 if auto_batch else _parse_batch_size(batch_size)
+        self._device = resolve_device(_available(device))
         self.compute_dtype = resolve_dtype(dtype, self._device)
         if model is None:
             if checkpoint is None:
-                raise ValueError("mamba_lm needs model_args checkpoint=RUN_DIR_OR_CHECKPOINT")
+                raise ValueError(
+                    "mamba_lm needs model_args checkpoint=RUN_DIR_OR_CHECKPOINT (or pretrained=)"
+                )
             loaded = load_for_eval(checkpoint, device=self._device, tokenizer=tokenizer, eos_token=eos_token)
             model, text_tokenizer, trained_length = loaded.model, loaded.tokenizer, loaded.seqlen
         else:
@@ -93,6 +110,27 @@ class MambaEvalLM(TemplateLM):
         self.text_tokenizer = text_tokenizer
         self._max_length = int(max_length or trained_length or DEFAULT_MAX_LENGTH)
         self.max_gen_toks = int(max_gen_toks)
+        if auto_batch:
+            self._batch_size = self._auto_batch_size(int(max_batch_size or AUTO_BATCH_LIMIT))
+            logger.info("mamba_lm: batch_size=auto chose %d", self._batch_size)
+
+    def _auto_batch_size(self, limit: int) -> int:
+        """The largest power of two up to ``limit`` whose forward pass over max_length tokens fits in GPU
+        memory (the log-softmax over the vocabulary included); on the CPU ``CPU_AUTO_BATCH_SIZE``."""
+        if self.device.type != "cuda":
+            return max(1, min(limit, CPU_AUTO_BATCH_SIZE))
+        fits, size = 1, 1
+        while size <= limit:
+            try:
+                with torch.no_grad(), autocast_context(self.device, self.compute_dtype):
+                    tokens = torch.zeros(size, self.max_length, dtype=torch.long, device=self.device)
+                    F.log_softmax(self.model(tokens).logits.float(), dim=-1)
+            except torch.cuda.OutOfMemoryError:
+                break
+            finally:
+                torch.cuda.empty_cache()
+            fits, size = size, size * 2
+        return fits
 
     # lm-eval's model properties -------------------------------------------------------------
 
@@ -249,9 +287,15 @@ class MambaEvalLM(TemplateLM):
         return outputs  # type: ignore[return-value]
 
 
+def _available(device: str | None) -> str | None:
+    """``device``, or "cpu" (with a warning) when it names CUDA on a machine without a GPU."""
+    if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
+        logger.warning("mamba_lm: device=%s asked for, but no CUDA GPU is available: using the CPU", device)
+        return "cpu"
+    return device
+
+
 def _parse_batch_size(batch_size: int | str) -> int:
-    if isinstance(batch_size, str) and batch_size.startswith("auto"):
-        raise ValueError("mamba_lm does not support batch_size=auto; give an integer batch size")
     try:
         value = int(batch_size)
     except (TypeError, ValueError):

@@ -110,8 +110,8 @@ def test_generate_until_stops_at_its_stop_string(lm: MambaEvalLM) -> None:
 
 def test_bad_arguments_name_the_cause(text_tokenizer) -> None:
     model = tiny_lm("mamba", text_tokenizer.vocab_size)
-    with pytest.raises(ValueError, match="batch_size=auto"):
-        MambaEvalLM(model=model, tokenizer=text_tokenizer, batch_size="auto")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        MambaEvalLM(model=model, tokenizer=text_tokenizer, batch_size="many")
     with pytest.raises(ValueError, match="needs tokenizer="):
         MambaEvalLM(model=model)
     with pytest.raises(ValueError, match="needs model_args checkpoint="):

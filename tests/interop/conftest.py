@@ -27,3 +27,11 @@ def accelerator():
     AcceleratorState._reset_state(reset_partial_state=True)
     yield make_accelerator("fp32", cpu=True)
     AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture(scope="session")
+def tokenizer_file(tmp_path_factory):
+    """A byte-level BPE tokenizer.json (320 tokens, EOS <|endoftext|>) trained on generated sentences."""
+    from evaluation_parts import train_tokenizer
+
+    return train_tokenizer(tmp_path_factory.mktemp("tokenizer") / "tokenizer.json", vocab_size=320)

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 import transformers
-from evaluation_parts import EOS, generated_sentences, train_tokenizer
+from evaluation_parts import EOS, generated_sentences
 from helpers import CountingLoader, tiny_trainer
 
 from evaluation.__main__ import main
@@ -16,11 +16,6 @@ from evaluation.text_tokenizer import TextTokenizer
 from mamba_lm import MambaConfig, MambaLMHeadModel, TransformerConfig, TransformerLMHeadModel
 
 VOCAB = 320
-
-
-@pytest.fixture(scope="module")
-def tokenizer_file(tmp_path_factory):
-    return train_tokenizer(tmp_path_factory.mktemp("tokenizer") / "tokenizer.json", vocab_size=VOCAB)
 
 
 def _run(kind: str, root, tokenizer_file, accelerator):
