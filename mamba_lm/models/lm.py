@@ -113,6 +113,23 @@ class LMHeadModel(nn.Module):
             generator=generator,
         )
 
+    @classmethod
+    def from_pretrained(cls, path, device=None, dtype=None):
+        """The model stored at ``path``: a run, checkpoint, transformers, reference-package or
+        ``save_pretrained`` folder (see ``mamba_lm.pretrained``); TypeError if it holds another class."""
+        from ..pretrained import from_pretrained  # it builds models: imported when called (no cycle)
+
+        model = from_pretrained(path, device=device, dtype=dtype)
+        if not isinstance(model, cls):
+            raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+    def save_pretrained(self, save_directory):
+        """Write config.json and model.safetensors into ``save_directory`` (``from_pretrained`` reads it)."""
+        from ..pretrained import save_pretrained
+
+        return save_pretrained(self, save_directory)
+
     def _check_input_ids(self, input_ids: torch.Tensor) -> None:
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             raise ValueError(

@@ -12,7 +12,7 @@ import transformers
 from helpers import tiny_trainer  # the trainer tests' tiny run (tests/training, see conftest)
 
 import mamba_lm
-from mamba_lm import MambaConfig, TransformerConfig, build_model
+from mamba_lm import MambaConfig, MambaLMHeadModel, TransformerConfig, TransformerLMHeadModel, build_model
 from mamba_lm.hf import to_hf
 from mamba_lm.pretrained import folder_format, load_pretrained_weights, save_pretrained
 from mamba_lm.trainer.checkpoint import LEGACY_CONFIG_FILE, list_checkpoints, read_run_config
@@ -140,3 +140,13 @@ def test_load_pretrained_weights_copies_or_names_the_mismatch(tmp_path):
         ValueError, match="holds a MambaLMHeadModel; this run builds a TransformerLMHeadModel"
     ):
         load_pretrained_weights(transformer, tmp_path / "source")
+
+
+def test_model_class_methods_in_the_reference_style(tmp_path):
+    model = _model("transformer")
+    model.save_pretrained(tmp_path / "t")
+    back = TransformerLMHeadModel.from_pretrained(tmp_path / "t", dtype=torch.float64)
+    assert back.lm_head.weight.dtype == torch.float64
+    assert torch.allclose(back.lm_head.weight.float(), model.lm_head.weight)
+    with pytest.raises(TypeError, match="holds a TransformerLMHeadModel, not a MambaLMHeadModel"):
+        MambaLMHeadModel.from_pretrained(tmp_path / "t")
