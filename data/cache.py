@@ -1,7 +1,8 @@
 """Cache folders, content fingerprints and atomic writes shared by every data builder.
 
 Built artefacts (token shards, generated LRA sets, the embedded corpus) live under one cache
-root: ``cache_dir`` from the data config, else ``$MAMBA_LM_CACHE``, else ``~/.cache/mamba_lm``.
+root: ``cache_dir`` from the data config, else ``$MAMBA_LM_CACHE``, else ``~/.cache/mamba_lm``; Hugging Face
+datasets downloads go where $HF_DATASETS_CACHE / $HF_HOME say when set, else to ROOT/hf.
 Each artefact is a folder named by a fingerprint of everything it was built from; it is built
 in a temporary sibling folder and renamed into place only when complete, so a folder that
 exists under its final name is whole. A per-folder lock file keeps concurrent processes (data
@@ -22,12 +23,21 @@ from pathlib import Path
 from typing import Any
 
 CACHE_ENV = "MAMBA_LM_CACHE"
+HF_CACHE_ENVS = ("HF_DATASETS_CACHE", "HF_HOME")
 
 
 def cache_root(cache_dir: str | os.PathLike | None) -> Path:
     """The cache root: ``cache_dir`` if given, else ``$MAMBA_LM_CACHE``, else ``~/.cache/mamba_lm``."""
     chosen = cache_dir or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "mamba_lm"
     return Path(chosen).expanduser().resolve()
+
+
+def hf_datasets_cache(root: Path) -> str | None:
+    """``cache_dir`` for ``datasets.load_dataset``: None (datasets' own choice) when $HF_DATASETS_CACHE or
+    $HF_HOME is set, so Hugging Face's cache settings are honoured; else ROOT/hf."""
+    if any(os.environ.get(name) for name in HF_CACHE_ENVS):
+        return None
+    return str(Path(root) / "hf")
 
 
 def fingerprint(value: Any, length: int = 16) -> str:

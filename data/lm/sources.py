@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from data.cache import fingerprint
+from data.cache import fingerprint, hf_datasets_cache
 from data.lm.config import TextDatasetConfig
 from data.lm.embedded import embedded_corpus_file
 
@@ -90,7 +90,7 @@ def load_documents(config: TextDatasetConfig, split: str, cache_root: Path, stre
     """
     import datasets
 
-    hf_cache = str(cache_root / "hf")
+    hf_cache = hf_datasets_cache(cache_root)
     what = describe_source(config)
     if config.source == "embedded":
         _require_train_split(split, what)
