@@ -58,11 +58,13 @@ def selective_state_update(
     dt_bias: torch.Tensor | None = None,
     dt_softplus: bool = False,
     a_is_log: bool = False,
+    dt_proj_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One step of the selective scan for a batch of rows; ``state`` is updated in place.
 
     Per batch b, channel d, state n, in fp32::
 
+        dt = dt @ dt_proj_weight.T      (only with dt_proj_weight: Mamba's low-rank dt projection)
         dt = softplus(dt + dt_bias) if dt_softplus else dt + dt_bias
         h  = exp(dt A[d, n]) h + dt B[b, n] x             (A = -exp(A) when a_is_log: Mamba's A_log)
         y  = (sum_n C[b, n] h + D[d] x) * silu(z)
@@ -72,17 +74,23 @@ def selective_state_update(
         x, dt, z: (batch, dim), any strides, fp32/fp16/bf16.
         A: (dim, dstate) (or log(-A) with ``a_is_log``). B, C: (batch, dstate), any strides.
         D, dt_bias: (dim,), any float dtype.
+        dt_proj_weight: (dim, rank); dt is then the projection's input (batch, rank), and the
+            kernel computes the projection in fp32 (one launch fewer than a separate GEMM).
     Returns:
         y (batch, dim) in x's dtype.
     """
-    _check_ssm_args(state, x, dt, A, B, C, D, z, dt_bias)
+    _check_ssm_args(state, x, dt, A, B, C, D, z, dt_bias, dt_proj_weight)
     if triton_enabled(x.device) and x.dtype != torch.float64:
         from .triton_step import selective_state_update_triton
 
         D = D.contiguous() if D is not None else None
         dt_bias = dt_bias.contiguous() if dt_bias is not None else None
-        return selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus, a_is_log)
-    return selective_state_update_ref(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus, a_is_log)
+        return selective_state_update_triton(
+            state, x, dt, A, B, C, D, z, dt_bias, dt_softplus, a_is_log, dt_proj_weight
+        )
+    return selective_state_update_ref(
+        state, x, dt, A, B, C, D, z, dt_bias, dt_softplus, a_is_log, dt_proj_weight
+    )
 
 
 def _check_conv_args(x, conv_state, weight, bias) -> None:
@@ -104,16 +112,18 @@ def _check_conv_args(x, conv_state, weight, bias) -> None:
     _check_devices("conv_state_update", x, conv_state=conv_state, weight=weight, bias=bias)
 
 
-def _check_ssm_args(state, x, dt, A, B, C, D, z, dt_bias) -> None:
+def _check_ssm_args(state, x, dt, A, B, C, D, z, dt_bias, dt_proj_weight) -> None:
     name = "selective_state_update"
     if state.dim() != 3:
         raise ValueError(f"{name}: state must be (batch, dim, dstate), got {tuple(state.shape)}")
     if state.dtype != torch.float32 and not (state.dtype == torch.float64 == x.dtype):
         raise ValueError(f"{name}: state must be float32, got {state.dtype}")
     batch, dim, dstate = state.shape
+    rank = dt_proj_weight.shape[-1] if dt_proj_weight is not None else None
     expected = {
         "x": (x, (batch, dim)),
-        "dt": (dt, (batch, dim)),
+        "dt": (dt, (batch, dim) if rank is None else (batch, rank)),
+        "dt_proj_weight": (dt_proj_weight, (dim, rank)),
         "A": (A, (dim, dstate)),
         "B": (B, (batch, dstate)),
         "C": (C, (batch, dstate)),
@@ -127,7 +137,9 @@ def _check_ssm_args(state, x, dt, A, B, C, D, z, dt_bias) -> None:
                 f"{name}: {arg} must have shape {shape} for state {tuple(state.shape)}, "
                 f"got {tuple(tensor.shape)}"
             )
-    _check_devices(name, state, x=x, dt=dt, A=A, B=B, C=C, D=D, z=z, dt_bias=dt_bias)
+    _check_devices(
+        name, state, x=x, dt=dt, A=A, B=B, C=C, D=D, z=z, dt_bias=dt_bias, dt_proj_weight=dt_proj_weight
+    )
 
 
 def _check_devices(name: str, first: torch.Tensor, **others: torch.Tensor | None) -> None:

@@ -46,17 +46,22 @@ def selective_state_update_ref(
     dt_bias: torch.Tensor | None = None,
     dt_softplus: bool = False,
     a_is_log: bool = False,
+    dt_proj_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One step of the selective scan; ``state`` is updated in place. Per batch b, channel d, state n::
 
+        dt    = dt @ dt_proj_weight.T  (only with dt_proj_weight: dt is then the low-rank input)
         dt    = softplus(dt + dt_bias) if dt_softplus else dt + dt_bias
         h     = exp(dt A[d, n]) h + dt B[b, n] x          (A = -exp(A) when a_is_log)
         y     = (sum_n C[b, n] h + D[d] x) * silu(z)
 
     state: (batch, dim, dstate) fp32. x, dt, z: (batch, dim). A: (dim, dstate). B, C: (batch, dstate).
-    D, dt_bias: (dim,). Returns y (batch, dim) in x's dtype.
+    D, dt_bias: (dim,). dt_proj_weight: (dim, rank), dt then (batch, rank).
+    Returns y (batch, dim) in x's dtype.
     """
     dt = dt.float()
+    if dt_proj_weight is not None:
+        dt = dt @ dt_proj_weight.float().T
     if dt_bias is not None:
         dt = dt + dt_bias.float()
     if dt_softplus:

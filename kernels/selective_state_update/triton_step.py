@@ -74,9 +74,11 @@ def selective_state_update_kernel(
     D_ptr,
     z_ptr,
     dt_bias_ptr,
+    dt_proj_ptr,
     y_ptr,
     dim,
     dstate,
+    rank,
     stride_s_b,
     stride_s_d,
     stride_s_n,
@@ -94,13 +96,17 @@ def selective_state_update_kernel(
     stride_z_d,
     stride_y_b,
     stride_y_d,
+    stride_w_d,
+    stride_w_r,
     HAS_D: tl.constexpr,
     HAS_Z: tl.constexpr,
     HAS_DT_BIAS: tl.constexpr,
     DT_SOFTPLUS: tl.constexpr,
     A_IS_LOG: tl.constexpr,
+    HAS_DT_PROJ: tl.constexpr,
     BLOCK_D: tl.constexpr,
     BLOCK_N: tl.constexpr,
+    BLOCK_R: tl.constexpr,
 ):
     i_d, i_b = tl.program_id(0), tl.program_id(1)
     o_d = i_d * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -111,7 +117,17 @@ def selective_state_update_kernel(
     p_state = state_ptr + i_b * stride_s_b + o_d[:, None] * stride_s_d + o_n[None, :] * stride_s_n
     b_state = tl.load(p_state, mask=m_dn, other=0.0)
     b_x = tl.load(x_ptr + i_b * stride_x_b + o_d * stride_x_d, mask=m_d, other=0.0).to(tl.float32)
-    b_dt = tl.load(dt_ptr + i_b * stride_dt_b + o_d * stride_dt_d, mask=m_d, other=0.0).to(tl.float32)
+    if HAS_DT_PROJ:  # dt = W[d, :] . dt_low[b, :], the low-rank projection done here
+        b_dt = tl.zeros([BLOCK_D], dtype=tl.float32)
+        for i_r in range(0, rank, BLOCK_R):
+            o_r = i_r + tl.arange(0, BLOCK_R)
+            m_r = o_r < rank
+            b_low = tl.load(dt_ptr + i_b * stride_dt_b + o_r * stride_dt_d, mask=m_r, other=0.0)
+            p_w = dt_proj_ptr + o_d[:, None] * stride_w_d + o_r[None, :] * stride_w_r
+            b_w = tl.load(p_w, mask=m_d[:, None] & m_r[None, :], other=0.0).to(tl.float32)
+            b_dt += tl.sum(b_w * b_low.to(tl.float32)[None, :], axis=1)
+    else:
+        b_dt = tl.load(dt_ptr + i_b * stride_dt_b + o_d * stride_dt_d, mask=m_d, other=0.0).to(tl.float32)
     if HAS_DT_BIAS:
         b_dt += tl.load(dt_bias_ptr + o_d, mask=m_d, other=0.0).to(tl.float32)
     if DT_SOFTPLUS:
@@ -182,6 +198,7 @@ def selective_state_update_triton(
     dt_bias: torch.Tensor | None,
     dt_softplus: bool,
     a_is_log: bool,
+    dt_proj_weight: torch.Tensor | None = None,
     block_d: int | None = None,
 ) -> torch.Tensor:
     """See ``selective_state_update``. Returns y (batch, dim) contiguous in x's dtype."""
@@ -194,6 +211,8 @@ def selective_state_update_triton(
         block_d = max(1, min(block_d, 2048 // block_n))
     grid = (triton.cdiv(dim, block_d), batch)
     z_strides = z.stride() if z is not None else (0, 0)
+    rank = dt_proj_weight.shape[1] if dt_proj_weight is not None else 0
+    w_strides = dt_proj_weight.stride() if dt_proj_weight is not None else (0, 0)
     selective_state_update_kernel[grid](
         state,
         x,
@@ -204,9 +223,11 @@ def selective_state_update_triton(
         D if D is not None else A,
         z if z is not None else x,
         dt_bias if dt_bias is not None else A,
+        dt_proj_weight if dt_proj_weight is not None else A,
         y,
         dim,
         dstate,
+        rank,
         *state.stride(),
         *x.stride(),
         *dt.stride(),
@@ -215,13 +236,16 @@ def selective_state_update_triton(
         *C.stride(),
         *z_strides,
         *y.stride(),
+        *w_strides,
         HAS_D=D is not None,
         HAS_Z=z is not None,
         HAS_DT_BIAS=dt_bias is not None,
         DT_SOFTPLUS=dt_softplus,
         A_IS_LOG=a_is_log,
+        HAS_DT_PROJ=dt_proj_weight is not None,
         BLOCK_D=block_d,
         BLOCK_N=block_n,
+        BLOCK_R=min(32, triton.next_power_of_2(max(rank, 1))) if x.is_cuda else 4,
         num_warps=(4 if block_d * block_n >= 512 else 2) if x.is_cuda else 1,
     )
     return y

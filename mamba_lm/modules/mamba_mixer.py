@@ -166,9 +166,9 @@ class Mamba(nn.Module):
         conv_state: (batch, d_inner, d_conv); ssm_state: (batch, d_inner, d_state) fp32; updated in place.
         Returns (batch, 1, d_model).
 
-        Five launches besides in_proj and out_proj: the conv window update, x_proj, dt_proj and the fused
-        state update (kernels.selective_state_update). Nothing reads a value back to the host, so the
-        step can be captured in a CUDA graph."""
+        Three launches besides in_proj and out_proj: the conv window update, x_proj, and the fused state
+        update with dt_proj inside (kernels.selective_state_update). Nothing reads a value back to the
+        host, so the step can be captured in a CUDA graph."""
         if hidden_states.shape[1] != 1:
             raise ValueError(
                 f"Mamba.step takes one token at a time after the prompt, got seqlen={hidden_states.shape[1]}"
@@ -176,12 +176,11 @@ class Mamba(nn.Module):
         xz = self.in_proj(hidden_states[:, 0])  # (batch, 2 * d_inner)
         x, z = xz.chunk(2, dim=-1)  # strided views
         x = conv_state_update(x, conv_state, self.conv1d.weight, self.conv1d.bias, silu=True)
-        dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = F.linear(dt, self.dt_proj.weight)  # (batch, d_inner); the bias goes into the update
+        dt_low, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
         y = selective_state_update(
             ssm_state,
             x,
-            dt,
+            dt_low,  # (batch, dt_rank): the kernel applies dt_proj's weight, then its bias and softplus
             self.A_log,
             B,
             C,
@@ -190,6 +189,7 @@ class Mamba(nn.Module):
             dt_bias=self.dt_proj.bias,
             dt_softplus=True,
             a_is_log=True,  # A = -exp(A_log), taken inside the kernel
+            dt_proj_weight=self.dt_proj.weight,
         )
         return self.out_proj(y)[:, None, :]
 

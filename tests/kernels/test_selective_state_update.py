@@ -97,6 +97,26 @@ def test_state_update_takes_A_log():
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("batch, dim, rank", [(1, 10, 3), (3, 7, 9)])
+def test_state_update_applies_the_dt_projection(batch, dim, rank, dtype):
+    """With dt_proj_weight, dt is the low-rank input (a strided slice, as x_proj's output split) and
+    the kernel applies the projection: equal to projecting first, then the plain update."""
+    inputs = ssm_inputs(batch, dim, 4, dtype, seed=rank)
+    g = torch.Generator().manual_seed(rank)
+    low = rand(g, batch, rank + 8, dtype=dtype, scale=0.5)[:, 2 : 2 + rank]
+    weight = rand(g, dim, rank, dtype=dtype, scale=rank**-0.5)
+    fused = {**inputs, "dt": low, "dt_proj_weight": weight}
+    got = run_ssm(triton_step.selective_state_update_triton, fused, **_flags(True, False))
+    ref = run_ssm(selective_state_update_ref, fused, dt_softplus=True)
+    projected = run_ssm(
+        selective_state_update_ref, {**inputs, "dt": low.float() @ weight.float().T}, dt_softplus=True
+    )
+    torch.testing.assert_close(ref, projected, rtol=0, atol=0)
+    torch.testing.assert_close(got[1], ref[1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got[0], ref[0], **TOLERANCES[dtype])
+
+
 def _flags(softplus: bool, a_is_log: bool) -> dict:
     return dict(dt_softplus=softplus, a_is_log=a_is_log)
 
@@ -146,6 +166,8 @@ def test_bad_arguments_are_named():
     inputs = ssm_inputs(2, 6, 4, torch.float32, seed=1)
     with pytest.raises(ValueError, match="B must have shape"):
         run_ssm(selective_state_update, {**inputs, "B": inputs["B"][:, :3]})
+    with pytest.raises(ValueError, match="dt must have shape"):
+        run_ssm(selective_state_update, {**inputs, "dt_proj_weight": torch.zeros(6, 3)})
     with pytest.raises(ValueError, match="state must be float32"):
         run_ssm(selective_state_update, {**inputs, "state": inputs["state"].bfloat16()})
     with pytest.raises(ValueError, match="weight must be"):
