@@ -99,3 +99,17 @@ def test_stdout_holds_only_the_text(lm_run: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 1 and "tokens/s" in done.stderr
     assert "tokens/s" not in done.stdout
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_gpu_prints_what_the_cpu_prints(lm_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """fp32 on both: the CUDA-graph decoder gives the CPU's greedy text; bf16 runs too."""
+    arguments = ["generate", f"checkpoint={lm_run}", "prompt=the red dog", "max_new_tokens=20"]
+    outputs = {}
+    for device in ("cpu", "cuda"):
+        assert main([*arguments, f"device={device}", "dtype=float32"]) == 0
+        outputs[device] = capsys.readouterr().out
+    assert outputs["cuda"] == outputs["cpu"]
+    assert main([*arguments, "device=cuda", "dtype=bfloat16"]) == 0
+    assert capsys.readouterr().out.strip()

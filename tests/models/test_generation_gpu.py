@@ -48,7 +48,7 @@ def test_recurrent_steps_equal_the_parallel_forward(kind):
     model = medium_model(kind)
     ids = torch.randint(0, VOCAB, (3, 50), device="cuda")
     with torch.no_grad():
-        assert relative_error(stepwise_logits(model, ids, prompt_len=20), model(ids).logits) < 1e-3
+        assert relative_error(stepwise_logits(model, ids, prompt_len=20), model(ids).logits) < 5e-3
 
 
 def test_sampling_and_eos_inside_the_graph():
