@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 
 import torch
@@ -14,8 +16,17 @@ from .torch_scan import selective_scan_torch
 MAX_TRITON_DSTATE = 32
 
 
+@functools.cache
+def triton_installed() -> bool:
+    """Whether triton can be imported (it has wheels for Linux x86_64/aarch64 only)."""
+    return importlib.util.find_spec("triton") is not None
+
+
 def triton_enabled(device: torch.device) -> bool:
-    """The Triton kernel runs on CUDA devices, and on the CPU under ``TRITON_INTERPRET=1``."""
+    """The Triton kernel runs on CUDA devices, and on the CPU under ``TRITON_INTERPRET=1``; never
+    where triton is not installed (every op then takes its PyTorch path)."""
+    if not triton_installed():
+        return False
     if device.type == "cuda":
         return True
     return device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") == "1"

@@ -33,7 +33,6 @@ import torch.nn.functional as F
 from kernels import causal_conv1d_fn, selective_scan_fn
 from kernels.selective_scan.interface import MAX_TRITON_DSTATE, triton_enabled
 from kernels.selective_scan.ref import as_grouped
-from kernels.selective_scan.triton_scan import plan, scan_backward, scan_forward
 
 
 def mamba_inner(
@@ -61,6 +60,14 @@ def mamba_inner(
     )
 
 
+def _triton_scan():
+    """The Triton scan's module, imported on the Triton path only: triton is optional (no wheels for
+    macOS or Windows), and without it ``triton_enabled`` is False."""
+    from kernels.selective_scan import triton_scan
+
+    return triton_scan
+
+
 def _uses_triton_scan(u: torch.Tensor, d_state: int) -> bool:
     return triton_enabled(u.device) and u.dtype != torch.float64 and d_state <= MAX_TRITON_DSTATE
 
@@ -79,8 +86,11 @@ class MambaInnerFn(torch.autograd.Function):
             scan_args = _scan_args(xz, x_dbl, delta, u, A_log, D, dt_proj_bias, dt_rank, d_state)
             ctx.triton_scan = _uses_triton_scan(u, d_state) and u.shape[-1] > 0
             if ctx.triton_scan:
-                ctx.scan_config = plan(u.shape[0], d_inner, 1, d_state, u.shape[-1], u.device)
-                y, _, ckpt, dtsum, reset = scan_forward(*scan_args, True, None, seq_idx, ctx.scan_config)
+                triton_scan = _triton_scan()
+                ctx.scan_config = triton_scan.plan(u.shape[0], d_inner, 1, d_state, u.shape[-1], u.device)
+                y, _, ckpt, dtsum, reset = triton_scan.scan_forward(
+                    *scan_args, True, None, seq_idx, ctx.scan_config
+                )
                 scan_saved = (ckpt, dtsum, reset)
             else:
                 scan_saved, ctx.scan_graph = (), _torch_scan_graph(scan_args, seq_idx)
@@ -113,7 +123,7 @@ class MambaInnerFn(torch.autograd.Function):
             scan_args = _scan_args(xz, x_dbl, delta, u, A_log, D, dt_proj_bias, dt_rank, d_state)
             if ctx.triton_scan:
                 ckpt, dtsum, reset = ctx.saved_tensors[10:]
-                du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, _ = scan_backward(
+                du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, _ = _triton_scan().scan_backward(
                     dout, None, *scan_args, True, seq_idx, ckpt, dtsum, reset, ctx.scan_config
                 )
             else:  # the PyTorch scan's graph, kept from the forward
