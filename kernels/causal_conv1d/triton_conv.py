@@ -8,40 +8,47 @@ import torch
 import triton
 
 from .checks import empty_like_layout, is_channel_last, weight_2d
-from .triton_bwd import conv_bwd_kernel
+from .triton_bwd import conv_bwd_dx_kernel, conv_bwd_gate_kernel
 from .triton_fwd import conv_fwd_kernel
 
 
 @dataclass(frozen=True)
 class ConvConfig:
-    """Tile sizes of the two kernels; `plan` picks them from the layout and problem size."""
+    """Tile sizes of the three kernels; `plan` picks them from the layout and problem size."""
 
     block_l: int  # forward: steps per tile
     block_d: int  # forward: channels per tile
     num_warps: int
-    bwd_block_l: int
+    bwd_block_l: int  # backward pass 1 (g, dweight, dbias): steps per tile
     bwd_block_d: int
     bwd_num_warps: int
-    bwd_tiles_per_program: int = 0  # tiles a backward program walks (0: from the problem size)
+    bwd_tiles_per_program: int = 0  # tiles a pass-1 program walks (0: from the problem size)
+    dx_block_l: int = 32  # backward pass 2 (dx from g): steps per tile
+    dx_block_d: int = 128
+    dx_num_warps: int = 4
+    g_fp32: bool = False  # keep g = dy * silu'(pre) in fp32 between the passes (else in x's dtype)
 
 
 def plan(x: torch.Tensor) -> ConvConfig:
     """Tiles wide along the contiguous axis: channels for channel-last x, time otherwise.
 
-    Chosen from sm_90 compiles (benchmarks/kernel_report.py style): the forward at 32 bf16 values per
-    thread (about 100 registers, 16-byte loads), the backward, which recomputes the pre-activation at
-    WIDTH shifts, at 4 values per thread (128 registers, no spills).
+    Channel-last: the forward's 32 x 128 tiles at 4 warps measured best on an H200 (0.072 ms at
+    16 x 1536 x 2048 bf16, floor 0.053); both backward passes use the same tile shape. g travels
+    between the passes in x's dtype: for bf16 x, dx gets one more bf16 rounding (relative 2^-9 per
+    term, the size of dx's own rounding); dweight and dbias are summed from the fp32 g.
     """
     if x.device.type != "cuda":  # Triton's interpreter: small tiles so that tiny tests use many programs
-        return ConvConfig(8, 4, 1, 8, 4, 1, bwd_tiles_per_program=2)
+        return ConvConfig(
+            8, 4, 1, 8, 4, 1, bwd_tiles_per_program=2, dx_block_l=8, dx_block_d=4, dx_num_warps=1
+        )
     if is_channel_last(x):
-        return ConvConfig(64, 128, 8, 8, 128, 8)
-    return ConvConfig(128, 32, 4, 32, 32, 8)
+        return ConvConfig(32, 128, 4, 32, 128, 4, dx_block_l=32, dx_block_d=128, dx_num_warps=4)
+    return ConvConfig(128, 32, 4, 128, 32, 4, dx_block_l=128, dx_block_d=32, dx_num_warps=4)
 
 
 def backward_chunks(batch: int, dim: int, seqlen: int, x: torch.Tensor, cfg: ConvConfig) -> tuple[int, int]:
-    """(tiles per program, number of chunks): long chunks keep the partial sums of dw and dbias
-    small, enough programs (about 8 per SM) keep the GPU busy."""
+    """(tiles per program, number of chunks) of backward pass 1: long chunks keep the partial sums of
+    dw and dbias small, enough programs (about 8 per SM) keep the GPU busy."""
     n_tiles = triton.cdiv(seqlen, cfg.bwd_block_l)
     n_sub = cfg.bwd_tiles_per_program
     if n_sub == 0:
@@ -77,7 +84,11 @@ def conv_forward(x, weight, bias, seq_idx, initial_states, silu, cfg: ConvConfig
 
 def conv_backward(dy, x, weight, bias, seq_idx, initial_states, silu, want_dinit, cfg: ConvConfig):
     """Returns dx (x's dtype and layout kind), dweight (dim, width) fp32, dbias (dim,) fp32 and
-    dinitial (batch, dim, width - 1) fp32 or None."""
+    dinitial (batch, dim, width - 1) fp32 or None. dy: (batch, dim, seqlen), any strides.
+
+    Pass 1 writes g = dy * silu'(pre) (x's dtype, or fp32 with cfg.g_fp32; without SiLU g is dy
+    itself) and the partial sums of dweight and dbias; pass 2 forms dx (and dinitial) from g.
+    """
     batch, dim, seqlen = x.shape
     width = weight.shape[1]
     f32 = dict(dtype=torch.float32, device=x.device)
@@ -85,21 +96,30 @@ def conv_backward(dy, x, weight, bias, seq_idx, initial_states, silu, want_dinit
     dinit = torch.zeros(batch, dim, width - 1, **f32) if want_dinit else None
     if dx.numel() == 0:  # nothing flows back (the initial states' gradient stays 0)
         return dx, torch.zeros(dim, width, **f32), torch.zeros(dim, **f32), dinit
-    assert cfg.bwd_block_l >= width - 1, "a backward tile must cover the initial states"
+    assert cfg.dx_block_l >= width - 1, "a dx tile must cover the initial states"
+    g = empty_like_layout(x, torch.float32 if cfg.g_fp32 else x.dtype) if silu else dy
     n_sub, n_chunks = backward_chunks(batch, dim, seqlen, x, cfg)
     dw_part = torch.empty(batch * n_chunks, width, dim, **f32)
     dbias_part = torch.empty(batch * n_chunks, dim, **f32)
-    grid = (triton.cdiv(dim, cfg.bwd_block_d), n_chunks + (1 if want_dinit else 0), batch)
-    conv_bwd_kernel[grid](
+    grid = (triton.cdiv(dim, cfg.bwd_block_d), n_chunks, batch)
+    conv_bwd_gate_kernel[grid](
         x, weight, bias if bias is not None else weight, seq_idx if seq_idx is not None else x,
-        initial_states if initial_states is not None else x, dy, dx,
-        dinit if dinit is not None else dw_part, dw_part, dbias_part,
+        initial_states if initial_states is not None else x, dy, g, dw_part, dbias_part,
         *x.stride(), *weight.stride(), *_strides(seq_idx, 2), *_strides(initial_states, 3),
-        *dy.stride(), *dx.stride(), *_strides(dinit, 3),
+        *dy.stride(), *g.stride(),
         seqlen, dim, n_chunks, n_sub,
         WIDTH=width, HAS_BIAS=bias is not None, HAS_SEQ=seq_idx is not None,
         HAS_INIT=initial_states is not None, SILU=silu,
         BLOCK_L=cfg.bwd_block_l, BLOCK_D=cfg.bwd_block_d, num_warps=cfg.bwd_num_warps,
+    )  # fmt: skip
+    n_tiles = triton.cdiv(seqlen, cfg.dx_block_l)
+    grid = (triton.cdiv(dim, cfg.dx_block_d), n_tiles + (1 if want_dinit else 0), batch)
+    conv_bwd_dx_kernel[grid](
+        g, weight, seq_idx if seq_idx is not None else x, dx, dinit if dinit is not None else dx,
+        *g.stride(), *weight.stride(), *_strides(seq_idx, 2), *dx.stride(), *_strides(dinit, 3),
+        seqlen, dim, n_tiles,
+        WIDTH=width, HAS_SEQ=seq_idx is not None, WANT_DINIT=want_dinit,
+        BLOCK_L=cfg.dx_block_l, BLOCK_D=cfg.dx_block_d, num_warps=cfg.dx_num_warps,
     )  # fmt: skip
     return dx, dw_part.sum(0).t(), dbias_part.sum(0), dinit
 

@@ -24,10 +24,10 @@ finally:
     if saved is None:
         del os.environ["TRITON_INTERPRET"]
 
-# 8-step x 4-channel tiles; backward programs walk 2 tiles (16 steps) each, so that the tiny shapes
-# below cross tiles, chunks and channel blocks.
-SMALL = ConvConfig(8, 4, 1, 8, 4, 1, bwd_tiles_per_program=2)
-LONG = ConvConfig(64, 4, 1, 32, 4, 1, bwd_tiles_per_program=2)  # the interpreter's time grows with programs
+# 8-step x 4-channel tiles; backward pass-1 programs walk 2 tiles (16 steps) each, so that the tiny
+# shapes below cross tiles, chunks and channel blocks in every kernel.
+SMALL = ConvConfig(8, 4, 1, 8, 4, 1, bwd_tiles_per_program=2, dx_block_l=8, dx_block_d=4, dx_num_warps=1)
+LONG = ConvConfig(64, 4, 1, 32, 4, 1, bwd_tiles_per_program=2, dx_block_l=32, dx_block_d=4, dx_num_warps=1)
 
 
 def triton_conv(config=SMALL):
