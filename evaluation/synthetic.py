@@ -85,6 +85,14 @@ def choose_mode(mode: str, length: int, parallel_max_length: int) -> str:
     return mode
 
 
+def parallel_batch(batch_size: int, length: int, parallel_tokens: int | None) -> int:
+    """Sequences per parallel forward pass: ``batch_size``, fewer when ``parallel_tokens`` caps the tokens of
+    one pass (at least one sequence), so long lengths run in the parallel form in batch chunks."""
+    if parallel_tokens is None:
+        return batch_size
+    return max(1, min(batch_size, parallel_tokens // length))
+
+
 def length_generalization(
     model: torch.nn.Module,
     datamodule,
@@ -97,17 +105,22 @@ def length_generalization(
     dtype: torch.dtype | None = None,
     on_result=None,
     recurrent_batch_size: int | None = None,
+    parallel_tokens: int | None = None,
 ) -> list[LengthResult]:
     """Accuracy at each test length, from ``datamodule.val_loader(batch, seqlen=L)``.
 
-    ``batch`` is ``batch_size`` in parallel form and ``recurrent_batch_size`` (default: the same) in
+    ``batch`` is ``batch_size`` in parallel form, at most ``parallel_tokens // L`` sequences (at least
+    one) when ``parallel_tokens`` is given, and ``recurrent_batch_size`` (default: ``batch_size``) in
     recurrent form, where one stepping loop costs nearly the same for 1 or 256 sequences.
     ``on_result(result)`` is called after each length (progress printing).
     """
     results = []
     for length in lengths:
         length_mode = choose_mode(mode, length, parallel_max_length)
-        batch = (recurrent_batch_size or batch_size) if length_mode == "recurrent" else batch_size
+        if length_mode == "recurrent":
+            batch = recurrent_batch_size or batch_size
+        else:
+            batch = parallel_batch(batch_size, length, parallel_tokens)
         loader = datamodule.val_loader(batch, seqlen=length)
         if max_examples is not None:
             loader = itertools.islice(loader, -(-max_examples // batch))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from data.checks import check_positive
+from data.checks import check_choice, check_positive
 
 
 @dataclass
@@ -45,6 +45,10 @@ class InductionHeadsConfig:
     """Training sequence length (the paper trains at 256)."""
     vocab_size: int = 16
     """vocab_size - 1 is the trigger token; 0..vocab_size - 2 are ordinary tokens."""
+    supervise: str = "answer"
+    """Training loss positions: "answer" (only the recalled token at the end) or "all" (next-token
+    prediction at every position, the earlier work's setting: H3 / safari's induction-head task, which the
+    Mamba paper's setup follows; every token but the answer is random). Validation scores the answer only."""
     eval_seqlens: list[int] = field(default_factory=lambda: [2**k for k in range(6, 21)])
     """Test lengths for ``val_loader(batch_size, seqlen=...)`` (the paper: 2^6 .. 2^20)."""
     val_examples: int = 256
@@ -60,3 +64,4 @@ class InductionHeadsConfig:
         if self.seqlen < 4 or any(length < 4 for length in self.eval_seqlens):
             raise ValueError("data.seqlen and data.eval_seqlens must be >= 4")
         check_positive("data.val_examples", self.val_examples)
+        check_choice("data.supervise", self.supervise, ("answer", "all"))

@@ -17,7 +17,11 @@ import torch
 from data.datamodule import DataModule
 from data.sampling import Batch, EpochSampler, ResumableLoader, SequentialBatches
 from data.synthetic.config import InductionHeadsConfig, SelectiveCopyingConfig
-from data.synthetic.tasks import induction_heads_example, selective_copying_example
+from data.synthetic.tasks import (
+    induction_heads_example,
+    selective_copying_example,
+    supervise_every_position,
+)
 
 ENDLESS = 2**62
 """Size of the training "epoch": the stream never repeats."""
@@ -49,16 +53,22 @@ class SyntheticDataModule(DataModule):
             self.eval_seqlens = sorted(config.eval_seqlens)
         self.example(np.random.default_rng(0), config.seqlen)  # fail now on impossible settings
 
-    def _batch(self, entropy: tuple[int, ...], seqlen: int, indices: np.ndarray) -> Batch:
+    def _batch(
+        self, entropy: tuple[int, ...], seqlen: int, indices: np.ndarray, every_position: bool = False
+    ) -> Batch:
         pairs = [self.example(np.random.default_rng([*entropy, int(i)]), seqlen) for i in indices]
-        return {
-            "input_ids": torch.from_numpy(np.stack([p[0] for p in pairs])),
-            "labels": torch.from_numpy(np.stack([p[1] for p in pairs])),
-        }
+        input_ids, labels = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        if every_position:
+            labels = supervise_every_position(input_ids, labels)
+        return {"input_ids": torch.from_numpy(input_ids), "labels": torch.from_numpy(labels)}
 
     def train_loader(self, batch_size: int) -> ResumableLoader:
+        """Training batches; with induction heads' ``supervise: all`` every position is labelled."""
         sampler = EpochSampler(ENDLESS, batch_size, self.seed, self.rank, self.world_size, shuffle=False)
-        return ResumableLoader(sampler, partial(self._batch, (self.seed, 0), self.seqlen))
+        every_position = getattr(self.config, "supervise", "answer") == "all"
+        return ResumableLoader(
+            sampler, partial(self._batch, (self.seed, 0), self.seqlen, every_position=every_position)
+        )
 
     def val_loader(self, batch_size: int, seqlen: int | None = None) -> SequentialBatches:
         """The fixed validation set at ``seqlen`` (default: the training length; see ``eval_seqlens``)."""

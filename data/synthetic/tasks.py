@@ -51,3 +51,11 @@ def induction_heads_example(
     labels = np.full(seqlen, IGNORE, dtype=np.int64)
     labels[-1] = input_ids[first + 1]
     return input_ids, labels
+
+
+def supervise_every_position(input_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Next-token labels at every position (int64, same shape): ``labels[..., t] = input_ids[..., t + 1]``,
+    keeping the given label at the last position (the answer to recall)."""
+    every = labels.copy()
+    every[..., :-1] = input_ids[..., 1:]
+    return every

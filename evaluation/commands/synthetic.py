@@ -1,9 +1,10 @@
 """``python -m evaluation synthetic checkpoint=RUN_DIR [max_log2=20] [mode=auto] ...``.
 
 For a run trained with ``experiment=synthetic/induction_heads``: accuracy at every test length
-(default: the data config's ``eval_seqlens``, 2^6 ... 2^20) in one table; lengths above
-``parallel_max_length`` run in recurrent form (constant memory). For ``synthetic/selective_copying``:
-accuracy at the task's length. Saved in RUN_DIR/eval/synthetic.json.
+(default: the data config's ``eval_seqlens``, 2^6 ... 2^20) in one table, in parallel form in batch
+chunks of at most ``parallel_tokens`` tokens (2^20 tokens: a few sequences per pass); lengths above
+``parallel_max_length`` run in recurrent form (constant memory, one step per token: slow).
+For ``synthetic/selective_copying``: accuracy at the task's length. Saved in RUN_DIR/eval/synthetic.json.
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ class Options:
     mode: str = option(
         "auto", help="auto (parallel up to parallel_max_length, then recurrent) | parallel | recurrent"
     )
-    parallel_max_length: int = option(1 << 14, help="auto mode: longest length run in parallel form")
+    parallel_max_length: int = option(
+        1 << 20, help="auto mode: longest length run in parallel form (recurrent beyond: constant memory)"
+    )
+    parallel_tokens: int = option(
+        1 << 22, help="parallel form: at most this many tokens per forward pass (batch chunks, >= 1 sequence)"
+    )
     prefill: int = option(1024, help="recurrent mode: tokens read in parallel form before stepping")
     device: str | None = option(None, help="cpu | cuda | cuda:N (default: cuda when available)")
     dtype: str = option("float32", help="autocast dtype: float32 | bfloat16 | float16 | auto")
@@ -75,6 +81,7 @@ def run(options: Options, positional: list[str]) -> int:
             flush=True,
         ),
         recurrent_batch_size=options.recurrent_batch_size,
+        parallel_tokens=options.parallel_tokens,
     )
     name = str(run_folder_of(options.checkpoint) or options.checkpoint)
     series = {name: ([r.length for r in results], [r.accuracy for r in results])}

@@ -79,3 +79,21 @@ def test_induction_heads_validation_at_any_length():
     assert (
         next(iter(other_run.val_loader(2)))["input_ids"] == next(iter(module.val_loader(2)))["input_ids"]
     ).all()
+
+
+def test_induction_heads_can_supervise_every_position(tmp_path):
+    """supervise: all (H3 / safari's setting): training labels are the next tokens everywhere, the answer
+    last; validation still scores the answer only."""
+    config = {"kind": "induction_heads", "seqlen": 32, "supervise": "all", "val_examples": 4}
+    module = build_datamodule(config, seed=3)
+    batch = next(module.train_loader(4))
+    ids, labels = batch["input_ids"], batch["labels"]
+    assert (labels[:, :-1] == ids[:, 1:]).all()
+    answer_only = build_datamodule({**config, "supervise": "answer"}, seed=3)
+    reference = next(answer_only.train_loader(4))
+    assert (ids == reference["input_ids"]).all() and (labels[:, -1] == reference["labels"][:, -1]).all()
+    assert (reference["labels"][:, :-1] == IGNORE).all()
+    val = next(iter(module.val_loader(4)))
+    assert (val["labels"][:, :-1] == IGNORE).all()
+    with pytest.raises(ValueError, match="supervise"):
+        build_datamodule({**config, "supervise": "some"}, seed=0)

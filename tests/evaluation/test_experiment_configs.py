@@ -15,7 +15,7 @@ from mamba_lm.trainer.optim import plan_parameter_groups
 
 LRA = ["lra/listops", "lra/text", "lra/retrieval", "lra/image", "lra/pathfinder", "lra/pathx"]
 QUICK = ["lra/quick/listops", "lra/quick/pathfinder"]
-SYNTHETIC = ["synthetic/selective_copying", "synthetic/induction_heads"]
+SYNTHETIC = ["synthetic/selective_copying", "synthetic/selective_copying_s4d", "synthetic/induction_heads"]
 SSM_PARAMETERS = ("A_log", "dt_proj", "log_dt", "log_A_real", "A_imag")
 
 
@@ -117,4 +117,40 @@ def test_synthetic_experiments_are_two_layers_of_width_64(experiment: str) -> No
     run, model_values = composed(experiment)
     assert (model_values["n_layer"], model_values["d_model"]) == (2, 64)
     assert run.optim.weight_decay == 0.0 and run.optim.schedule.value == "constant"
+    assert run.optim.grad_clip == 0.0 and list(run.optim.betas) == [0.9, 0.999]  # Adam, nothing else named
     build_model_from_dict(fit_model_to_data(model_values, "lm", 16, None))
+
+
+def test_synthetic_step_budgets_and_learning_rates_are_the_papers() -> None:
+    """Mamba paper App. E.1: selective copying 400K steps of 64 at 1e-4; induction heads batch 8, Mamba
+    25 epochs of 8192 steps at 1e-3, attention (D 128, 8 heads) 50 epochs at 2e-4."""
+    expected = {
+        "synthetic/selective_copying": (400000, 64, 1e-4),
+        "synthetic/selective_copying_s4d": (400000, 64, 1e-4),
+        "synthetic/induction_heads": (204800, 8, 1e-3),
+        "synthetic/induction_heads_attention": (409600, 8, 2e-4),
+    }
+    for experiment, (steps, batch, lr) in expected.items():
+        run, model_values = composed(experiment)
+        assert (run.trainer.max_steps, run.trainer.micro_batch_size, run.optim.lr) == (steps, batch, lr)
+    _, attention = composed("synthetic/induction_heads_attention")
+    assert (attention["arch"], attention["d_model"], attention["n_head"], attention["n_layer"]) == (
+        "transformer",
+        128,
+        8,
+        2,
+    )
+    _, s4d = composed("synthetic/selective_copying_s4d")
+    assert s4d["ssm_cfg"]["layer"] == "S4D"
+
+
+@pytest.mark.parametrize("model", ["mamba_130m", "transformer_125m", "mamba_1.4b", "transformer_1.3b"])
+def test_scaling_law_runs_use_gpt2s_tokenizer_on_a_corpus_named_for_what_it_is(model: str) -> None:
+    """App. E.2.1: the scaling-law runs used the GPT-2 tokenizer (the 300B-token models GPT-NeoX's); the
+    streamed corpus is the Pile without its copyrighted subsets, and says so in its name."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIGS_DIR), version_base="1.3"):
+        config = compose(config_name="train", overrides=[f"experiment=paper/{model}"])
+    assert config.data.tokenizer.source == "openai-community/gpt2"
+    assert config.data.name == "pile_uncopyrighted"
+    assert config.optim.betas == [0.9, 0.95] and config.optim.grad_clip == 1.0

@@ -122,3 +122,23 @@ def test_selective_copying_accuracy_equals_a_direct_count(mode: str) -> None:
             labelled += int(wanted.sum())
     assert labelled == 6 * 4 and (result.labelled, result.sequences) == (labelled, 6)
     assert result.correct == correct and result.mode == mode
+
+
+def test_long_lengths_run_in_the_parallel_form_in_batch_chunks() -> None:
+    """A token budget per forward pass sets the parallel batch (at least one sequence); the accuracies
+    equal the recurrent form's."""
+    from data import build_datamodule
+    from evaluation.synthetic import parallel_batch
+
+    assert parallel_batch(32, 1 << 20, 1 << 22) == 4 and parallel_batch(32, 64, 1 << 22) == 32
+    assert parallel_batch(32, 1 << 20, 1000) == 1 and parallel_batch(32, 64, None) == 32
+    config = {"kind": "induction_heads", "seqlen": 32, "eval_seqlens": [32, 64], "val_examples": 6}
+    datamodule = build_datamodule(config, seed=0)
+    asked = []
+    loader = datamodule.val_loader
+    datamodule.val_loader = lambda batch, seqlen=None: asked.append((seqlen, batch)) or loader(batch, seqlen)
+    model = tiny_lm("mamba", 16, seed=3)
+    chunked = length_generalization(model, datamodule, [32, 64], 4, 6, mode="parallel", parallel_tokens=70)
+    assert asked == [(32, 2), (64, 1)] and [r.sequences for r in chunked] == [6, 6]
+    stepped = length_generalization(model, datamodule, [32, 64], 4, 6, mode="recurrent", prefill=8)
+    assert [r.correct for r in chunked] == [r.correct for r in stepped]
