@@ -98,8 +98,11 @@ class LMHeadModel(nn.Module):
         top_p: float = 1.0,
         eos_token_id: int | None = None,
         generator: torch.Generator | None = None,
+        cuda_graph: bool = True,
     ) -> torch.Tensor:
         """Decode recurrently from a prompt (batch, prompt_len) int64; greedy when top_k=1.
+        On a GPU the one-token step is captured once as a CUDA graph and replayed (``cuda_graph=False``:
+        eager steps; see ``mamba_lm.generation.generate``).
         Returns (batch, prompt_len + new) int64 (fewer new tokens only if every row hit eos_token_id)."""
         return generate(
             self,
@@ -111,6 +114,7 @@ class LMHeadModel(nn.Module):
             eos_token_id=eos_token_id,
             vocab_size=self.config.vocab_size,
             generator=generator,
+            cuda_graph=cuda_graph,
         )
 
     @classmethod
