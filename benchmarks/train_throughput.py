@@ -2,12 +2,15 @@
 
     python benchmarks/train_throughput.py --out train_throughput.json
     python benchmarks/train_throughput.py --models mamba_130m --shapes 2048x16 --steps 20
+    python benchmarks/train_throughput.py --models mamba_130m,transformer_125m --paths fused,unfused
 
 Each (model, seqlen x batch) runs the trainer's own ``TrainStep`` (forward, cross-entropy,
 backward, clip at 1.0, fused AdamW step) under ``accelerate`` with bf16 autocast and fp32
 weights, on random tokens, so the numbers compare with ANCHORS.md's end-to-end table (32,768
 tokens per step). Models come from ``mamba_lm.configs`` (vocab 50277); nothing here needs Hydra,
-datasets or wandb. ``--device cpu --precision fp32`` with tiny models smoke-tests the script.
+datasets or wandb. ``--paths fused,unfused`` also times the unfused reference path
+(``set_fused(model, False)``: separate add and norm, the Mamba mixer as composed autograd ops, logits
+then cross-entropy). ``--device cpu --precision fp32`` with tiny models smoke-tests the script.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mamba_lm import build_model, configs  # noqa: E402
+from mamba_lm.modules.fusion import set_fused  # noqa: E402
 from mamba_lm.trainer import (  # noqa: E402
     OptimConfig,
     TrainStep,
@@ -36,11 +40,13 @@ from mamba_lm.trainer import (  # noqa: E402
 
 DEFAULT_MODELS = "mamba_130m,mamba_370m,transformer_125m,transformer_350m"
 DEFAULT_SHAPES = "2048x16,8192x4"  # seqlen x batch: 32,768 tokens per step, as in ANCHORS.md
+PATHS = ("fused", "unfused")
 
 
 @dataclass
 class Measurement:
     model: str
+    path: str
     params: int
     seqlen: int
     batch: int
@@ -58,12 +64,14 @@ def random_batch(batch: int, seqlen: int, vocab: int, device: torch.device) -> d
     return {"input_ids": tokens[:, :-1], "labels": tokens[:, 1:]}
 
 
-def measure(accelerator, name: str, seqlen: int, batch: int, steps: int, warmup: int, compile_model: bool):
+def measure(
+    accelerator, name: str, path: str, seqlen: int, batch: int, steps: int, warmup: int, compile_model: bool
+):
     """Time ``steps`` training steps after ``warmup`` untimed ones; returns a Measurement."""
     device = accelerator.device
     config = configs.get(name)
     torch.manual_seed(0)
-    model = build_model(config, device=device)
+    model = set_fused(build_model(config, device=device), path == "fused")
     params = sum(p.numel() for p in model.parameters())
     flops_per_token = model_flops_per_token(model, seqlen)
     optimizer = build_optimizer(model, OptimConfig(lr=1e-4))
@@ -89,6 +97,7 @@ def measure(accelerator, name: str, seqlen: int, batch: int, steps: int, warmup:
         memory = torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None
         return Measurement(
             model=name,
+            path=path,
             params=params,
             seqlen=seqlen,
             batch=batch,
@@ -107,20 +116,17 @@ def measure(accelerator, name: str, seqlen: int, batch: int, steps: int, warmup:
 
 
 def format_table(rows: list[Measurement]) -> str:
-    header = f"{'model':<18} {'params':>8} {'seqlen x batch':>15} {'tokens/s':>10} {'ms/step':>9} "
-    header += f"{'MFU':>6} {'peak mem':>9}"
+    header = f"{'model':<18} {'path':<8} {'params':>8} {'seqlen x batch':>15} {'tokens/s':>10} "
+    header += f"{'ms/step':>9} {'MFU':>6} {'peak mem':>9}"
     lines = [header, "-" * len(header)]
     for r in rows:
-        shape = f"{r.seqlen} x {r.batch}"
+        start = f"{r.model:<18} {r.path:<8} {r.params / 1e6:>7.1f}M {f'{r.seqlen} x {r.batch}':>15}"
         if r.error:
-            lines.append(f"{r.model:<18} {r.params / 1e6:>7.1f}M {shape:>15}   {r.error}")
+            lines.append(f"{start}   {r.error}")
             continue
         mfu = f"{r.mfu:.1%}" if r.mfu is not None else "-"
         memory = f"{r.peak_memory_gb:.1f} GB" if r.peak_memory_gb is not None else "-"
-        lines.append(
-            f"{r.model:<18} {r.params / 1e6:>7.1f}M {shape:>15} {r.tokens_per_s:>10,.0f} "
-            f"{r.step_ms:>9.1f} {mfu:>6} {memory:>9}"
-        )
+        lines.append(f"{start} {r.tokens_per_s:>10,.0f} {r.step_ms:>9.1f} {mfu:>6} {memory:>9}")
     return "\n".join(lines)
 
 
@@ -144,6 +150,7 @@ def main() -> None:
         "--models", default=DEFAULT_MODELS, help=f"names from mamba_lm.configs ({DEFAULT_MODELS})"
     )
     parser.add_argument("--shapes", default=DEFAULT_SHAPES, help="SEQLENxBATCH list (default %(default)s)")
+    parser.add_argument("--paths", default="fused", help="fused and/or unfused, comma-separated")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation, autotuning)")
     parser.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"])
@@ -155,6 +162,9 @@ def main() -> None:
     unknown = [n for n in names if n not in configs.names()]
     if unknown:
         raise SystemExit(f"--models: unknown {unknown}; known: {', '.join(configs.names())}")
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    if not paths or any(p not in PATHS for p in paths):
+        raise SystemExit(f"--paths: a comma-separated list of {PATHS}, got {args.paths!r}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: pass --device cpu (with tiny models) to smoke-test the script")
 
@@ -162,15 +172,20 @@ def main() -> None:
     rows = []
     for name in names:
         for seqlen, batch in parse_shapes(args.shapes):
-            try:
-                row = measure(accelerator, name, seqlen, batch, args.steps, args.warmup, args.compile)
-            except torch.OutOfMemoryError:
-                params = sum(p.numel() for p in build_model(configs.get(name), device="meta").parameters())
-                row = Measurement(
-                    name, params, seqlen, batch, None, None, None, None, 0.0, error="out of memory"
-                )
-            rows.append(row)
-            print(format_table([row]).splitlines()[-1], flush=True)
+            for path in paths:
+                try:
+                    row = measure(
+                        accelerator, name, path, seqlen, batch, args.steps, args.warmup, args.compile
+                    )
+                except torch.OutOfMemoryError:
+                    params = sum(
+                        p.numel() for p in build_model(configs.get(name), device="meta").parameters()
+                    )
+                    row = Measurement(
+                        name, path, params, seqlen, batch, None, None, None, None, 0.0, error="out of memory"
+                    )
+                rows.append(row)
+                print(format_table([row]).splitlines()[-1], flush=True)
 
     print()
     print(format_table(rows))
