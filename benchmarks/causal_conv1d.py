@@ -4,7 +4,8 @@
 
 Inputs as Mamba produces them: x is the first half of a (batch, seqlen, 2 * dim) bf16 Linear output
 viewed as (batch, dim, seqlen); width 4, bias, SiLU. The forward moves 2 bytes in and 2 out per
-element, the backward 4 in (x, dy) and 2 out (dx); "floor" is that traffic at the measured device
+element, the backward 4 in (x, dy) and 2 out (dx) (its two passes add g: 2 out + 2 in, 4 with g in
+fp32; GB/s counts only the 6 bytes); "floor" is the 4 + 2 bytes at the measured device
 copy bandwidth. Rows: the planned tiles, tile variants, seqlen-contiguous x, and the PyTorch path
 (shifted multiply-adds, what the model ran before). Every variant is checked against the reference.
 """
@@ -27,9 +28,12 @@ from kernels.causal_conv1d.triton_conv import ConvConfig, conv_backward, conv_fo
 SHAPES = [(16, 1536, 2048), (4, 1536, 8192)]  # (batch, dim, seqlen)
 WIDTH = 4
 DEVICE = "cuda"
-# (steps, channels, warps) per tile; the planned tiles are timed first.
-FWD_VARIANTS = [(32, 128, 4), (64, 64, 4), (16, 256, 4), (128, 128, 8), (32, 64, 2)]
-BWD_VARIANTS = [(16, 128, 4), (4, 128, 4), (16, 128, 16), (8, 256, 8), (8, 64, 4), (16, 64, 8)]
+# (steps, channels, warps) per tile; the planned tiles are timed first. The backward has two passes:
+# "g" (g = dy * silu'(pre), dweight, dbias; a program walks several tiles) and "dx" (dx from g).
+FWD_VARIANTS = [(64, 64, 4), (16, 256, 4), (32, 256, 8), (16, 128, 2)]
+G_VARIANTS = [(16, 128, 4), (16, 128, 2), (32, 128, 8), (8, 256, 4), (16, 256, 8), (32, 64, 4)]
+DX_VARIANTS = [(16, 128, 4), (64, 128, 8), (32, 256, 8), (64, 64, 4), (16, 256, 4)]
+TILES_PER_PROGRAM = [1, 4, 16]  # pass 1's chunk length (0, the planned value, picks from the size)
 
 
 def time_ms(fn) -> float:
@@ -100,9 +104,16 @@ def bench_shape(batch, dim, seqlen) -> list[tuple]:
     for block_l, block_d, warps in FWD_VARIANTS:
         cfg = dataclasses.replace(default, block_l=block_l, block_d=block_d, num_warps=warps)
         add(f"fwd {block_l}x{block_d} w{warps}", cfg, x, dy, fwd_only=True)
-    for block_l, block_d, warps in BWD_VARIANTS:
+    for block_l, block_d, warps in G_VARIANTS:
         cfg = dataclasses.replace(default, bwd_block_l=block_l, bwd_block_d=block_d, bwd_num_warps=warps)
-        add(f"bwd {block_l}x{block_d} w{warps}", cfg, x, dy, bwd_only=True)
+        add(f"bwd g {block_l}x{block_d} w{warps}", cfg, x, dy, bwd_only=True)
+    for block_l, block_d, warps in DX_VARIANTS:
+        cfg = dataclasses.replace(default, dx_block_l=block_l, dx_block_d=block_d, dx_num_warps=warps)
+        add(f"bwd dx {block_l}x{block_d} w{warps}", cfg, x, dy, bwd_only=True)
+    for n_sub in TILES_PER_PROGRAM:
+        add(f"bwd g chunk {n_sub} tiles", dataclasses.replace(default, bwd_tiles_per_program=n_sub), x, dy,
+            bwd_only=True)  # fmt: skip
+    add("bwd g kept in fp32", dataclasses.replace(default, g_fp32=True), x, dy, bwd_only=True)
     xc, dyc = x.contiguous(), dy.contiguous()
     add("L-contig " + _tiles(plan(xc)), plan(xc), xc, dyc)
 
@@ -119,7 +130,9 @@ def bench_shape(batch, dim, seqlen) -> list[tuple]:
 
 
 def _tiles(cfg: ConvConfig) -> str:
-    return f"{cfg.block_l}x{cfg.block_d}/{cfg.bwd_block_l}x{cfg.bwd_block_d}"
+    return (
+        f"{cfg.block_l}x{cfg.block_d}/{cfg.bwd_block_l}x{cfg.bwd_block_d}/{cfg.dx_block_l}x{cfg.dx_block_d}"
+    )
 
 
 def main() -> None:
@@ -130,10 +143,10 @@ def main() -> None:
     print(f"device: {torch.cuda.get_device_name()}")
     rows = [row for shape in SHAPES for row in bench_shape(*shape)]
     fmt = lambda v, spec: format(v, spec) if v is not None else "-".rjust(int(spec.split(".")[0]))  # noqa: E731
-    print(f"{'shape':16} {'variant':24} {'fwd ms':>7} {'bwd ms':>7} {'floor f/b ms':>13} {'fwd GB/s':>9} "
+    print(f"{'shape':16} {'variant':30} {'fwd ms':>7} {'bwd ms':>7} {'floor f/b ms':>13} {'fwd GB/s':>9} "
           f"{'bwd GB/s':>9} {'rel err':>8}")  # fmt: skip
     for shape, name, fwd, bwd, ff, fb, err, gf, gb in rows:
-        print(f"{shape:16} {name:24} {fmt(fwd, '7.4f')} {fmt(bwd, '7.4f')} {ff:6.4f}/{fb:6.4f} "
+        print(f"{shape:16} {name:30} {fmt(fwd, '7.4f')} {fmt(bwd, '7.4f')} {ff:6.4f}/{fb:6.4f} "
               f"{fmt(gf, '9.0f')} {fmt(gb, '9.0f')} {fmt(err, '8.1e')}")  # fmt: skip
     bad = [r for r in rows if r[6] is not None and r[6] > 2e-2]
     if bad:

@@ -3,6 +3,7 @@ through Triton's interpreter (tiny shapes, small tiles so that every program bou
 the PyTorch path (float64 gradcheck, agreement with the reference), the dispatch and argument checks.
 The same checks at model sizes run on a GPU in test_causal_conv1d_gpu.py (`pytest -m gpu`)."""
 
+import dataclasses
 import os
 
 import pytest
@@ -141,6 +142,38 @@ def test_bf16_inputs_with_fp32_parameters():
     assert got[2]["weight"].dtype == torch.float32 and got[2]["bias"].dtype == torch.float32
     ref = run_with_grads(causal_conv1d_ref, inputs, upcast=True)
     assert_conv_close(got, ref, torch.bfloat16, "bf16")
+
+
+@pytest.mark.parametrize("g_fp32", [False, True], ids=["g-in-x-dtype", "g-fp32"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_backward_g_precision(dtype, g_fp32):
+    """g = dy * silu'(pre) travels between the backward passes in x's dtype (or fp32): either way the
+    gradients stay within x's dtype's tolerance of the fp32 reference, and fp32 x loses nothing."""
+    inputs = make_inputs(batch=2, dim=5, seqlen=19, width=4, dtype=dtype, seed=12, docs=True,
+                         initial_states=True)  # fmt: skip
+    got = run_with_grads(triton_conv(dataclasses.replace(SMALL, g_fp32=g_fp32)), inputs)
+    assert_conv_close(got, run_with_grads(causal_conv1d_ref, inputs, upcast=True), dtype, f"g_fp32={g_fp32}")
+
+
+@pytest.mark.parametrize("activation", [None, "silu"])
+@pytest.mark.parametrize("width", [2, 4])
+def test_backward_halo_at_tile_boundaries(width, activation):
+    """Documents that start exactly at, one before and width - 1 before a dx tile boundary, with
+    initial states, and the two backward passes on different tilings (4-step tiles walked 3 per
+    program in pass 1, 8-step tiles in pass 2): dx reads g across tile and chunk boundaries and
+    drops it across document boundaries."""
+    inputs = make_inputs(batch=2, dim=3, seqlen=29, width=width, seed=width, activation=activation,
+                         initial_states=True)  # fmt: skip
+    seq_idx = torch.zeros(2, 29, dtype=torch.int32)
+    for start in (8, 15, 16 + 8 - (width - 1)):  # tile boundaries at 8, 16, 24
+        seq_idx[0, start:] += 1
+    seq_idx[1, 12:] = 1  # a boundary inside pass 1's third tile and at pass 1's chunk boundary (12)
+    inputs["seq_idx"] = seq_idx
+    cfg = dataclasses.replace(SMALL, bwd_block_l=4, bwd_tiles_per_program=3, dx_block_l=8, dx_block_d=2)
+    got = run_with_grads(triton_conv(cfg), inputs)
+    assert_conv_close(
+        got, run_with_grads(causal_conv1d_ref, inputs), torch.float32, f"W={width} {activation}"
+    )
 
 
 def test_conv1d_weight_shape_and_frozen_initial_states():

@@ -39,7 +39,10 @@ def test_tile_configurations_agree():
     inputs = make_inputs(batch=3, dim=1000, seqlen=1500, width=4, dtype=torch.bfloat16, device="cuda",
                          docs=True, initial_states=True)  # fmt: skip
     ref = run_with_grads(causal_conv1d_ref, inputs, upcast=True)
-    for cfg in (ConvConfig(64, 64, 4, 32, 64, 4, 3), ConvConfig(16, 256, 8, 8, 256, 4, 1)):
+    for cfg in (
+        ConvConfig(64, 64, 4, 32, 64, 4, 3, dx_block_l=16, dx_block_d=256, dx_num_warps=8),
+        ConvConfig(16, 256, 8, 8, 256, 4, 1, dx_block_l=64, dx_block_d=64, dx_num_warps=4, g_fp32=True),
+    ):
 
         def conv(x, weight, bias, seq_idx, activation, initial_states, return_final_states, cfg=cfg):
             y = causal_conv1d_triton(x, weight, bias, seq_idx, activation, initial_states, cfg)
