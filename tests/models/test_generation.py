@@ -142,6 +142,7 @@ def test_the_decoder_is_kept_while_the_settings_match():
     decoder = _DECODERS[model][1]
     assert torch.equal(model.generate(prompt, max_new_tokens=3, top_k=1), first[:, :7])
     assert _DECODERS[model][1] is decoder  # shorter: the same static buffers
+    assert torch.equal(model.generate(prompt, max_new_tokens=6, top_k=1, cuda_graph=False), first)
     model.generate(prompt, max_new_tokens=9, top_k=1)
     assert _DECODERS[model][1] is not decoder  # longer than it holds: a new one
     model.generate(torch.randint(0, VOCAB, (3, 4)), max_new_tokens=2, top_k=1)
