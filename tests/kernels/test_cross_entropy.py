@@ -221,5 +221,6 @@ def test_model_size_on_gpu_with_less_memory():
     for index, name in ((3, "d hidden"), (4, "d weight")):
         got_error = ((got[index].float() - truth[index]).norm() / truth[index].norm()).item()
         ref_error = ((ref[index].float() - truth[index]).norm() / truth[index].norm()).item()
-        assert got_error < 1e-2 and got_error < 2 * ref_error + 1e-3, (name, got_error, ref_error)
+        # Measured on an H200: d hidden 1.80e-2 here and 1.81e-2 for the reference (bf16 d logits).
+        assert got_error < 1.5 * ref_error + 1e-3, (name, got_error, ref_error)
     assert got_peak < 0.5 * ref_peak, (got_peak, ref_peak)
