@@ -6,18 +6,10 @@ Both only read shapes on the host: no device synchronization, so they can be cap
 
 from __future__ import annotations
 
-import os
-
 import torch
 
+from ..selective_scan.interface import triton_enabled  # CUDA, or TRITON_INTERPRET=1; never without triton
 from .ref import conv_state_update_ref, selective_state_update_ref
-
-
-def triton_enabled(device: torch.device) -> bool:
-    """The Triton kernels run on CUDA devices, and on the CPU under ``TRITON_INTERPRET=1``."""
-    if device.type == "cuda":
-        return True
-    return device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 def conv_state_update(
