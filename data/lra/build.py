@@ -18,6 +18,7 @@ import numpy as np
 from data.cache import build_once, cache_root, fingerprint, read_json
 from data.lra import archive, listops
 from data.lra.generated import generate_listops_rows, generate_pathfinder
+from data.lra.pathfinder import PATHFINDER_GENERATOR_VERSION
 from data.lra.release import pathfinder_release, s4_split_assignment
 from data.lra.store import META, SplitWriter, finish_store, write_split
 from data.lra.tasks import LRA_TASKS
@@ -143,6 +144,8 @@ def store_key(config, seqlen: int) -> dict[str, Any]:
     key.update(format=FORMAT_VERSION, seqlen=seqlen)
     if config.kind in ("lra_pathfinder", "lra_pathx") and config.source == "archive":
         key["split"] = "s4"  # S4's random_split (data/lra/release.py) since the numpy split before it
+    if config.kind in ("lra_pathfinder", "lra_pathx") and config.source == "generate":
+        key["generator"] = PATHFINDER_GENERATOR_VERSION
     if config.source == "archive" and config.archive_dir:
         folder = Path(config.archive_dir).expanduser().resolve()
         key["archive"] = [str(folder), folder.stat().st_mtime_ns if folder.exists() else None]

@@ -10,6 +10,15 @@ contour and from markers it does not carry, so "joined by one contour" is well d
 
 Geometry is in output-pixel units; :func:`render` rasterizes a scene at any sampling scale,
 and images are rendered at ``antialias`` samples per pixel and box-filtered to uint8.
+
+Settings follow LRA's generator (google-research/long-range-arena, lra_benchmarks/data/pathfinder.py:
+drewlinsley/pathfinder's snakes2 with, at 32 px, paddle_length 2, paddle_thickness 0.5, paddle_margin 1,
+marker_radius 1.5, seed_distance 7, continuity 1.0, distractors of contour_length // 3 paddles within
+20 paddles, snake contrast 2 x paddle contrast 0.75, antialias_scale 2; at 128 px, paddle_length 5
+(the default), thickness 1.5, margin 2 or 3 (2.5 here), marker_radius 3, seed_distance 20, continuity
+1.8, 35 distractor paddles, snake contrast 0.9), including its single-paddle distractors (snakes2's
+``use_single_paddles``, default on): as many as its paddle budget allows or until no place is left.
+Contrast is an intensity scale: 0.75 x 2 saturates (contours at full intensity at 32 px), 0.9 at 128 px.
 """
 
 from __future__ import annotations
@@ -18,6 +27,9 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+
+PATHFINDER_GENERATOR_VERSION = 2
+"""Changes when generated images change (2: LRA's single-paddle distractors, contrast, antialiasing)."""
 
 CONTOUR_PADDLES = {"easy": 6, "intermediate": 9, "hard": 14}
 """Paddles per target contour (LRA's curv_baseline, curv_contour_length_9, ..._14)."""
@@ -40,14 +52,29 @@ class PathfinderStyle:
     """Turns between paddles are at most 90 deg / continuity."""
     distractor_budget: int
     """Distractor paddles in all: contours of ``contour_paddles // 3`` paddles each."""
+    contour_intensity: float = 1.0
+    """Contours are drawn at this share of full intensity (markers at full intensity)."""
     contour_paddles: int = 14
     padding: float = 1.0
-    antialias: int = 4
+    antialias: int = 2
     max_tries: int = 20
+    single_paddle_failures: int = 3
+    """Single-paddle distractors are placed until this many draws of ``max_tries`` candidates in a row
+    find no room."""
+
+    @property
+    def single_paddles(self) -> int:
+        """snakes2's single-paddle budget: int(150 / ((7.5 + 13 m + 4 m^2) / 123.5)) paddles in all (m the
+        in-contour margin, here the gap), less the targets' and the distractor contours' paddles."""
+        total = int(150 / ((7.5 + 13 * self.gap + 4 * self.gap**2) / 123.5))
+        distractors = (self.distractor_budget // max(1, self.contour_paddles // 3)) * (
+            self.contour_paddles // 3
+        )
+        return max(0, total - 2 * self.contour_paddles - distractors)
 
 
-_STYLE_32 = PathfinderStyle(32, 2.0, 1.0, 0.5, 2.0, 1.5, 7.0, 1.0, 20)
-_STYLE_128 = PathfinderStyle(128, 5.0, 2.5, 1.5, 4.5, 3.0, 20.0, 1.8, 35)
+_STYLE_32 = PathfinderStyle(32, 2.0, 1.0, 0.5, 2.0, 1.5, 7.0, 1.0, 20, contour_intensity=1.0)
+_STYLE_128 = PathfinderStyle(128, 5.0, 2.5, 1.5, 4.5, 3.0, 20.0, 1.8, 35, contour_intensity=0.9)
 
 
 def style_for(resolution: int, difficulty: str = "hard") -> PathfinderStyle:
@@ -208,15 +235,46 @@ def generate_scene(rng: np.random.Generator, style: PathfinderStyle) -> Scene | 
                 return None
     if owners[0] != owners[1] and np.linalg.norm(markers[0] - markers[1]) < guard + style.marker_radius:
         return None  # nor the other target's marker
+    contours += _single_paddles(rng, style, np.concatenate(contours), ends)
     return Scene(contours, markers, owners, label)
 
 
+def _single_paddles(
+    rng, style: PathfinderStyle, obstacles: np.ndarray, keep_off: np.ndarray
+) -> list[np.ndarray]:
+    """Single-paddle distractors (each a (1, 2, 2) contour) keeping ``clearance`` from ``obstacles`` and each
+    other and off the ``keep_off`` discs: up to ``style.single_paddles``, drawn ``style.max_tries`` candidates
+    at a time, until a whole draw finds no room ``style.single_paddle_failures`` times in a row."""
+    margin = style.padding + style.thickness
+    low, high = margin, style.resolution - margin
+    placed: list[np.ndarray] = []
+    failures = 0
+    while len(placed) < style.single_paddles and failures < style.single_paddle_failures:
+        begins = rng.uniform(low, high, size=(style.max_tries, 2))
+        ends = begins + style.paddle_length * _unit(rng.uniform(-math.pi, math.pi, size=style.max_tries))
+        valid = np.all((ends >= low) & (ends <= high), axis=1)
+        blockers = np.concatenate([obstacles, np.array(placed).reshape(-1, 2, 2)])
+        valid &= (
+            segment_distances(begins, ends, blockers[:, 0], blockers[:, 1]).min(axis=1) >= style.clearance
+        )
+        near = _point_segment_distance(keep_off[None, :, :2], begins[:, None], ends[:, None])
+        valid &= np.all(near >= keep_off[None, :, 2], axis=1)
+        if not valid.any():
+            failures += 1
+            continue
+        choice = int(np.argmax(valid))
+        placed.append(np.stack([begins[choice], ends[choice]]))
+        failures = 0
+    return [paddle[None] for paddle in placed]
+
+
 def render(scene: Scene, style: PathfinderStyle, scale: int) -> np.ndarray:
-    """Rasterize ``scene`` with ``scale`` samples per pixel: float32 (R * scale, R * scale) in {0, 1}."""
+    """Rasterize ``scene`` with ``scale`` samples per pixel: float32 (R * scale, R * scale), 0 outside the
+    drawing, ``style.contour_intensity`` on contours, 1 on markers."""
     size = style.resolution * scale
     canvas = np.zeros((size, size), dtype=np.float32)
 
-    def draw(p0: np.ndarray, p1: np.ndarray, half_width: float) -> None:
+    def draw(p0: np.ndarray, p1: np.ndarray, half_width: float, intensity: float) -> None:
         low = np.floor((np.minimum(p0, p1) - half_width) * scale).astype(int).clip(0, size)
         high = np.ceil((np.maximum(p0, p1) + half_width) * scale).astype(int).clip(0, size)
         xs = (np.arange(low[0], high[0]) + 0.5) / scale
@@ -228,13 +286,14 @@ def render(scene: Scene, style: PathfinderStyle, scale: int) -> np.ndarray:
         t = np.clip((points - p0) @ ab / max(ab @ ab, 1e-12), 0, 1)
         inside = np.linalg.norm(p0 + t[:, None] * ab - points, axis=1) <= half_width
         region = canvas[low[1] : high[1], low[0] : high[0]]
-        region[inside.reshape(region.shape)] = 1.0
+        inside = inside.reshape(region.shape)
+        region[inside] = np.maximum(region[inside], intensity)
 
     for contour in scene.contours:
         for begin, end in contour:
-            draw(begin, end, style.thickness / 2)
+            draw(begin, end, style.thickness / 2, style.contour_intensity)
     for center in scene.markers:
-        draw(center, center, style.marker_radius)
+        draw(center, center, style.marker_radius, 1.0)
     return canvas
 
 

@@ -97,3 +97,24 @@ def test_segment_distances():
     p0, p1 = np.array([[0.0, 0.0]]), np.array([[2.0, 0.0]])
     q0, q1 = np.array([[1.0, -1.0], [3.0, 1.0], [0.0, 2.0]]), np.array([[1.0, 1.0], [4.0, 1.0], [2.0, 2.0]])
     assert np.allclose(segment_distances(p0, p1, q0, q1), [[0.0, np.sqrt(2), 2.0]])
+
+
+def test_lra_generator_settings_single_paddles_and_contrast():
+    """LRA's snakes2 settings: single-paddle distractors fill the free space (within snakes2's budget),
+    contours at the snake contrast (0.9 at 128 px: below full intensity), markers at full intensity."""
+    small, large = style_for(32, "hard"), style_for(128, "hard")
+    assert small.single_paddles == 708 and small.antialias == 2 and small.contour_intensity == 1.0
+    image, _, scene = generate_image(np.random.default_rng([7, 0]), small)
+    singles = [contour for contour in scene.contours if len(contour) == 1]
+    assert len(singles) >= 5  # the free space of a 32 x 32 image holds a few dozen at most
+    paddles = np.concatenate(scene.contours)
+    for single in singles:  # each keeps the clearance from every other paddle
+        others = np.delete(paddles, np.flatnonzero((paddles == single[0]).all(axis=(1, 2))), axis=0)
+        assert (
+            segment_distances(single[:, 0], single[:, 1], others[:, 0], others[:, 1]).min()
+            >= small.clearance - 1e-9
+        )
+    assert large.contour_intensity == 0.9
+    fine = render(generate_image(np.random.default_rng([7, 1]), large)[2], large, 1)
+    levels = np.float32([0.0, 0.9, 1.0])
+    assert np.isin(fine, levels).all() and (fine == levels[1]).any() and (fine == 1.0).any()
