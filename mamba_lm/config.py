@@ -298,7 +298,8 @@ class ClassifierConfig(DictConfigMixin):
     bidirectional: bool = False
     """Run a second mixer on the sequence reversed within its length and merge the two."""
     bidirectional_merge: str = "add"
-    """How the two directions merge: "add" or "concat" (then a linear layer back to d_model)."""
+    """How the two directions merge: "add" or "concat" (then a linear layer back to d_model) the outputs of
+    two mixers; "kernel" (S4D only): S4's bidirectional layer, one S4D with a two-sided kernel."""
     pooling: str = "mean"
     """"mean" over non-padded positions or "last" (the last non-padded position)."""
     dropout: float = 0.0
@@ -337,9 +338,14 @@ class ClassifierConfig(DictConfigMixin):
             f'norm must be "layer", "rms" or "batch", got {self.norm!r}',
         )
         _require(
-            self.bidirectional_merge in ("add", "concat"),
+            self.bidirectional_merge in ("add", "concat", "kernel"),
             name,
-            f'bidirectional_merge must be "add" or "concat", got {self.bidirectional_merge!r}',
+            f'bidirectional_merge must be "add", "concat" or "kernel", got {self.bidirectional_merge!r}',
+        )
+        _require(
+            self.bidirectional_merge != "kernel" or self.mixer == "s4d",
+            name,
+            f'bidirectional_merge "kernel" (one two-sided S4D) needs mixer "s4d", got {self.mixer!r}',
         )
         _require(0.0 <= self.dropout < 1.0, name, f"dropout must be in [0, 1), got {self.dropout}")
         _require(isinstance(self.mixer_cfg, dict), name, "mixer_cfg must be a dict")

@@ -18,6 +18,7 @@ from ..modules.block import Block
 from ..modules.mixers import build_mixer
 from ..modules.mlp import GatedMLP
 from ..modules.norm import make_norm
+from ..modules.s4d_bidirectional import BidirectionalS4D
 
 _MIXER_LAYER = {"mamba": "Mamba1", "s4d": "S4D", "attention": "MHA"}
 
@@ -96,8 +97,11 @@ class SequenceClassifier(nn.Module):
 
     def _make_block(self, layer_idx: int, device, dtype) -> Block:
         config, d = self.config, self.config.d_model
-        mixer = self._make_mixer(layer_idx, device, dtype)
-        if config.bidirectional:
+        if config.bidirectional and config.bidirectional_merge == "kernel":  # S4's: one two-sided S4D
+            mixer = BidirectionalS4D(d, layer_idx=layer_idx, device=device, dtype=dtype, **config.mixer_cfg)
+        else:
+            mixer = self._make_mixer(layer_idx, device, dtype)
+        if config.bidirectional and config.bidirectional_merge != "kernel":
             backward = self._make_mixer(layer_idx, device, dtype)
             mixer = BidirectionalMixer(mixer, backward, config.bidirectional_merge, d, device, dtype)
         mlp = norm2 = None

@@ -67,12 +67,16 @@ def test_lra_s4_baseline_mirrors_s4s_layer(task: str) -> None:
     assert options["d_state"] == (4 if task in ("listops", "text", "retrieval") else 64)
     assert options["n_ssm"] == (None if task in ("pathfinder", "pathx") else 1)
     model = build_model_from_dict(fit_model_to_data(model_values, "classification", 20, 2))
-    mixer = model.layers[0].mixer.forward_mixer
+    assert model_values["bidirectional_merge"] == "kernel"  # one SSM, two-sided kernel, as S4's layer
+    mixer = model.layers[0].mixer
+    assert type(mixer).__name__ == "BidirectionalS4D"
     assert mixer.B.requires_grad and mixer.A_imag.shape[0] == (16 if options["n_ssm"] is None else 1)
     groups = {name: group for group in plan_parameter_groups(model, run.optim) for name in group.names}
-    assert groups["layers.0.mixer.forward_mixer.B"].lr == 1e-3
-    assert groups["layers.0.mixer.forward_mixer.B"].weight_decay == 0.0
-    assert groups["layers.0.mixer.forward_mixer.D"].weight_decay == 0.05  # a plain parameter in S4 too
+    assert groups["layers.0.mixer.B"].lr == 1e-3 and groups["layers.0.mixer.B"].weight_decay == 0.0
+    dt_lr = run.optim.lr if task in ("listops", "text", "retrieval") else 1e-3
+    assert groups["layers.0.mixer.log_dt"].lr == dt_lr
+    assert groups["layers.0.mixer.D"].weight_decay == 0.05  # a plain parameter in S4 too
+    assert groups["layers.0.mixer.C_backward"].weight_decay == 0.05
 
 
 @pytest.mark.parametrize("task", ["image", "pathfinder", "pathx"])

@@ -78,6 +78,24 @@ def test_real_valued_inputs_and_batch_norm():
     assert pixels(torch.rand(2, 10)).shape == (2, 4)
 
 
+def test_s4s_bidirectional_layer_in_the_classifier():
+    """bidirectional_merge: kernel: one two-sided S4D per block (S4's layer), padding-invariant, fewer
+    parameters than two S4D mixers; other mixers are refused."""
+    kernel = classifier("s4d", bidirectional=True, bidirectional_merge="kernel")
+    two = classifier("s4d", bidirectional=True)
+    count = lambda model: sum(p.numel() for p in model.parameters())
+    assert count(kernel) < count(two)
+    ids = torch.randint(1, 20, (2, 9))
+    lengths = torch.tensor([9, 5])
+    padded = ids.clone()
+    padded[1, 5:] = 0
+    logits = kernel(padded, lengths=lengths)
+    alone = kernel(ids[1:, :5], lengths=torch.tensor([5]))
+    assert relative_error(logits[1:], alone) < 1e-5
+    with pytest.raises(ValueError, match="kernel"):
+        ClassifierConfig(mixer="mamba", bidirectional=True, bidirectional_merge="kernel")
+
+
 def test_real_valued_inputs_are_standardized_before_the_linear_encoder():
     """Pixel ids 0..255 read as (x - input_mean) / input_std, as S4's LRA loaders normalize them."""
     config = ClassifierConfig(num_classes=2, d_model=8, n_layer=1, input_mean=122.6, input_std=61.0)

@@ -169,3 +169,26 @@ def test_n_ssm_must_divide_the_channels():
     dtA, _, _ = two.discretize()
     A = dtA / torch.exp(two.log_dt)[:, None]
     assert torch.allclose(A[0], A[2]) and torch.allclose(A[1], A[3])  # channel h uses copy h mod 2
+
+
+def test_bidirectional_s4d_is_s4s_two_sided_convolution():
+    """y[t] = sum_{s<=t} K_f[t-s] u[s] + sum_{s>t} K_b[s-t-1] u[s] + D u[t], then GELU and the GLU; padding
+    past a row's length never reaches a real position."""
+    from mamba_lm.modules.s4d_bidirectional import BidirectionalS4D
+
+    layer = BidirectionalS4D(5, d_state=4, init="legs", trainable_B=True, n_ssm=1, dt_min=0.05, dt_max=0.5)
+    u = torch.randn(2, 11, 5, dtype=torch.float64)
+    forward, backward = (k.double() for k in layer.kernels(11))
+    y = torch.zeros_like(u)
+    for t in range(11):
+        for s in range(11):
+            y[:, t] += (forward[:, t - s] if s <= t else backward[:, s - t - 1]) * u[:, s]
+    y += layer.D.double() * u
+    assert relative_error(layer(u.float()), layer._output(y.float(), torch.float32)) < 1e-5
+    lengths = torch.tensor([11, 7])
+    padded = u.float().clone()
+    padded[1, 7:] = 100.0  # garbage after the second row's length
+    out = layer(padded, lengths=lengths)
+    assert relative_error(out[1, :7], layer(u[1:, :7].float())[0]) < 1e-5
+    assert relative_error(out[0], layer(u[:1].float())[0]) < 1e-5
+    assert layer.C_backward.shape == layer.C.shape
