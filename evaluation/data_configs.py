@@ -8,14 +8,15 @@ apply to either.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from mamba_lm.trainer.config_files import config_dir
+
 from .text_tokenizer import TextTokenizer
 
-CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS_DIR = config_dir()
 
 
 def available_data_configs() -> list[str]:

@@ -7,13 +7,10 @@ train.py experiment=paper/mamba_130m hydra.run.dir=outputs/mamba_130m``. ``model
 starts from pretrained weights (any folder ``mamba_lm.from_pretrained`` reads), with a fresh optimizer.
 
 This is the one module that joins the data package and the trainer; the Hydra configs come from the
-checkout's configs/ or, in an installed package, from the copy shipped with it (``config_dir``).
+checkout's configs/ or, in an installed package, from the copy shipped with it (``config_files``).
 """
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import hydra
 from accelerate.utils import set_seed
@@ -23,31 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 from data import build_datamodule, parse_data_config
 
 from ..pretrained import folder_format, load_pretrained_weights
+from .config_files import config_dir
 from .config_store import register_configs
 from .loop import Trainer
 from .model_factory import INIT_FROM, build_model_from_dict, fit_model_to_data, model_config_from_dict
 from .run_folder import copy_tokenizer, shared_run_dir, write_text_atomic
 from .runtime import configure_logging, make_accelerator
-
-PACKAGED_CONFIGS = "mamba_lm_configs"
-"""The import name under which an installed package ships configs/ (see setup.py)."""
-
-
-def config_dir() -> Path:
-    """The Hydra config folder: the checkout's configs/ beside this package, else the installed copy."""
-    checkout = Path(__file__).resolve().parents[2] / "configs"
-    if (checkout / "train.yaml").is_file():
-        return checkout
-    spec = importlib.util.find_spec(PACKAGED_CONFIGS)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        if (Path(location) / "train.yaml").is_file():
-            return Path(location)
-    raise FileNotFoundError(
-        f"no Hydra configs found: neither {checkout} nor an installed {PACKAGED_CONFIGS} package "
-        "holds train.yaml"
-    )
-
 
 register_configs()
 

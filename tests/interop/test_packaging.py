@@ -1,0 +1,129 @@
+"""Packaging: the dependencies' markers and bounds, and a wheel built from the project's files (offline,
+no build isolation) that holds the Hydra configs and the console commands; installed into a plain
+folder, its training command runs from a user folder that has its own ``data/`` and ``evaluation/``
+packages, without the checkout on the path."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from evaluation_parts import REPO_ROOT, generated_sentences, subprocess_env
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+SCRIPTS = {"mamba-lm-train", "mamba-lm-eval", "mamba-lm-evaluate"}
+
+
+def _requirements() -> dict[str, str]:
+    project = PYPROJECT["project"]
+    found = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        found += extra
+    return {r.split(";")[0].split(">")[0].split("=")[0].split("[")[0].strip(): r for r in found}
+
+
+def test_dependencies_have_lower_bounds_markers_and_extras():
+    requirements = _requirements()
+    for name in ("torch", "transformers", "triton", "lm-eval", "hydra-core", "accelerate", "datasets"):
+        assert ">=" in requirements[name] and "<" not in requirements[name].split(";")[0], requirements[name]
+    assert "sys_platform == 'linux'" in requirements["triton"]  # no wheels for macOS / Windows
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert {"train", "eval", "dev"} <= set(extras)
+    assert not any(
+        name in " ".join(PYPROJECT["project"]["dependencies"]) for name in ("hydra", "wandb", "lm-eval")
+    )
+    assert set(PYPROJECT["project"]["scripts"]) == SCRIPTS
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """A wheel of the committed layout, built from a copy of the project's files (no network)."""
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(REPO_ROOT / name, source)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for folder in ("mamba_lm", "kernels", "data", "evaluation", "configs"):
+        shutil.copytree(REPO_ROOT / folder, source / folder, ignore=ignore)
+    out = tmp_path_factory.mktemp("wheel")
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(out),
+    ]
+    result = subprocess.run([*command, str(source)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return next(out.glob("*.whl"))
+
+
+def test_wheel_holds_the_configs_and_the_commands(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for config in (
+        "train.yaml",
+        "model/mamba_tiny.yaml",
+        "data/local_files.yaml",
+        "experiment/lra/quick/listops.yaml",
+    ):
+        assert f"mamba_lm_configs/{config}" in names
+    assert "mamba_lm/trainer/app.py" in names and "evaluation/harness_cli.py" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert all(f"{script} = " in text for script in SCRIPTS)
+
+
+TRAIN_FROM_INSTALLED = """
+import sys
+from mamba_lm.trainer import app
+assert "checkout" not in app.config_dir().as_posix() and app.config_dir().name == "mamba_lm_configs"
+sys.argv = ["mamba-lm-train", *sys.argv[1:]]
+app.main()
+"""
+
+
+def test_installed_wheel_trains_from_a_user_folder_with_its_own_packages(wheel, tmp_path):
+    target = tmp_path / "site"
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    user = tmp_path / "user"
+    for package in ("data", "evaluation"):  # a user's own packages of the same names
+        (user / package).mkdir(parents=True)
+        (user / package / "__init__.py").write_text(
+            f"raise ImportError('the user folder {package}/ was imported')"
+        )
+    corpus = user / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"text": s}) + "\n" for s in generated_sentences(300)))
+    overrides = [
+        f"hydra.run.dir={user / 'run'}",
+        "model=mamba_tiny",
+        "data=local_files",
+        f"data.dataset.files=[{corpus}]",
+        "data.tokenizer.vocab_size=300",
+        "data.seqlen=32",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "trainer.max_steps=2",
+        "trainer.micro_batch_size=2",
+        "trainer.eval_every=0",
+        "trainer.progress_bar=false",
+        "trainer.cpu=true",
+        "logger=none",
+    ]
+    env = dict(subprocess_env(), PYTHONPATH=str(target), HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
+    # -P: the user folder is not put first on the path, as for an installed console command
+    python = [sys.executable, "-P", "-c", TRAIN_FROM_INSTALLED, *overrides]
+    result = subprocess.run(python, cwd=user, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "finished at step 2" in result.stdout
+    assert "step=2 train/loss=" in result.stdout + result.stderr  # the plain metric line
+    assert (user / "run" / "checkpoints" / "step_00000002" / "run_config.json").is_file()
