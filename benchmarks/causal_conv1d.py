@@ -23,7 +23,14 @@ import triton
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kernels import causal_conv1d_ref  # noqa: E402
 from kernels.causal_conv1d.torch_conv import causal_conv1d_torch  # noqa: E402
-from kernels.causal_conv1d.triton_conv import ConvConfig, conv_backward, conv_forward, plan  # noqa: E402
+from kernels.causal_conv1d.triton_conv import (  # noqa: E402
+    ConvConfig,
+    backward_dx,
+    backward_gate,
+    conv_backward,
+    conv_forward,
+    plan,
+)
 
 SHAPES = [(16, 1536, 2048), (4, 1536, 8192)]  # (batch, dim, seqlen)
 WIDTH = 4
@@ -31,8 +38,8 @@ DEVICE = "cuda"
 # (steps, channels, warps) per tile; the planned tiles are timed first. The backward has two passes:
 # "g" (g = dy * silu'(pre), dweight, dbias; a program walks several tiles) and "dx" (dx from g).
 FWD_VARIANTS = [(64, 64, 4), (16, 256, 4), (32, 256, 8), (16, 128, 2)]
-G_VARIANTS = [(16, 128, 4), (16, 128, 2), (32, 128, 8), (8, 256, 4), (16, 256, 8), (32, 64, 4)]
-DX_VARIANTS = [(16, 128, 4), (64, 128, 8), (32, 256, 8), (64, 64, 4), (16, 256, 4)]
+G_VARIANTS = [(8, 128, 2), (32, 128, 8), (8, 256, 4), (16, 256, 8), (16, 64, 2), (32, 128, 4)]
+DX_VARIANTS = [(16, 128, 4), (64, 128, 8), (32, 256, 8), (64, 64, 4), (16, 128, 2)]
 TILES_PER_PROGRAM = [1, 4, 16]  # pass 1's chunk length (0, the planned value, picks from the size)
 
 
@@ -101,6 +108,16 @@ def bench_shape(batch, dim, seqlen) -> list[tuple]:
 
     default = plan(x)
     add("planned " + _tiles(default), default, x, dy)
+    # The planned backward's two passes alone: pass 1 moves x, dy in and g out (6 bytes per element
+    # with bf16 g), pass 2 g in and dx out (4 bytes).
+    g = backward_gate(dy, x, weight, bias, None, None, True, default)[0]
+    for name, fn, nbytes in (
+        ("  pass 1: g, dw, dbias", lambda: backward_gate(dy, x, weight, bias, None, None, True, default), 6),
+        ("  pass 2: dx from g", lambda: backward_dx(g, x, weight, None, False, default), 4),
+    ):
+        ms = time_ms(fn)
+        rows.append((f"{batch}x{dim}x{seqlen}", name, None, ms, floor_fwd, floor_bwd, None, None,
+                     gbs(nbytes * n, ms)))  # fmt: skip
     for block_l, block_d, warps in FWD_VARIANTS:
         cfg = dataclasses.replace(default, block_l=block_l, block_d=block_d, num_warps=warps)
         add(f"fwd {block_l}x{block_d} w{warps}", cfg, x, dy, fwd_only=True)

@@ -33,17 +33,21 @@ def plan(x: torch.Tensor) -> ConvConfig:
     """Tiles wide along the contiguous axis: channels for channel-last x, time otherwise.
 
     Channel-last: the forward's 32 x 128 tiles at 4 warps measured best on an H200 (0.072 ms at
-    16 x 1536 x 2048 bf16, floor 0.053); both backward passes use the same tile shape. g travels
-    between the passes in x's dtype: for bf16 x, dx gets one more bf16 rounding (relative 2^-9 per
-    term, the size of dx's own rounding); dweight and dbias are summed from the fp32 g.
+    16 x 1536 x 2048 bf16, floor 0.053). The backward's tiles are chosen from sm_90 compiles (not yet
+    measured): pass 2 (dx) takes the forward's tiles (104 registers); pass 1 (pre, g and five column
+    sums per tile) half as many steps (179 registers; 255 at 32 x 128). Seqlen-contiguous x: 16
+    values per thread in both backward passes (110 and 157 registers).
+
+    g travels between the passes in x's dtype: for bf16 x, dx gets one more bf16 rounding (relative
+    2^-9 per term, the size of dx's own rounding); dweight and dbias are summed from the fp32 g.
     """
     if x.device.type != "cuda":  # Triton's interpreter: small tiles so that tiny tests use many programs
         return ConvConfig(
             8, 4, 1, 8, 4, 1, bwd_tiles_per_program=2, dx_block_l=8, dx_block_d=4, dx_num_warps=1
         )
     if is_channel_last(x):
-        return ConvConfig(32, 128, 4, 32, 128, 4, dx_block_l=32, dx_block_d=128, dx_num_warps=4)
-    return ConvConfig(128, 32, 4, 128, 32, 4, dx_block_l=128, dx_block_d=32, dx_num_warps=4)
+        return ConvConfig(32, 128, 4, 16, 128, 4, dx_block_l=32, dx_block_d=128, dx_num_warps=4)
+    return ConvConfig(128, 32, 4, 64, 32, 4, dx_block_l=64, dx_block_d=32, dx_num_warps=4)
 
 
 def backward_chunks(batch: int, dim: int, seqlen: int, x: torch.Tensor, cfg: ConvConfig) -> tuple[int, int]:
@@ -84,19 +88,24 @@ def conv_forward(x, weight, bias, seq_idx, initial_states, silu, cfg: ConvConfig
 
 def conv_backward(dy, x, weight, bias, seq_idx, initial_states, silu, want_dinit, cfg: ConvConfig):
     """Returns dx (x's dtype and layout kind), dweight (dim, width) fp32, dbias (dim,) fp32 and
-    dinitial (batch, dim, width - 1) fp32 or None. dy: (batch, dim, seqlen), any strides.
-
-    Pass 1 writes g = dy * silu'(pre) (x's dtype, or fp32 with cfg.g_fp32; without SiLU g is dy
-    itself) and the partial sums of dweight and dbias; pass 2 forms dx (and dinitial) from g.
-    """
+    dinitial (batch, dim, width - 1) fp32 or None. dy: (batch, dim, seqlen), any strides."""
     batch, dim, seqlen = x.shape
     width = weight.shape[1]
     f32 = dict(dtype=torch.float32, device=x.device)
-    dx = empty_like_layout(x)
-    dinit = torch.zeros(batch, dim, width - 1, **f32) if want_dinit else None
-    if dx.numel() == 0:  # nothing flows back (the initial states' gradient stays 0)
-        return dx, torch.zeros(dim, width, **f32), torch.zeros(dim, **f32), dinit
-    assert cfg.dx_block_l >= width - 1, "a dx tile must cover the initial states"
+    if x.numel() == 0:  # nothing flows back (the initial states' gradient stays 0)
+        dinit = torch.zeros(batch, dim, width - 1, **f32) if want_dinit else None
+        return empty_like_layout(x), torch.zeros(dim, width, **f32), torch.zeros(dim, **f32), dinit
+    g, dw, dbias = backward_gate(dy, x, weight, bias, seq_idx, initial_states, silu, cfg)
+    dx, dinit = backward_dx(g, x, weight, seq_idx, want_dinit, cfg)
+    return dx, dw, dbias, dinit
+
+
+def backward_gate(dy, x, weight, bias, seq_idx, initial_states, silu, cfg: ConvConfig):
+    """Backward pass 1: (g, dweight (dim, width) fp32, dbias (dim,) fp32), g = dy * silu'(pre)
+    (batch, dim, seqlen) in x's dtype (fp32 with cfg.g_fp32) and layout kind; without SiLU, g is dy."""
+    batch, dim, seqlen = x.shape
+    width = weight.shape[1]
+    f32 = dict(dtype=torch.float32, device=x.device)
     g = empty_like_layout(x, torch.float32 if cfg.g_fp32 else x.dtype) if silu else dy
     n_sub, n_chunks = backward_chunks(batch, dim, seqlen, x, cfg)
     dw_part = torch.empty(batch * n_chunks, width, dim, **f32)
@@ -112,6 +121,17 @@ def conv_backward(dy, x, weight, bias, seq_idx, initial_states, silu, want_dinit
         HAS_INIT=initial_states is not None, SILU=silu,
         BLOCK_L=cfg.bwd_block_l, BLOCK_D=cfg.bwd_block_d, num_warps=cfg.bwd_num_warps,
     )  # fmt: skip
+    return g, dw_part.sum(0).t(), dbias_part.sum(0)
+
+
+def backward_dx(g, x, weight, seq_idx, want_dinit, cfg: ConvConfig):
+    """Backward pass 2: (dx in x's dtype and layout kind, dinitial (batch, dim, width - 1) fp32 or
+    None) from g (batch, dim, seqlen), any strides and float dtype."""
+    batch, dim, seqlen = x.shape
+    width = weight.shape[1]
+    assert cfg.dx_block_l >= width - 1, "a dx tile must cover the initial states"
+    dx = empty_like_layout(x)
+    dinit = torch.zeros(batch, dim, width - 1, dtype=torch.float32, device=x.device) if want_dinit else None
     n_tiles = triton.cdiv(seqlen, cfg.dx_block_l)
     grid = (triton.cdiv(dim, cfg.dx_block_d), n_tiles + (1 if want_dinit else 0), batch)
     conv_bwd_dx_kernel[grid](
@@ -121,7 +141,7 @@ def conv_backward(dy, x, weight, bias, seq_idx, initial_states, silu, want_dinit
         WIDTH=width, HAS_SEQ=seq_idx is not None, WANT_DINIT=want_dinit,
         BLOCK_L=cfg.dx_block_l, BLOCK_D=cfg.dx_block_d, num_warps=cfg.dx_num_warps,
     )  # fmt: skip
-    return dx, dw_part.sum(0).t(), dbias_part.sum(0), dinit
+    return dx, dinit
 
 
 class CausalConv1dTriton(torch.autograd.Function):
