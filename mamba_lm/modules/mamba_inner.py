@@ -5,20 +5,24 @@
     delta  = dt @ dt_proj.T                                             (batch, seqlen, d_inner)
     y      = selective_scan(u, delta, A = -exp(A_log), B, C, D, z, softplus(. + dt_bias))
 
-Composed from autograd ops, this region keeps, per token and layer, the conv's fp32 pre-activation,
-u, delta and x_dbl for the backward. The Function keeps only xz (the in_proj output), x_dbl and the
-scan's chunk states, and recomputes u (one conv) and delta (one small GEMM) in the backward.
+Composed from autograd ops, this region keeps u, delta and x_dbl for the backward besides xz. The
+Function keeps only xz (the in_proj output), x_dbl and the scan's chunk states, and recomputes u
+(one conv) and delta (one small GEMM) in the backward.
 
-Saved bytes per token and layer, bf16 autocast (d = d_model, d_inner = 2 d, K = dt_rank + 2 d_state,
-the scan's states saved every 64 steps: d_inner * d_state * 4 / 64 = d_inner bytes at d_state 16):
+Saved bytes per token and layer under bf16 autocast (d = d_model, d_inner = 2d, K = dt_rank +
+2 d_state; the scan saves its fp32 state every 64 steps: d_inner * d_state * 4 / 64 = 2d bytes at
+d_state 16). Around this region the norm keeps its fp32 input (4d), in_proj its bf16 input (2d) and
+out_proj y (4d) in every version:
 
-    composed:  xz 8d + conv pre-activation (fp32) 8d + u 4d + delta 4d + x_dbl 2K + chunk states 2d
-               = 26d + 2K        (+ 12d of masked conv inputs with seq_idx)
-    this:      xz 8d + x_dbl 2K + chunk states 2d = 10d + 2K
+    old PyTorch conv (shifted fp32 multiply-adds), composed:  xz 8d + conv pre-activation (fp32) 8d
+        + u 4d + delta 4d + x_dbl 2K + states 2d                      layer: 36d + 2K  (+12d with seq_idx)
+    conv kernel, composed (``fused = False``): xz 8d + u 4d + delta 4d + x_dbl 2K + states 2d
+                                                                      layer: 28d + 2K
+    this Function: xz 8d + x_dbl 2K + states 2d                       layer: 20d + 2K
 
-Mamba-130M (d = 768, K = 80): 20.1 KB -> 7.8 KB per token and layer inside this region; around it
-the norm keeps its fp32 input (4d), in_proj its bf16 input (2d) and out_proj y (4d) either way, so a
-layer goes from 36d + 2K = 27.8 KB to 20d + 2K = 15.5 KB.
+Mamba-130M (d = 768, K = 80): 27.8 KB -> 15.5 KB per token and layer, 21.9 GB -> 12.2 GB of saved
+activations for 24 layers at 32,768 tokens (measured on CPU under the interpreter with saved-tensor
+hooks, where the states are saved every 16 steps instead).
 
 On the Triton scan (CUDA, or the CPU under ``TRITON_INTERPRET=1``) the scan's forward and backward
 are called directly. Elsewhere (the PyTorch scan on a CPU) the scan's own autograd graph is kept from
