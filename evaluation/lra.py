@@ -25,6 +25,8 @@ from .report.runs import hydra_choices
 from .results import run_folder_of, update_results
 
 REPO_ROOT = CONFIGS_DIR.parent
+TRAIN_MODULE = "mamba_lm.trainer.app"
+"""train.py's code (also in an installed package, which has no train.py)."""
 QUICK_EXPERIMENTS_DIR = CONFIGS_DIR / "experiment" / "lra" / "quick"
 
 
@@ -106,7 +108,8 @@ def quick_train(
         raise ValueError(f"no quick experiment for LRA task {task!r}; available: {', '.join(quick_tasks())}")
     command = [
         sys.executable,
-        str(REPO_ROOT / "train.py"),
+        "-m",
+        TRAIN_MODULE,
         f"experiment=lra/quick/{task}",
         f"hydra.run.dir={run_dir}",
         *(extra_overrides or []),

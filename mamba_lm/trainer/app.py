@@ -83,3 +83,7 @@ def train(cfg: DictConfig) -> float | None:
 def main() -> None:
     """Console entry point ``mamba-lm-train``."""
     train()
+
+
+if __name__ == "__main__":  # python -m mamba_lm.trainer.app (evaluation's quick LRA runs)
+    main()

@@ -13,7 +13,9 @@ WITHOUT_TRITON = """
 import sys
 sys.modules["triton"] = None  # as if not installed: import fails, find_spec returns None
 import torch
-import kernels, mamba_lm, mamba_lm.configs
+import kernels
+import mamba_lm
+import mamba_lm.configs
 from kernels.selective_scan.interface import triton_enabled
 assert not triton_enabled(torch.device("cpu"))
 for name in ("mamba_tiny", "s4d_tiny", "transformer_tiny"):
