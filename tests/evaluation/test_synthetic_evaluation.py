@@ -132,13 +132,13 @@ def test_long_lengths_run_in_the_parallel_form_in_batch_chunks() -> None:
 
     assert parallel_batch(32, 1 << 20, 1 << 22) == 4 and parallel_batch(32, 64, 1 << 22) == 32
     assert parallel_batch(32, 1 << 20, 1000) == 1 and parallel_batch(32, 64, None) == 32
-    config = {"kind": "induction_heads", "seqlen": 32, "eval_seqlens": [32, 64], "val_examples": 6}
+    config = {"kind": "induction_heads", "seqlen": 16, "eval_seqlens": [16, 32], "val_examples": 6}
     datamodule = build_datamodule(config, seed=0)
     asked = []
     loader = datamodule.val_loader
     datamodule.val_loader = lambda batch, seqlen=None: asked.append((seqlen, batch)) or loader(batch, seqlen)
     model = tiny_lm("mamba", 16, seed=3)
-    chunked = length_generalization(model, datamodule, [32, 64], 4, 6, mode="parallel", parallel_tokens=70)
-    assert asked == [(32, 2), (64, 1)] and [r.sequences for r in chunked] == [6, 6]
-    stepped = length_generalization(model, datamodule, [32, 64], 4, 6, mode="recurrent", prefill=8)
+    chunked = length_generalization(model, datamodule, [16, 32], 4, 6, mode="parallel", parallel_tokens=35)
+    assert asked == [(16, 2), (32, 1)] and [r.sequences for r in chunked] == [6, 6]
+    stepped = length_generalization(model, datamodule, [16, 32], 4, 6, mode="recurrent", prefill=12)
     assert [r.correct for r in chunked] == [r.correct for r in stepped]
