@@ -17,6 +17,7 @@ its next prompt token (still reading) or the token it just produced.
 from __future__ import annotations
 
 import contextlib
+import gc
 import inspect
 import time
 import warnings
@@ -140,9 +141,30 @@ class StaticDecoder:
 
     def _capture(self) -> None:
         """Warm up on a side stream (Triton compiles, cuBLAS sets up), then capture one step. The
-        warm-up's writes into the caches are overwritten by the next prompt."""
+        warm-up's writes into the caches are overwritten by the next prompt.
+
+        The default CUDA generator's state is restored afterwards: the warm-up samples with it, and a
+        seeded call that captures must draw the same tokens as one that replays (a replay draws from
+        the generator's current offset, as the eager step does). Python's garbage collector is off
+        meanwhile, so that no other model's decoder (its graph, its memory pool) is torn down in the
+        middle of the capture."""
+        device = self.tokens.device
+        rng_state = torch.cuda.get_rng_state(device)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self.graph = self._warm_up_and_capture()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+            torch.cuda.synchronize(device)
+            torch.cuda.set_rng_state(rng_state, device)
+
+    def _warm_up_and_capture(self) -> torch.cuda.CUDAGraph | None:
+        """The captured step, or None (with a warning) when the step cannot be captured."""
         self.params.seqlen_offset = 1  # every mixer takes its one-token step
         with _graph_safe_autocast():
+            torch.cuda.synchronize(self.tokens.device)
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
@@ -158,11 +180,10 @@ class StaticDecoder:
             except RuntimeError as error:  # an op that cannot be captured (e.g. a host sync)
                 warnings.warn(
                     f"CUDA graph capture of the decode step failed, decoding eagerly instead: {error}",
-                    stacklevel=3,
+                    stacklevel=4,
                 )
-                torch.cuda.synchronize()
-                return
-        self.graph = graph
+                return None
+        return graph
 
     # ---- one batch of prompts ----
 
@@ -304,21 +325,11 @@ def decoder_for(
     device: torch.device,
     cuda_graph: bool,
 ) -> StaticDecoder:
-    """The model's decoder for these settings: reused while the settings, the model's parameters
-    (same storage, dtype, device) and the autocast / inference-mode state match and it is long
-    enough; else a new one replaces it (one per model, so old caches are freed)."""
-    autocast = torch.is_autocast_enabled(device.type)
-    key = (
-        batch_size,
-        sampling,
-        eos_token_id,
-        vocab_size,
-        device,
-        cuda_graph,
-        autocast and torch.get_autocast_dtype(device.type),
-        torch.is_inference_mode_enabled(),
-        tuple((p.data_ptr(), p.dtype) for p in model.parameters()),
-    )
+    """The model's decoder for these settings, kept on the model object (a weak reference: it goes
+    with the model). Reused while everything the captured step depends on is unchanged (see
+    ``_capture_key``) and it is long enough; else a new one replaces it (one per model, so the old
+    caches and graph are freed first)."""
+    key = (batch_size, sampling, eos_token_id, vocab_size, device, cuda_graph, *_capture_key(model, device))
     cached = _DECODERS.get(model)
     if cached is not None and cached[0] == key and cached[1].max_seqlen >= max_seqlen:
         return cached[1]
@@ -328,6 +339,20 @@ def decoder_for(
     )
     _DECODERS[model] = (key, decoder)
     return decoder
+
+
+def _capture_key(model: nn.Module, device: torch.device) -> tuple:
+    """What a captured step bakes in besides the decoder's settings: the address, dtype and device of
+    every parameter and buffer (a graph reads those addresses), train/eval mode (dropout), the
+    modules' fused / unfused paths, and the autocast, grad and inference-mode state."""
+    autocast = torch.is_autocast_enabled(device.type)
+    return (
+        tuple((t.data_ptr(), t.dtype, t.device) for t in (*model.parameters(), *model.buffers())),
+        tuple((m.training, getattr(m, "fused", None)) for m in model.modules()),
+        autocast and torch.get_autocast_dtype(device.type),
+        torch.is_grad_enabled(),
+        torch.is_inference_mode_enabled(),
+    )
 
 
 def release_decoder(model: nn.Module) -> None:

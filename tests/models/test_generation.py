@@ -168,3 +168,59 @@ def test_generate_names_bad_ids_and_handles_edge_lengths():
     one = torch.tensor([[7]])
     assert torch.equal(model.generate(one, max_new_tokens=0), one)
     assert model.generate(one, max_new_tokens=1, top_k=1).shape == (1, 2)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_seeded_sampling_with_the_default_generator_is_reproducible(kind):
+    """torch.manual_seed before each call: the same tokens from a new decoder and from the kept one."""
+    model = build_model(tiny_config(kind))
+    prompt = torch.randint(0, VOCAB, (3, 4))
+    runs = []
+    for _ in range(3):
+        torch.manual_seed(3)
+        runs.append(model.generate(prompt, max_new_tokens=8, top_k=20, top_p=0.9))
+        if len(runs) == 2:
+            release_decoder(model)  # the third call builds a new decoder
+    assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2])
+    torch.manual_seed(4)
+    assert not torch.equal(model.generate(prompt, max_new_tokens=8, top_k=20, top_p=0.9), runs[0])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_what_a_kept_decoder_holds_from_before_does_not_matter(kind):
+    """Fill every buffer of a kept decoder (states, KV caches, tokens, flags) with other values: the
+    next run decodes as a new decoder does."""
+    model = build_model(tiny_config(kind))
+    prompt = torch.randint(0, VOCAB, (2, 5))
+    fresh = model.generate(prompt, max_new_tokens=6, top_k=1, eos_token_id=7)
+    decoder = _DECODERS[model][1]
+    states = decoder.params.key_value_memory_dict.values()
+    with torch.no_grad():
+        for tensor in [t for s in states for t in (s if isinstance(s, tuple) else (s,))]:
+            if tensor.dtype.is_complex:
+                tensor.copy_(torch.randn_like(tensor.real) * 1j + 3.0)
+            elif tensor.dim() == 4:  # KV caches
+                tensor.normal_(0.0, 30.0)
+        decoder.tokens.random_(0, VOCAB)
+        decoder.finished.fill_(True)
+        decoder.input_ids.fill_(3)
+        decoder.params.position.fill_(9)
+    assert torch.equal(model.generate(prompt, max_new_tokens=6, top_k=1, eos_token_id=7), fresh)
+    assert _DECODERS[model][1] is decoder
+
+
+def test_the_decoder_is_rebuilt_when_what_the_step_runs_changes():
+    from mamba_lm.modules.fusion import set_fused
+
+    model = build_model(tiny_config("mamba")).eval()
+    prompt = torch.randint(0, VOCAB, (2, 4))
+    model.generate(prompt, max_new_tokens=2, top_k=1)
+
+    def new_storage():  # a step captured earlier would still read the old address
+        model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
+
+    for change in (lambda: set_fused(model, False), model.train, new_storage):
+        before = _DECODERS[model][1]
+        change()
+        model.generate(prompt, max_new_tokens=2, top_k=1)
+        assert _DECODERS[model][1] is not before
