@@ -2,6 +2,7 @@
 
     python benchmarks/kernel_report.py                      # forward, backward, adjoint at the GPU plan
     python benchmarks/kernel_report.py --block-d 32 --sub 2 --dstate 16 --no-vector
+    python benchmarks/kernel_report.py --kernels bwd-stored --block-d 32 --prefetch-states
 
 Prints registers, stack (spills), shared memory and counts of the instructions that matter (exps,
 shuffles, global loads/stores, local-memory traffic) per kernel, from Triton's bundled ptxas and
@@ -25,6 +26,7 @@ from triton.compiler import ASTSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kernels.selective_scan.triton_bwd import adjoint_local_kernel, scan_bwd_kernel  # noqa: E402
+from kernels.selective_scan.triton_bwd_stored import scan_bwd_stored_kernel  # noqa: E402
 from kernels.selective_scan.triton_fwd import scan_fwd_kernel  # noqa: E402
 
 TOOLS = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
@@ -32,6 +34,12 @@ IO_TENSORS = ("u", "delta", "z", "out", "dout", "du", "ddelta", "dz", "B", "C")
 # Strides that are 1 in the model's layout (Triton specialises those at launch).
 UNIT_STRIDES = ("stride_ud", "stride_deltad", "stride_zd", "stride_od", "stride_dod", "stride_gd",
                 "stride_Bn", "stride_Cn")  # fmt: skip
+KERNELS = {
+    "fwd": scan_fwd_kernel,
+    "bwd": scan_bwd_kernel,  # backward variant "recompute"
+    "bwd-stored": scan_bwd_stored_kernel,  # backward variant "stored"
+    "adjoint": adjoint_local_kernel,
+}
 COUNTED = ("MUFU.EX2", "SHFL", "LDG", "STG", "LDL", "STL", "BAR", "FFMA", "FMUL")
 
 
@@ -74,15 +82,21 @@ def main() -> None:
     p.add_argument("--sub", type=int, default=2, help="backward sub-block length")
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     p.add_argument("--no-vector", action="store_true", help="scalar B/C loads (as on non-aligned inputs)")
+    p.add_argument("--prefetch-states", action="store_true", help="bwd-stored: PREFETCH_STATES")
+    p.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
     args = p.parse_args()
     flags = dict(HAS_Z=True, HAS_BIAS=True, DELTA_SOFTPLUS=True, HAS_SEQ_IDX=False, VEC_BC=not args.no_vector)
     sizes = dict(BLOCK_D=args.block_d, DSTATE=args.dstate)
     fwd = dict(flags, HAS_D=True, HAS_H0=True, WRITE_OUT=True, SAVE_CKPT=True, SAVE_END=True, **sizes)
     bwd = dict(flags, HAS_D=True, HAS_GEND=True, SUB=args.sub, **sizes)
+    bwd_stored = dict(flags, HAS_D=True, HAS_GEND=True, PREFETCH_STATES=args.prefetch_states, **sizes)
     adjoint = dict(flags, **sizes)
-    for name, fn, constexprs in (("forward", scan_fwd_kernel, fwd), ("backward", scan_bwd_kernel, bwd),
-                                 ("adjoint", adjoint_local_kernel, adjoint)):  # fmt: skip
-        print(report(name, compile_sm90(fn, constexprs, args.num_warps, args.dtype)), flush=True)
+    constexprs = {"fwd": fwd, "bwd": bwd, "bwd-stored": bwd_stored, "adjoint": adjoint}
+    for name in args.kernels:
+        print(
+            report(name, compile_sm90(KERNELS[name], constexprs[name], args.num_warps, args.dtype)),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import triton
 
 from .ref import as_grouped
 from .triton_bwd import adjoint_local_kernel, scan_bwd_kernel
+from .triton_bwd_stored import scan_bwd_stored_kernel
 from .triton_chunks import combine_states_kernel
 from .triton_fwd import scan_fwd_kernel
 
@@ -31,26 +32,63 @@ class ScanConfig:
     sub: int  # steps the backward keeps in registers at once (divides chunk_len)
     bwd_block_d: int = 32  # channels per program in the backward (a power of two)
     bwd_num_warps: int = 1
+    bwd_states: str = "recompute"  # backward kernel: "recompute" (triton_bwd) or "stored" (triton_bwd_stored)
+    prefetch_states: bool = False  # "stored": read the next step's state one step ahead
 
 
-def plan(batch: int, dim: int, groups: int, dstate: int, seqlen: int, device: torch.device) -> ScanConfig:
+# Backward variants of the GPU plan, timed side by side by benchmarks/scan_bwd_variants.py:
+# name -> ScanConfig fields. BWD_VARIANT picks the one `plan` uses. chunk_len also sets how many
+# states the forward saves for the backward: batch x seqlen / chunk_len x dstate x dim fp32 per call
+# (chunk 64: 50 MB per Mamba-130M layer at 16 x 2048; chunk 16: 200 MB).
+BWD_VARIANTS = {
+    "recompute": dict(bwd_states="recompute", sub=2, bwd_block_d=64, chunk_len=64),
+    "recompute-c16": dict(bwd_states="recompute", sub=2, bwd_block_d=64, chunk_len=16),
+    "stored": dict(bwd_states="stored", bwd_block_d=64, chunk_len=64),
+    "stored-c16": dict(bwd_states="stored", bwd_block_d=64, chunk_len=16),
+    "stored-c16-pf": dict(bwd_states="stored", bwd_block_d=64, chunk_len=16, prefetch_states=True),
+    "stored-d32-pf": dict(bwd_states="stored", bwd_block_d=32, chunk_len=64, prefetch_states=True),
+    "stored-d32-c16-pf": dict(bwd_states="stored", bwd_block_d=32, chunk_len=16, prefetch_states=True),
+}
+BWD_VARIANT = "recompute"
+
+
+def plan(
+    batch: int,
+    dim: int,
+    groups: int,
+    dstate: int,
+    seqlen: int,
+    device: torch.device,
+    bwd_variant: str | None = None,
+) -> ScanConfig:
     """Pick block sizes and the segment length for a problem size.
+
+    The backward's kernel, block and chunk length come from ``BWD_VARIANTS[bwd_variant or BWD_VARIANT]``
+    (on the GPU; the interpreter plan keeps its small blocks and takes only the kernel choice).
 
     When batch x channel blocks cannot fill the GPU (fewer than 4 programs per SM), the sequence is
     cut into segments of 512 steps: measured on an H200 (benchmarks/RESULTS.md), the extra pass of
     the segment-parallel plan costs far less than the idle SMs of one long walk per program.
     """
     dim_per_group = dim // groups
+    variant = BWD_VARIANTS[bwd_variant or BWD_VARIANT]
     if device.type != "cuda":  # Triton's interpreter: small blocks, exercise the chunked paths.
         block_d = min(16, triton.next_power_of_2(dim_per_group))
-        return ScanConfig(block_d, 1, chunk_len=16, seg_len=32, sub=4, bwd_block_d=block_d, bwd_num_warps=1)
+        return ScanConfig(
+            block_d, 1, chunk_len=16, seg_len=32, sub=4, bwd_block_d=block_d, bwd_num_warps=1,
+            bwd_states=variant["bwd_states"], prefetch_states=variant.get("prefetch_states", False),
+        )  # fmt: skip
     block_d = min(64, triton.next_power_of_2(dim_per_group))
-    bwd_block_d = min(64, triton.next_power_of_2(dim_per_group))
-    chunk_len, seg_len = 64, triton.cdiv(seqlen, 64) * 64
+    bwd_block_d = min(variant["bwd_block_d"], triton.next_power_of_2(dim_per_group))
+    chunk_len = variant["chunk_len"]
+    seg_len = triton.cdiv(seqlen, chunk_len) * chunk_len
     programs = batch * groups * triton.cdiv(dim_per_group, block_d)
     if programs < 4 * torch.cuda.get_device_properties(device).multi_processor_count:
         seg_len = min(seg_len, 512)
-    return ScanConfig(block_d, 1, chunk_len, seg_len, sub=2, bwd_block_d=bwd_block_d, bwd_num_warps=1)
+    return ScanConfig(
+        block_d, 1, chunk_len, seg_len, sub=variant.get("sub", 2), bwd_block_d=bwd_block_d, bwd_num_warps=1,
+        bwd_states=variant["bwd_states"], prefetch_states=variant.get("prefetch_states", False),
+    )  # fmt: skip
 
 
 def _dim_contiguous_like(x: torch.Tensor) -> torch.Tensor:
@@ -195,8 +233,15 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
     dD_part = torch.empty(batch, n_seg, dim, **f32)
     dbias_part = torch.empty(batch, n_seg, dim, **f32)
     dh0 = torch.empty(batch, n_seg, dstate, dim, **f32)
-    scratch = torch.empty(batch * n_seg * n_dblocks * (cfg.chunk_len // cfg.sub) * dstate * bd, **f32)
-    scan_bwd_kernel[grid](
+    if cfg.bwd_states == "stored":  # every state of a chunk
+        kernel, scratch_steps = scan_bwd_stored_kernel, cfg.chunk_len
+        extra = dict(PREFETCH_STATES=cfg.prefetch_states)
+    elif cfg.bwd_states == "recompute":  # every sub-block's first state
+        kernel, scratch_steps, extra = scan_bwd_kernel, cfg.chunk_len // cfg.sub, dict(SUB=cfg.sub)
+    else:
+        raise ValueError(f"config.bwd_states must be 'recompute' or 'stored', got {cfg.bwd_states!r}")
+    scratch = torch.empty(batch * n_seg * n_dblocks * scratch_steps * dstate * bd, **f32)
+    kernel[grid](
         u, delta, zz, dout, A, B4, C4,
         D if D is not None else A, delta_bias if delta_bias is not None else A, seq,
         ckpt, gend if gend is not None else ckpt, scratch,
@@ -204,9 +249,9 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
         *u.stride(), *delta.stride(), *zz.stride(), *dout.stride(), *du.stride(), *A.stride(),
         *B4.stride(), *C4.stride(), *seq_strides, *gend_strides,
         L, dim, dpg, n_dblocks, n_seg, cfg.seg_len, n_chunks, cfg.chunk_len,
-        HAS_GEND=gend is not None, BLOCK_D=bd, DSTATE=dstate, SUB=cfg.sub,
+        HAS_GEND=gend is not None, BLOCK_D=bd, DSTATE=dstate,
         VEC_BC=vector_rows_ok(B4) and vector_rows_ok(C4),
-        num_warps=nw, **flags,
+        num_warps=nw, **flags, **extra,
     )  # fmt: skip
 
     def per_group(part):  # (batch, n_dblocks, L, dstate) -> (batch, groups, dstate, L)

@@ -203,3 +203,55 @@ def test_large_state_sizes_take_the_pytorch_path(monkeypatch):
     )
     out = selective_scan_fn(**inputs)
     assert torch.equal(out, torch.full_like(out, 7.0))
+
+
+# The "stored" backward (triton_bwd_stored.py): phase 1 keeps every state of a chunk, phase 2 reads
+# them back. Chunks of 8 steps in segments of 16: partial chunks, several segments.
+# STORED_PF also reads each state back one step ahead (PREFETCH_STATES).
+STORED = dataclasses.replace(SEGMENTS, bwd_states="stored")
+STORED_PF = dataclasses.replace(STORED, prefetch_states=True)
+
+
+@pytest.mark.parametrize(
+    "seqlen, groups, config", [(1, 1, STORED), (21, 2, STORED), (21, 1, STORED_PF)], ids=["1", "21", "21-pf"]
+)
+def test_stored_backward_matches_reference(seqlen, groups, config):
+    inputs = make_inputs(batch=2, dim=4 * groups, seqlen=seqlen, groups=groups, seed=seqlen)
+    got = run_with_grads(triton_scan(config), inputs)
+    ref = run_with_grads(selective_scan_ref, inputs)
+    assert_scan_close(got, ref, torch.float32, f"stored L={seqlen} groups={groups}")
+
+
+def test_stored_backward_packed_documents_bf16_without_z():
+    seqlen = 19
+    inputs = make_inputs(batch=1, dim=4, seqlen=seqlen, dtype=torch.bfloat16, z=False, seed=4)
+    seq_idx = torch.zeros(1, seqlen, dtype=torch.int32)
+    seq_idx[0, 5:] = 1
+    seq_idx[0, 16:] = 3
+    got = run_with_grads(triton_scan(STORED_PF), inputs, seq_idx=seq_idx)
+    ref = run_with_grads(selective_scan_ref, inputs, upcast=True, seq_idx=seq_idx)
+    assert_scan_close(got, ref, torch.bfloat16, "stored packed bf16")
+
+
+def test_stored_backward_large_delta_times_A_stays_finite():
+    inputs = make_inputs(batch=1, dim=4, seqlen=10, seed=9, D=False, delta_bias=False)
+    inputs["delta"] = inputs["delta"].abs() * 200 + 50
+    inputs["A"] = inputs["A"] * 100
+    got = run_with_grads(triton_scan(STORED), inputs)
+    ref = run_with_grads(selective_scan_ref, inputs)
+    assert_scan_close(got, ref, torch.float32, "stored large dt|A|")
+
+
+def test_plan_takes_the_backward_variant_constant(monkeypatch):
+    from kernels.selective_scan import triton_scan as module
+
+    assert module.BWD_VARIANT in module.BWD_VARIANTS
+    for name, fields in module.BWD_VARIANTS.items():
+        assert fields["bwd_states"] in ("recompute", "stored"), name
+    monkeypatch.setattr(module, "BWD_VARIANT", "stored")
+    assert module.plan(2, 8, 1, 4, 50, torch.device("cpu")).bwd_states == "stored"
+    assert module.plan(2, 8, 1, 4, 50, torch.device("cpu"), bwd_variant="recompute").bwd_states == "recompute"
+    inputs = make_inputs(batch=1, dim=4, seqlen=3)
+    bad = dataclasses.replace(SEGMENTS, bwd_states="twice")
+    with pytest.raises(ValueError, match="config.bwd_states"):
+        run_with_grads(triton_scan(bad), inputs)

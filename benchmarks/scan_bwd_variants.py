@@ -1,0 +1,174 @@
+"""The selective scan's backward variants side by side (GPU): correctness, then time, then a table.
+
+    python benchmarks/scan_bwd_variants.py                         # every variant, ~2-3 minutes
+    python benchmarks/scan_bwd_variants.py --variants recompute stored-c16
+
+Variants are the entries of `BWD_VARIANTS` in kernels/selective_scan/triton_scan.py; the plan uses
+the one named by `BWD_VARIANT` there (flip that one constant to adopt another). For each variant:
+
+1. correctness: bf16 inputs in the model's layout (batch 2, dim 256, seqlen 1000, with an initial
+   state) against the fp32 sequential reference: relative error (L2) of the output, the last
+   state and every gradient; and at shape A, all of these against the "recompute" variant's
+   (the kernel measured before). A variant passes at <= 2e-2 on both;
+   bf16 noise is ~2e-3, an indexing bug is O(1).
+2. time (median of triton's do_bench): forward, and backward alone (the autograd backward of one
+   forward: adjoint pass, combine, backward kernel, partial sums), at
+   A = Mamba-130M's layer: batch 16, dim 1536, seqlen 2048, channel-last bf16 (the training step
+       runs this 24 times);
+   B = the ANCHORS.md scan shape: batch 32, dim 2048, seqlen 2048.
+
+Predictions, written before any of these variants ran (ms, A fwd+bwd / B fwd+bwd). Measured
+before: A's backward kernel 3.67 ms + adjoint 0.42 ms, forward 2 x 0.45 ms -> A ~5.1;
+B 9.09 (v4 table, forward 1.48). Reasoning: "stored" drops phase 2's forward recompute (static
+FFMA+FMUL 642 vs 1064 in benchmarks/kernel_report.py) and its spills (255 registers with a 208-byte
+stack -> 255 and none; 168 at 32 channels), but writes and reads 128 bytes of fp32 state per
+channel-step; with chunk 64 the scratch in flight (~1000 programs x 256 KB) is far larger than
+the 50 MB L2, so that traffic goes to HBM (A: 6.4 GB ~1.5 ms, B: 17 GB ~4 ms): chunk 16 is meant
+to keep it in L2 at the price of 4x the saved checkpoints (200 MB per layer at A).
+    recompute          5.1 / 9.1   (as measured before)
+    recompute-c16      4.8 / 8.6   (its sub-block scratch stays in L2)
+    stored             4.0 / 7.0   (HBM traffic bound)
+    stored-c16         3.6 / 6.2
+    stored-c16-pf      3.4 / 5.9   (phase 2 reads the state a step ahead: latency hidden)
+    stored-d32-pf      3.9 / 6.8   (168 registers, more programs; more shuffles per channel)
+    stored-d32-c16-pf  3.4 / 5.8
+Most of the run is compiling (two backward kernels per variant: with and without a carried-in
+adjoint); --variants trims it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import triton
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scan import make_inputs, rel_err, time_ms  # noqa: E402
+
+from kernels import selective_scan_ref  # noqa: E402
+from kernels.selective_scan import triton_scan  # noqa: E402
+
+SHAPES = {"A": (16, 1536, 2048), "B": (32, 2048, 2048)}  # (batch, dim, seqlen)
+DSTATE = 16
+PASS = 2e-2
+GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
+
+
+def leaves_of(inputs: dict, fp32=False) -> dict:
+    return {
+        k: (v.detach().float() if fp32 else v.detach()).clone().requires_grad_()
+        for k, v in inputs.items()
+        if k in GRAD_NAMES and torch.is_tensor(v)
+    }
+
+
+def run_scan(variant: str | None, inputs: dict, leaves: dict):
+    """(out, last_state) of the Triton scan with the plan of `variant` (None: the fp32 reference)."""
+    args = {**inputs, **leaves}
+    if variant is None:
+        return selective_scan_ref(**args, return_last_state=True)
+    u = args["u"]
+    cfg = triton_scan.plan(u.shape[0], u.shape[1], 1, DSTATE, u.shape[2], u.device, bwd_variant=variant)
+    names = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "delta_softplus", "initial_state")
+    return triton_scan.selective_scan_triton(*(args.get(n) for n in names), config=cfg)
+
+
+def gradients(variant, inputs, weights, fp32=False) -> dict:
+    leaves = leaves_of(inputs, fp32)
+    out, last = run_scan(variant, inputs, leaves)
+    ((out.float() * weights[0]).sum() + (last.float() * weights[1]).sum()).backward()
+    result = {"out": out.detach(), "last_state": last.detach()}
+    result.update({f"d{k}": v.grad for k, v in leaves.items()})
+    return result
+
+
+def worst(got: dict, ref: dict) -> tuple[float, str]:
+    errs = {k: rel_err(got[k], ref[k]) for k in ref}
+    name = max(errs, key=lambda k: errs[k] if errs[k] == errs[k] else float("inf"))  # NaN counts as worst
+    return errs[name], name
+
+
+def correctness_inputs():
+    inputs = make_inputs(2, 1000, dim=256, seed=3)
+    inputs["initial_state"] = torch.randn(2, 256, DSTATE, device="cuda")
+    g = torch.Generator(device="cuda").manual_seed(4)
+    weights = (
+        torch.randn(2, 256, 1000, device="cuda", generator=g),
+        torch.randn(2, 256, DSTATE, device="cuda", generator=g),
+    )
+    return inputs, weights
+
+
+def time_variant(variant: str, inputs: dict) -> tuple[float, float]:
+    """(forward ms, backward ms) of one scan call."""
+    leaves = leaves_of(inputs)
+    fwd = time_ms(lambda: run_scan(variant, inputs, leaves), warmup=10, rep=60)
+    out, _ = run_scan(variant, inputs, leaves)
+    dout = torch.randn_like(out)
+
+    def backward():
+        for v in leaves.values():
+            v.grad = None
+        out.backward(dout, retain_graph=True)
+
+    return fwd, time_ms(backward, warmup=10, rep=60)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--variants", nargs="+", default=list(triton_scan.BWD_VARIANTS))
+    args = p.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}; "
+          f"plan's BWD_VARIANT = {triton_scan.BWD_VARIANT!r}", flush=True)  # fmt: skip
+
+    small, weights = correctness_inputs()
+    ref = gradients(None, small, weights, fp32=True)
+    timed = {}
+    for name, (batch, dim, seqlen) in SHAPES.items():
+        timed[name] = make_inputs(batch, seqlen, dim=dim, seed=1)
+    g = torch.Generator(device="cuda").manual_seed(5)
+    batch, dim, seqlen = SHAPES["A"]
+    big_weights = (
+        torch.randn(batch, dim, seqlen, device="cuda", generator=g),
+        torch.randn(batch, dim, DSTATE, device="cuda", generator=g),
+    )
+    baseline = gradients("recompute", timed["A"], big_weights)  # the kernel measured before
+    rows = []
+    for variant in args.variants:
+        row = {"variant": variant}
+        try:
+            row["err"], row["err_name"] = worst(gradients(variant, small, weights), ref)
+            big = gradients(variant, timed["A"], big_weights)
+            row["err_big"], row["err_big_name"] = worst(big, baseline)
+            del big
+            for name, inputs in timed.items():
+                row[f"{name}_fwd"], row[f"{name}_bwd"] = time_variant(variant, inputs)
+        except Exception as e:  # a variant that fails to compile or run is reported, not fatal
+            row["error"] = f"{type(e).__name__}: {str(e)[:300]}"
+        print(row, flush=True)
+        rows.append(row)
+        torch.cuda.empty_cache()
+
+    print(f"\nA = {SHAPES['A']}, B = {SHAPES['B']} (batch, dim, seqlen), bf16 channel-last; ms per scan call."
+          f"\nerr: worst relative error vs the fp32 reference (2 x 256 x 1000); err@A: vs 'recompute' at A."
+          f"\n| variant | err (grad) | err@A | A fwd | A bwd | A fwd+bwd | B fwd | B bwd | B fwd+bwd | ok |"
+          f"\n|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['variant']} | failed: {r['error'][:120]} |")
+            continue
+        ok = r["err"] <= PASS and r["err_big"] <= PASS
+        print(
+            f"| {r['variant']} | {r['err']:.1e} ({r['err_name']}) | {r['err_big']:.1e} | "
+            f"{r['A_fwd']:.2f} | {r['A_bwd']:.2f} | {r['A_fwd'] + r['A_bwd']:.2f} | "
+            f"{r['B_fwd']:.2f} | {r['B_bwd']:.2f} | {r['B_fwd'] + r['B_bwd']:.2f} | {'yes' if ok else 'NO'} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Backward variant "stored": the states are recomputed once per chunk, not twice.
+
+Same arguments, adjoint and outputs as `scan_bwd_kernel` (triton_bwd.py); only the walk differs.
+Per chunk, from the checkpointed state before it:
+  phase 1, forward over the chunk: recompute h, y; write dz and the dC partial sums; store the
+           state before every step into the program's scratch (chunk_len x dstate x BLOCK_D fp32,
+           written and read back by the same thread, so it stays in L1/L2);
+  phase 2, backward over the chunk, one step at a time: read h[t-1] back from the scratch,
+           recompute the decays exp(dt A) (needed for the adjoint anyway), and accumulate as before.
+Against "recompute" (phase 2 rebuilds each sub-block's states in registers): no second forward
+walk (16 fewer FMAs and the reloads of u, delta and B per step), no SUB-step register arrays,
+so phase 2 can prefetch step t - 1's rows while it computes step t; in exchange DSTATE fp32 stores
+and loads per channel-step through the cache (L2 when chunk_len x dstate x BLOCK_D x 4 bytes times
+the programs in flight fits it, else HBM: 50M channel-steps per Mamba-130M layer x 128 bytes).
+"""
+
+import triton
+import triton.language as tl
+
+from .triton_bwd import decays, keep_at, store_channel_sums
+from .triton_common import (
+    LOG2E,
+    channel_block,
+    dt_from_raw,
+    load_state,
+    load_step_inputs,
+    store_state,
+    zero_state,
+)
+
+
+@triton.jit
+def scan_bwd_stored_kernel(
+    u_ptr, delta_ptr, z_ptr, dout_ptr,
+    A_ptr, B_ptr, C_ptr, Dskip_ptr, bias_ptr, seq_ptr,
+    ckpt_ptr, gend_ptr, scratch_ptr,
+    du_ptr, ddelta_ptr, dz_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, dbias_ptr, dh0_ptr,
+    stride_ub, stride_ud, stride_ul,
+    stride_deltab, stride_deltad, stride_deltal,
+    stride_zb, stride_zd, stride_zl,
+    stride_dob, stride_dod, stride_dol,
+    stride_gb, stride_gd, stride_gl,
+    stride_Ad, stride_An,
+    stride_Bb, stride_Bg, stride_Bn, stride_Bl,
+    stride_Cb, stride_Cg, stride_Cn, stride_Cl,
+    stride_seqb, stride_seql,
+    stride_geb, stride_ges, stride_gen, stride_ged,
+    L, dim, dim_per_group, n_dblocks, n_seg, seg_len, n_chunks, chunk_len,
+    HAS_Z: tl.constexpr, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, DELTA_SOFTPLUS: tl.constexpr,
+    HAS_SEQ_IDX: tl.constexpr, HAS_GEND: tl.constexpr,
+    BLOCK_D: tl.constexpr, DSTATE: tl.constexpr, VEC_BC: tl.constexpr, PREFETCH_STATES: tl.constexpr,
+):  # fmt: skip
+    """Gradients of one segment; shapes and strides as `scan_bwd_kernel`. scratch: per program
+    (chunk_len, dstate, BLOCK_D) fp32. PREFETCH_STATES: phase 2 reads h[t-2] while it computes
+    step t (DSTATE more registers per channel; hides the cache latency)."""
+    i_dg, i_b, i_s, i_g, o_d, m_d = channel_block(dim_per_group, BLOCK_D)
+
+    A = load_state(A_ptr, stride_An, o_d * stride_Ad, m_d, DSTATE)
+    bias = tl.load(bias_ptr + o_d, mask=m_d, other=0.0).to(tl.float32) if HAS_BIAS else 0.0
+    Dskip = tl.load(Dskip_ptr + o_d, mask=m_d, other=0.0).to(tl.float32) if HAS_D else 0.0
+
+    u_ptrs = u_ptr + i_b * stride_ub + o_d * stride_ud
+    delta_ptrs = delta_ptr + i_b * stride_deltab + o_d * stride_deltad
+    z_ptrs = z_ptr + i_b * stride_zb + o_d * stride_zd
+    dout_ptrs = dout_ptr + i_b * stride_dob + o_d * stride_dod
+    du_ptrs = du_ptr + i_b * stride_gb + o_d * stride_gd
+    ddelta_ptrs = ddelta_ptr + i_b * stride_gb + o_d * stride_gd
+    dz_ptrs = dz_ptr + i_b * stride_gb + o_d * stride_gd
+    B_ptrs = B_ptr + i_b * stride_Bb + i_g * stride_Bg
+    C_ptrs = C_ptr + i_b * stride_Cb + i_g * stride_Cg
+    seq_ptrs = seq_ptr + i_b * stride_seqb
+    part = (i_b * n_dblocks + i_dg) * L * DSTATE  # + t * DSTATE + n: dB / dC partial sums
+    i_prog = (i_b * n_seg + i_s) * n_dblocks + i_dg
+    scratch = scratch_ptr + i_prog.to(tl.int64) * chunk_len * DSTATE * BLOCK_D
+    o_c = tl.arange(0, BLOCK_D)
+
+    if HAS_GEND:
+        ge = gend_ptr + i_b * stride_geb + i_s * stride_ges
+        g = load_state(ge, stride_gen, o_d * stride_ged, m_d, DSTATE)
+    else:
+        g = zero_state(BLOCK_D, DSTATE)
+    dA_acc = zero_state(BLOCK_D, DSTATE)
+    dD_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
+    dbias_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
+
+    args = (u_ptrs, stride_ul, delta_ptrs, stride_deltal, z_ptrs, stride_zl)
+    args = args + (B_ptrs, stride_Bn, stride_Bl, C_ptrs, stride_Cn, stride_Cl, m_d)
+    t_seg = i_s * seg_len
+    n_chunks_seg = tl.cdiv(tl.minimum(seg_len, L - t_seg), chunk_len)
+    for kc in range(n_chunks_seg):
+        c0 = t_seg + (n_chunks_seg - 1 - kc) * chunk_len
+        c_end = tl.minimum(c0 + chunk_len, L)
+        h = load_state(ckpt_ptr + (i_b * n_chunks + c0 // chunk_len) * DSTATE * dim, dim, o_d, m_d, DSTATE)
+        # Phase 1: forward over the chunk, loading step t + 1 while computing step t.
+        nxt = load_step_inputs(c0, c_end, *args, HAS_Z, True, DSTATE, VEC_BC)
+        dout_nxt = tl.load(dout_ptrs + c0 * stride_dol, mask=m_d, other=0.0)
+        for t in range(c0, c_end):
+            store_state(scratch + (t - c0) * DSTATE * BLOCK_D, h, BLOCK_D, o_c, m_d, DSTATE)
+            u, delta, z, Bs, Cs = nxt
+            dout = dout_nxt.to(tl.float32)
+            nxt = load_step_inputs(t + 1, c_end, *args, HAS_Z, True, DSTATE, VEC_BC)
+            dout_nxt = tl.load(dout_ptrs + (t + 1) * stride_dol, mask=m_d & (t + 1 < c_end), other=0.0)
+            u = u.to(tl.float32)
+            dt, _ = dt_from_raw(delta, bias, m_d, DELTA_SOFTPLUS)
+            dA = decays(dt * LOG2E, A, keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX), HAS_SEQ_IDX, DSTATE)
+            if HAS_Z:
+                z = z.to(tl.float32)
+                sig = tl.sigmoid(z)
+                dy = dout * z * sig
+            else:
+                dy = dout
+            dtu = dt * u
+            y = Dskip * u
+            h_new = ()
+            dC_t = ()
+            for n in tl.static_range(DSTATE):
+                h_n = dA[n] * h[n] + dtu * Bs[n].to(tl.float32)
+                if HAS_Z:
+                    y += h_n * Cs[n].to(tl.float32)
+                h_new = h_new + (h_n,)
+                dC_t = dC_t + (dy * h_n,)
+            h = h_new
+            store_channel_sums(dC_ptr + part + t * DSTATE, dC_t, o_c, True, BLOCK_D, DSTATE)
+            if HAS_Z:
+                dz = dout * y * sig * (1.0 + z * (1.0 - sig))
+                tl.store(dz_ptrs + t * stride_gl, dz.to(dz_ptr.dtype.element_ty), mask=m_d)
+            if HAS_D:
+                dD_acc += dy * u
+        # Phase 2: backward over the chunk, loading step t - 1 while computing step t.
+        nxt = load_step_inputs(c_end - 1, c_end, *args, HAS_Z, True, DSTATE, VEC_BC)
+        dout_nxt = tl.load(dout_ptrs + (c_end - 1) * stride_dol, mask=m_d, other=0.0)
+        if PREFETCH_STATES:
+            h_nxt = load_state(scratch + (c_end - 1 - c0) * DSTATE * BLOCK_D, BLOCK_D, o_c, m_d, DSTATE)
+        for k in range(c_end - c0):
+            t = c_end - 1 - k
+            t_prev = tl.maximum(t - 1, c0)
+            u, delta, z, Bs, Cs = nxt
+            dout = dout_nxt.to(tl.float32)
+            nxt = load_step_inputs(t_prev, c_end, *args, HAS_Z, True, DSTATE, VEC_BC)
+            dout_nxt = tl.load(dout_ptrs + t_prev * stride_dol, mask=m_d, other=0.0)
+            if PREFETCH_STATES:
+                h_prev = h_nxt
+                h_nxt = load_state(scratch + (t_prev - c0) * DSTATE * BLOCK_D, BLOCK_D, o_c, m_d, DSTATE)
+            else:
+                h_prev = load_state(scratch + (t - c0) * DSTATE * BLOCK_D, BLOCK_D, o_c, m_d, DSTATE)
+            u = u.to(tl.float32)
+            dt, dt_raw = dt_from_raw(delta, bias, m_d, DELTA_SOFTPLUS)
+            dA = decays(dt * LOG2E, A, keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX), HAS_SEQ_IDX, DSTATE)
+            if HAS_Z:
+                z = z.to(tl.float32)
+                dy = dout * z * tl.sigmoid(z)
+            else:
+                dy = dout
+            dtu = dt * u
+            gB = tl.zeros([BLOCK_D], dtype=tl.float32)
+            ddt_A = tl.zeros([BLOCK_D], dtype=tl.float32)
+            g_new = ()
+            dA_acc_new = ()
+            dB_t = ()
+            for n in tl.static_range(DSTATE):
+                g_n = g[n] + dy * Cs[n].to(tl.float32)
+                g_decayed = g_n * dA[n]  # the adjoint sent to step t - 1
+                d_dtA = g_decayed * h_prev[n]
+                ddt_A += d_dtA * A[n]
+                gB += g_n * Bs[n].to(tl.float32)
+                dA_acc_new = dA_acc_new + (dA_acc[n] + d_dtA * dt,)
+                dB_t = dB_t + (g_n * dtu,)
+                g_new = g_new + (g_decayed,)
+            g = g_new
+            dA_acc = dA_acc_new
+            store_channel_sums(dB_ptr + part + t * DSTATE, dB_t, o_c, True, BLOCK_D, DSTATE)
+            ddt = ddt_A + gB * u
+            du = gB * dt
+            if HAS_D:
+                du += Dskip * dy
+            if DELTA_SOFTPLUS:
+                ddt = ddt * tl.sigmoid(dt_raw)
+            ddt = tl.where(m_d, ddt, 0.0)
+            dbias_acc += ddt
+            tl.store(du_ptrs + t * stride_gl, du.to(du_ptr.dtype.element_ty), mask=m_d)
+            tl.store(ddelta_ptrs + t * stride_gl, ddt.to(ddelta_ptr.dtype.element_ty), mask=m_d)
+
+    base = (i_b * n_seg + i_s) * dim
+    store_state(dh0_ptr + base * DSTATE, g, dim, o_d, m_d, DSTATE)
+    store_state(dA_ptr + base * DSTATE, dA_acc, dim, o_d, m_d, DSTATE)
+    if HAS_D:
+        tl.store(dD_ptr + base + o_d, dD_acc, mask=m_d)
+    if HAS_BIAS:
+        tl.store(dbias_ptr + base + o_d, dbias_acc, mask=m_d)
