@@ -19,7 +19,7 @@ from data.cache import build_once, cache_root, fingerprint, read_json
 from data.lra import archive, listops
 from data.lra.generated import generate_listops_rows, generate_pathfinder
 from data.lra.pathfinder import PATHFINDER_GENERATOR_VERSION
-from data.lra.release import pathfinder_release, s4_split_assignment
+from data.lra.release import listops_release, pathfinder_release, s4_split_assignment
 from data.lra.store import META, SplitWriter, finish_store, write_split
 from data.lra.tasks import LRA_TASKS
 
@@ -48,7 +48,9 @@ def _carve(examples: list, fraction: float, seed: int) -> tuple[list, list]:
 
 def _build_listops(config, folder: Path, seqlen: int, dtype: np.dtype) -> dict[str, Any]:
     if config.source == "archive":
-        source = archive.require_folder(config.archive_dir, "listops-1000/ of the lra_release archive")
+        source = listops_release(config.archive_dir) or archive.require_folder(
+            config.archive_dir, "lra_release/ or its listops-1000/"
+        )
         for split in ("train", "val", "test"):
             write_split(folder, split, archive.listops_split(source, split, seqlen), dtype, 1)
         return {}

@@ -1,4 +1,4 @@
-"""Where the lra_release archive's Pathfinder / Path-X images are, and S4's split of them.
+"""Where the lra_release archive's ListOps rows and Pathfinder / Path-X images are; S4's split of the images.
 
 ``archive_dir`` may point at the extracted ``lra_release`` folder (holding ``pathfinder32/``,
 ``pathfinder128/``, ...) or at one ``pathfinder<R>/`` folder itself; either holds a folder per difficulty
@@ -26,6 +26,17 @@ def pathfinder_release(archive_dir: str | Path | None, resolution: int, difficul
     root = Path(archive_dir).expanduser()
     for folder in (root / f"pathfinder{resolution}", root):
         if any((folder / PATHFINDER_FOLDERS[difficulty] / "metadata").glob("*.npy")):
+            return folder
+    return None
+
+
+def listops_release(archive_dir: str | Path | None) -> Path | None:
+    """The ``listops-1000/`` folder (holding ``basic_train.tsv``) under or at ``archive_dir``, or None."""
+    if archive_dir is None:
+        return None
+    root = Path(archive_dir).expanduser()
+    for folder in (root / "listops-1000", root):
+        if (folder / "basic_train.tsv").is_file():
             return folder
     return None
 

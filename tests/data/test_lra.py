@@ -70,6 +70,10 @@ def test_listops_archive_matches_what_was_written(tmp_path):
         rows[25:], test["input_ids"], test["lengths"], test["labels"]
     ):
         assert ids[:length].tolist() == listops.encode(source).tolist() and int(got) == label
+    from data.lra.config import ListOpsConfig  # source auto: the release when present, from its root too
+
+    assert ListOpsConfig(archive_dir=str(tmp_path / "lra_release")).source == "archive"
+    assert ListOpsConfig(archive_dir=str(tmp_path)).source == ListOpsConfig().source == "generate"
     (folder / "basic_val.tsv").unlink()
     with pytest.raises(FileNotFoundError, match="basic_val.tsv does not exist"):
         build_datamodule({**config, "seqlen": 100}, seed=0)
