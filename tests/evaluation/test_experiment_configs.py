@@ -158,3 +158,21 @@ def test_scaling_law_runs_use_gpt2s_tokenizer_on_a_corpus_named_for_what_it_is(m
     assert config.data.tokenizer.source == "openai-community/gpt2"
     assert config.data.name == "pile_uncopyrighted"
     assert config.optim.betas == [0.9, 0.95] and config.optim.grad_clip == 1.0
+
+
+def test_s4s_v3_configs_behind_the_published_numbers() -> None:
+    """lra/s4/listops_v3 and pathfinder_v3: S4's old/v3-s4-*.yaml, the configs of its published rows."""
+    run, model_values = composed("lra/s4/listops_v3")
+    assert (model_values["n_layer"], model_values["d_model"], model_values["mixer_cfg"]["d_state"]) == (
+        8,
+        128,
+        64,
+    )
+    assert model_values["mixer_cfg"]["n_ssm"] is None and model_values["bidirectional_merge"] == "kernel"
+    assert (run.trainer.max_steps, run.trainer.micro_batch_size, run.optim.warmup_steps) == (76800, 50, 1000)
+    run, model_values = composed("lra/s4/pathfinder_v3")
+    assert (
+        model_values["pooling"] == "last"
+        and run.optim.weight_decay == 0.03
+        and run.optim.warmup_steps == 2500
+    )
