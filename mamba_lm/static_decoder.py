@@ -140,14 +140,18 @@ class StaticDecoder:
         self._advance(self._logits(self.input_ids))
 
     def _capture(self) -> None:
-        """Warm up on a side stream (Triton compiles, cuBLAS sets up), then capture one step. The
-        warm-up's writes into the caches are overwritten by the next prompt.
+        """Warm up on a side stream (Triton compiles, cuBLAS sets up), then capture one step on it.
+        The warm-up's writes into the caches are overwritten by the next prompt.
 
-        The default CUDA generator's state is restored afterwards: the warm-up samples with it, and a
-        seeded call that captures must draw the same tokens as one that replays (a replay draws from
-        the generator's current offset, as the eager step does). Python's garbage collector is off
-        meanwhile, so that no other model's decoder (its graph, its memory pool) is torn down in the
-        middle of the capture."""
+        Kept apart from every other graph and from later eager work, whatever ran before:
+        - the default CUDA generator's state is restored afterwards: the warm-up samples with it, and
+          a seeded call that captures must draw what one that replays draws (a replay draws from the
+          generator's current offset, as an eager step does);
+        - cuBLAS's per-stream workspaces are dropped before and after the capture (as PyTorch's own
+          CUDA-graph trees do), so the graph's workspace is allocated in its own memory pool and no
+          eager call or later capture shares it, or frees it under the graph;
+        - Python's garbage collector is off meanwhile, so no other model's decoder (its graph, its
+          memory pool) is torn down in the middle of the capture."""
         device = self.tokens.device
         rng_state = torch.cuda.get_rng_state(device)
         gc_was_enabled = gc.isenabled()
@@ -158,24 +162,25 @@ class StaticDecoder:
             if gc_was_enabled:
                 gc.enable()
             torch.cuda.synchronize(device)
+            _drop_cublas_workspaces()
             torch.cuda.set_rng_state(rng_state, device)
 
     def _warm_up_and_capture(self) -> torch.cuda.CUDAGraph | None:
         """The captured step, or None (with a warning) when the step cannot be captured."""
         self.params.seqlen_offset = 1  # every mixer takes its one-token step
         with _graph_safe_autocast():
-            torch.cuda.synchronize(self.tokens.device)
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
                 for _ in range(2):
                     self.params.position.zero_()  # the step writes at position + 1 < max_seqlen
                     self._step()
-            torch.cuda.current_stream().wait_stream(side)
-            self.params.position.zero_()
+                self.params.position.zero_()
+            torch.cuda.synchronize(self.tokens.device)
+            _drop_cublas_workspaces()
             graph = torch.cuda.CUDAGraph()
             try:
-                with torch.cuda.graph(graph):
+                with torch.cuda.graph(graph, stream=side):
                     self._step()
             except RuntimeError as error:  # an op that cannot be captured (e.g. a host sync)
                 warnings.warn(
@@ -299,6 +304,14 @@ class _Clock:
         now = time.perf_counter()
         elapsed, self.last = now - self.last, now
         return elapsed
+
+
+def _drop_cublas_workspaces() -> None:
+    """Forget cuBLAS's cached per-(handle, stream) workspaces (a private PyTorch call, skipped where
+    this build has none): the next cuBLAS call on a stream allocates a new one."""
+    clear = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+    if clear is not None:
+        clear()
 
 
 @contextlib.contextmanager
