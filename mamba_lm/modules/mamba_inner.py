@@ -1,13 +1,16 @@
-"""The memory-lean training path of the Mamba mixer between in_proj and out_proj, as one autograd Function.
+"""The memory-lean training path of the Mamba mixer up to out_proj, as one autograd Function.
 
+    xz     = h @ in_proj.T                                              (batch, seqlen, 2 d_inner)
     u      = silu(causal conv(x))               x, z = xz split        (batch, seqlen, d_inner) each
     x_dbl  = u @ x_proj.T                        split [dt, B, C]       (batch, seqlen, dt_rank + 2 d_state)
     delta  = dt @ dt_proj.T                                             (batch, seqlen, d_inner)
     y      = selective_scan(u, delta, A = -exp(A_log), B, C, D, z, softplus(. + dt_bias))
 
-Composed from autograd ops, this region keeps u, delta and x_dbl for the backward besides xz. The
-Function keeps only xz (the in_proj output), x_dbl and the scan's chunk states, and recomputes u
-(one conv) and delta (one small GEMM) in the backward.
+Composed from autograd ops, this region keeps u, delta and x_dbl for the backward besides h and xz.
+The Function keeps only h, xz (the in_proj output), x_dbl and the scan's chunk states, and recomputes
+u (one conv) and delta (one small GEMM) in the backward. in_proj is inside so that the gradients of
+x (from the conv) and z (from the scan) feed its two halves directly, without being joined into one
+(batch, seqlen, 2 d_inner) tensor first.
 
 Saved bytes per token and layer under bf16 autocast (d = d_model, d_inner = 2d, K = dt_rank +
 2 d_state; the scan saves its fp32 state every 64 steps: d_inner * d_state * 4 / 64 = 2d bytes at
@@ -40,7 +43,9 @@ from kernels.selective_scan.ref import as_grouped
 
 
 def mamba_inner(
-    xz: torch.Tensor,
+    hidden: torch.Tensor,
+    in_proj_weight: torch.Tensor,
+    in_proj_bias: torch.Tensor | None,
     conv_weight: torch.Tensor,
     conv_bias: torch.Tensor | None,
     x_proj_weight: torch.Tensor,
@@ -50,18 +55,22 @@ def mamba_inner(
     D: torch.Tensor,
     seq_idx: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The Mamba mixer from the in_proj output to the out_proj input, with a hand-written backward.
+    """The Mamba mixer from its input to the out_proj input, with a hand-written backward.
 
-    xz: (batch, seqlen, 2 * d_inner), x then z, in the compute dtype (bf16 under autocast): the matmuls
-    run in xz's dtype, the conv and the scan accumulate in fp32. conv_weight: (d_inner, 1, width) or
-    (d_inner, width); conv_bias: (d_inner,) or None. x_proj_weight: (dt_rank + 2 d_state, d_inner);
-    dt_proj_weight: (d_inner, dt_rank); dt_proj_bias, D: (d_inner,); A_log: (d_inner, d_state).
+    hidden: (batch, seqlen, d_model). The matmuls run in autocast's dtype when autocast is on, else in
+    hidden's dtype; the conv and the scan accumulate in fp32. in_proj_weight: (2 d_inner, d_model), rows
+    x then z; in_proj_bias: (2 d_inner,) or None. conv_weight: (d_inner, 1, width) or (d_inner, width);
+    conv_bias: (d_inner,) or None. x_proj_weight: (dt_rank + 2 d_state, d_inner); dt_proj_weight:
+    (d_inner, dt_rank); dt_proj_bias, D: (d_inner,); A_log: (d_inner, d_state).
     seq_idx: (batch, seqlen) int32 (packed documents) or None.
-    Returns y (batch, seqlen, d_inner) contiguous, in xz's dtype.
+    Returns y (batch, seqlen, d_inner) contiguous, in the compute dtype.
     """
+    device = hidden.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
     return MambaInnerFn.apply(
-        xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A_log, D, seq_idx
-    )
+        hidden, in_proj_weight, in_proj_bias, conv_weight, conv_bias, x_proj_weight, dt_proj_weight,
+        dt_proj_bias, A_log, D, seq_idx, dtype,
+    )  # fmt: skip
 
 
 def _triton_scan():
@@ -79,11 +88,15 @@ def _uses_triton_scan(u: torch.Tensor, d_state: int) -> bool:
 class MambaInnerFn(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx, xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A_log, D, seq_idx
-    ):
-        dtype, d_inner = xz.dtype, xz.shape[-1] // 2
+        ctx, hidden, in_proj_weight, in_proj_bias, conv_weight, conv_bias, x_proj_weight, dt_proj_weight,
+        dt_proj_bias, A_log, D, seq_idx, dtype,
+    ):  # fmt: skip
+        d_inner = in_proj_weight.shape[0] // 2
         dt_rank, d_state = dt_proj_weight.shape[1], A_log.shape[1]
-        with torch.autocast(xz.device.type, enabled=False):
+        with torch.autocast(hidden.device.type, enabled=False):
+            h = hidden.to(dtype)
+            bias = in_proj_bias.to(dtype) if in_proj_bias is not None else None
+            xz = F.linear(h, in_proj_weight.to(dtype), bias)  # (batch, seqlen, 2 d_inner)
             u = causal_conv1d_fn(xz[..., :d_inner].transpose(1, 2), conv_weight, conv_bias, seq_idx, "silu")
             x_dbl = F.linear(u.transpose(1, 2), x_proj_weight.to(dtype))  # (batch, seqlen, K)
             delta = F.linear(x_dbl[..., :dt_rank], dt_proj_weight.to(dtype))  # (batch, seqlen, d_inner)
@@ -100,16 +113,16 @@ class MambaInnerFn(torch.autograd.Function):
                 scan_saved, ctx.scan_graph = (), _torch_scan_graph(scan_args, seq_idx)
                 y = ctx.scan_graph[0].detach()
         ctx.save_for_backward(
-            xz, x_dbl, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A_log, D,
-            seq_idx, *scan_saved,
+            h, xz, x_dbl, in_proj_weight, in_proj_bias, conv_weight, conv_bias, x_proj_weight,
+            dt_proj_weight, dt_proj_bias, A_log, D, seq_idx, *scan_saved,
         )  # fmt: skip
+        ctx.hidden_dtype = hidden.dtype
         return y.transpose(1, 2)  # (batch, seqlen, d_inner), contiguous
 
     @staticmethod
     def backward(ctx, dy):
-        xz, x_dbl, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A_log, D, seq_idx = (
-            ctx.saved_tensors[:10]
-        )
+        h, xz, x_dbl, in_proj_weight, in_proj_bias, conv_weight, conv_bias = ctx.saved_tensors[:7]
+        x_proj_weight, dt_proj_weight, dt_proj_bias, A_log, D, seq_idx = ctx.saved_tensors[7:13]
         dtype, d_inner = xz.dtype, xz.shape[-1] // 2
         dt_rank, d_state = dt_proj_weight.shape[1], A_log.shape[1]
         batch, seqlen, _ = xz.shape
@@ -126,7 +139,7 @@ class MambaInnerFn(torch.autograd.Function):
             dout = dy.transpose(1, 2)  # (batch, d_inner, seqlen)
             scan_args = _scan_args(xz, x_dbl, delta, u, A_log, D, dt_proj_bias, dt_rank, d_state)
             if ctx.triton_scan:
-                ckpt, dtsum, reset = ctx.saved_tensors[10:]
+                ckpt, dtsum, reset = ctx.saved_tensors[13:]
                 du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, _ = _triton_scan().scan_backward(
                     dout, None, *scan_args, True, seq_idx, ckpt, dtsum, reset, ctx.scan_config
                 )
@@ -154,12 +167,24 @@ class MambaInnerFn(torch.autograd.Function):
                 [t for t in (x, weight, bias) if t is not None],
                 du_rows.view(batch, seqlen, d_inner).transpose(1, 2),
             )
-            dxz = torch.cat([dconv[0].transpose(1, 2), dz.to(dtype).transpose(1, 2)], dim=-1)
+            # xz = h @ in_proj.T, x and z halves taken separately
+            dx_rows = dconv[0].transpose(1, 2).reshape(-1, d_inner)  # a view: dx is channel-last like x
+            dz_rows = dz.to(dtype).transpose(1, 2).reshape(-1, d_inner)
+            h_rows = h.reshape(-1, h.shape[-1])
+            w_in = in_proj_weight.to(dtype)
+            dh = (dx_rows @ w_in[:d_inner]).addmm_(dz_rows, w_in[d_inner:]).view(h.shape)
+            d_in_proj_weight = torch.empty_like(w_in)
+            torch.mm(dx_rows.t(), h_rows, out=d_in_proj_weight[:d_inner])
+            torch.mm(dz_rows.t(), h_rows, out=d_in_proj_weight[d_inner:])
+            d_in_proj_bias = None
+            if in_proj_bias is not None:
+                d_in_proj_bias = torch.cat([dx_rows.sum(0), dz_rows.sum(0)]).to(in_proj_bias.dtype)
         A = -torch.exp(A_log.float())
         return (
-            dxz, dconv[1], dconv[2] if bias is not None else None,
+            dh.to(ctx.hidden_dtype), d_in_proj_weight.to(in_proj_weight.dtype), d_in_proj_bias,
+            dconv[1], dconv[2] if bias is not None else None,
             d_x_proj_weight.to(x_proj_weight.dtype), d_dt_proj_weight.to(dt_proj_weight.dtype),
-            ddelta_bias.to(dt_proj_bias.dtype), (dA * A).to(A_log.dtype), dD.to(D.dtype), None,
+            ddelta_bias.to(dt_proj_bias.dtype), (dA * A).to(A_log.dtype), dD.to(D.dtype), None, None,
         )  # fmt: skip
 
 

@@ -6,8 +6,8 @@
     y      = selective_scan(x, dt_proj(dt), A=-exp(A_log), B, C, D, z, softplus(. + dt_bias))
     out    = out_proj(y)
 
-Training runs everything between in_proj and out_proj as one memory-lean autograd Function
-(``mamba_inner``: the conv output and delta are recomputed in the backward instead of stored).
+Training runs everything up to out_proj as one memory-lean autograd Function (``mamba_inner``: the
+conv output and delta are recomputed in the backward instead of stored).
 Parameter names equal the reference's, so its state_dict loads unchanged.
 """
 
@@ -116,11 +116,12 @@ class Mamba(nn.Module):
             if inference_params.seqlen_offset > 0:
                 return self.step(hidden_states, conv_state, ssm_state)
 
-        xz = self.in_proj(hidden_states)  # (batch, seqlen, 2 * d_inner)
         seq_idx = seq_idx.to(torch.int32) if seq_idx is not None else None
         if self.fused and torch.is_grad_enabled() and inference_params is None:
             y = mamba_inner(
-                xz,
+                hidden_states,
+                self.in_proj.weight,
+                self.in_proj.bias,
                 self.conv1d.weight,
                 self.conv1d.bias,
                 self.x_proj.weight,
@@ -133,6 +134,7 @@ class Mamba(nn.Module):
             return self.out_proj(y)  # (batch, seqlen, d_model)
         # The composition of autograd ops (inference, cache filling, the unfused reference path): the
         # conv and the scan read (batch, dim, seqlen) views of these channel-last tensors without copies.
+        xz = self.in_proj(hidden_states)  # (batch, seqlen, 2 * d_inner)
         x, z = xz.chunk(2, dim=-1)  # views, stride 2 * d_inner along seqlen
         if conv_state is not None:
             conv_state.copy_(conv_state_from_inputs(x, self.d_conv))
