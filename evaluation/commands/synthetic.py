@@ -35,7 +35,7 @@ class Options:
         1 << 20, help="auto mode: longest length run in parallel form (recurrent beyond: constant memory)"
     )
     parallel_tokens: int = option(
-        1 << 22, help="parallel form: at most this many tokens per forward pass (batch chunks, >= 1 sequence)"
+        1 << 21, help="parallel form: at most this many tokens per forward pass (batch chunks, >= 1 sequence)"
     )
     prefill: int = option(1024, help="recurrent mode: tokens read in parallel form before stepping")
     device: str | None = option(None, help="cpu | cuda | cuda:N (default: cuda when available)")
