@@ -1,8 +1,9 @@
 """Mamba, S4D and Transformer++ models: mixers, language models, the LRA classifier, generation, HF interop.
 
-Imports only torch, safetensors and this project's ``kernels`` (no Hydra, datasets or wandb), so it runs on
-the GPU machine as is. ``mamba_lm.from_pretrained(path)`` loads a run, checkpoint, transformers or
-reference-package folder (``mamba_lm.pretrained``); ``mamba_lm.hf`` (transformers) is imported on demand.
+Imports only torch and this project's ``kernels`` (no Hydra, datasets or wandb), so it runs on the GPU
+machine as is. ``mamba_lm.from_pretrained(path)`` loads a run, checkpoint, transformers or
+reference-package folder (``mamba_lm.pretrained``, which reads the run-folder layout of
+``mamba_lm.trainer``); it, ``mamba_lm.hf`` (transformers) and the trainer are imported on first use.
 """
 
 from .build import build_model
@@ -11,7 +12,18 @@ from .generation import InferenceParams
 from .models import CausalLMOutput, MambaLMHeadModel, TransformerLMHeadModel
 from .models.classifier import SequenceClassifier
 from .modules import S4D, CausalSelfAttention, Mamba
-from .pretrained import from_pretrained, save_pretrained
+
+_ON_FIRST_USE = {"from_pretrained": "pretrained", "save_pretrained": "pretrained"}
+
+
+def __getattr__(name: str):
+    """``from_pretrained`` / ``save_pretrained``: their module is imported when first asked for."""
+    if name in _ON_FIRST_USE:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_ON_FIRST_USE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "S4D",
