@@ -2,6 +2,7 @@
 
 from .attention import CausalSelfAttention
 from .block import Block
+from .fusion import set_fused
 from .mamba_mixer import Mamba
 from .mixers import MIXERS, build_mixer
 from .mlp import GatedMLP
@@ -18,4 +19,5 @@ __all__ = [
     "S4D",
     "build_mixer",
     "make_norm",
+    "set_fused",
 ]
