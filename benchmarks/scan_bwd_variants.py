@@ -1,7 +1,7 @@
 """The selective scan's backward variants side by side (GPU): correctness, then time, then a table.
 
     python benchmarks/scan_bwd_variants.py                         # every variant, ~2-3 minutes
-    python benchmarks/scan_bwd_variants.py --variants recompute stored-c16
+    python benchmarks/scan_bwd_variants.py --variants recompute stored-d32-c16-pf-defer
 
 Variants are the entries of `BWD_VARIANTS` in kernels/selective_scan/triton_scan.py; the plan uses
 the one named by `BWD_VARIANT` there (flip that one constant to adopt another). For each variant:
@@ -21,17 +21,20 @@ Predictions, written before any of these variants ran (ms, A fwd+bwd / B fwd+bwd
 before: A's backward kernel 3.67 ms + adjoint 0.42 ms, forward 2 x 0.45 ms -> A ~5.1;
 B 9.09 (v4 table, forward 1.48). Reasoning: "stored" drops phase 2's forward recompute (static
 FFMA+FMUL 642 vs 1064 in benchmarks/kernel_report.py) and its spills (255 registers with a 208-byte
-stack -> 255 and none; 168 at 32 channels), but writes and reads 128 bytes of fp32 state per
-channel-step; with chunk 64 the scratch in flight (~1000 programs x 256 KB) is far larger than
-the 50 MB L2, so that traffic goes to HBM (A: 6.4 GB ~1.5 ms, B: 17 GB ~4 ms): chunk 16 is meant
-to keep it in L2 at the price of 4x the saved checkpoints (200 MB per layer at A).
-    recompute          5.1 / 9.1   (as measured before)
-    recompute-c16      4.8 / 8.6   (its sub-block scratch stays in L2)
-    stored             4.0 / 7.0   (HBM traffic bound)
-    stored-c16         3.6 / 6.2
-    stored-c16-pf      3.4 / 5.9   (phase 2 reads the state a step ahead: latency hidden)
-    stored-d32-pf      3.9 / 6.8   (168 registers, more programs; more shuffles per channel)
-    stored-d32-c16-pf  3.4 / 5.8
+stack -> 255 and none; 168 at 32 channels, 203 with deferred sums), but writes and reads 128 bytes
+of fp32 state per channel-step; with chunk 64 the scratch in flight (~1000 programs x 256 KB) is
+far larger than the 50 MB L2, so that traffic goes to HBM (A: 6.4 GB ~1.5 ms, B: 17 GB ~4 ms):
+chunk 16 ("c16") is meant to keep it in L2, at the price of 4x the checkpoints the forward saves
+(200 MB instead of 50 MB per Mamba-130M layer). The kernels look latency-bound (A's backward at
+3.67 ms against ~0.5 ms of MUFU or FMA throughput), with 6 dependent shuffle rounds per step for
+each channel sum: "defer" moves them off the step's chain, "d32" gives more warps per SM.
+    recompute                5.1 / 9.1   (as measured before)
+    recompute-c16            4.8 / 8.6   (its sub-block scratch stays in L2)
+    stored                   4.0 / 7.0   (HBM traffic bound)
+    stored-c16-pf            3.4 / 5.9
+    stored-d32-c16-pf        3.4 / 5.8
+    stored-d32-pf-defer      3.5 / 6.2
+    stored-d32-c16-pf-defer  3.0 / 5.2   (best guess)
 Most of the run is compiling (two backward kernels per variant: with and without a carried-in
 adjoint); --variants trims it.
 """
@@ -120,7 +123,8 @@ def time_variant(variant: str, inputs: dict) -> tuple[float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--variants", nargs="+", default=list(triton_scan.BWD_VARIANTS))
+    names = list(triton_scan.BWD_VARIANTS)
+    p.add_argument("--variants", nargs="+", default=names, choices=names)
     args = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}; "

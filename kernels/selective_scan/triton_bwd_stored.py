@@ -49,10 +49,13 @@ def scan_bwd_stored_kernel(
     HAS_Z: tl.constexpr, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, DELTA_SOFTPLUS: tl.constexpr,
     HAS_SEQ_IDX: tl.constexpr, HAS_GEND: tl.constexpr,
     BLOCK_D: tl.constexpr, DSTATE: tl.constexpr, VEC_BC: tl.constexpr, PREFETCH_STATES: tl.constexpr,
+    DEFER_SUMS: tl.constexpr,
 ):  # fmt: skip
     """Gradients of one segment; shapes and strides as `scan_bwd_kernel`. scratch: per program
     (chunk_len, dstate, BLOCK_D) fp32. PREFETCH_STATES: phase 2 reads h[t-2] while it computes
-    step t (DSTATE more registers per channel; hides the cache latency)."""
+    step t (DSTATE more registers per channel; hides the cache latency). DEFER_SUMS: the dB and dC
+    channel sums (a chain of warp shuffles) of step t are done during step t +- 1, so that the
+    compiler can interleave them with that step's arithmetic (DSTATE more registers per channel)."""
     i_dg, i_b, i_s, i_g, o_d, m_d = channel_block(dim_per_group, BLOCK_D)
 
     A = load_state(A_ptr, stride_An, o_d * stride_Ad, m_d, DSTATE)
@@ -94,6 +97,7 @@ def scan_bwd_stored_kernel(
         # Phase 1: forward over the chunk, loading step t + 1 while computing step t.
         nxt = load_step_inputs(c0, c_end, *args, HAS_Z, True, DSTATE, VEC_BC)
         dout_nxt = tl.load(dout_ptrs + c0 * stride_dol, mask=m_d, other=0.0)
+        dC_last = zero_state(BLOCK_D, DSTATE)
         for t in range(c0, c_end):
             store_state(scratch + (t - c0) * DSTATE * BLOCK_D, h, BLOCK_D, o_c, m_d, DSTATE)
             u, delta, z, Bs, Cs = nxt
@@ -120,17 +124,25 @@ def scan_bwd_stored_kernel(
                 h_new = h_new + (h_n,)
                 dC_t = dC_t + (dy * h_n,)
             h = h_new
-            store_channel_sums(dC_ptr + part + t * DSTATE, dC_t, o_c, True, BLOCK_D, DSTATE)
+            if DEFER_SUMS:  # step t - 1's sums, off this step's dependency chain
+                t_last = tl.maximum(t - 1, c0)
+                store_channel_sums(dC_ptr + part + t_last * DSTATE, dC_last, o_c, t > c0, BLOCK_D, DSTATE)
+                dC_last = dC_t
+            else:
+                store_channel_sums(dC_ptr + part + t * DSTATE, dC_t, o_c, True, BLOCK_D, DSTATE)
             if HAS_Z:
                 dz = dout * y * sig * (1.0 + z * (1.0 - sig))
                 tl.store(dz_ptrs + t * stride_gl, dz.to(dz_ptr.dtype.element_ty), mask=m_d)
             if HAS_D:
                 dD_acc += dy * u
+        if DEFER_SUMS:
+            store_channel_sums(dC_ptr + part + (c_end - 1) * DSTATE, dC_last, o_c, True, BLOCK_D, DSTATE)
         # Phase 2: backward over the chunk, loading step t - 1 while computing step t.
         nxt = load_step_inputs(c_end - 1, c_end, *args, HAS_Z, True, DSTATE, VEC_BC)
         dout_nxt = tl.load(dout_ptrs + (c_end - 1) * stride_dol, mask=m_d, other=0.0)
         if PREFETCH_STATES:
             h_nxt = load_state(scratch + (c_end - 1 - c0) * DSTATE * BLOCK_D, BLOCK_D, o_c, m_d, DSTATE)
+        dB_last = zero_state(BLOCK_D, DSTATE)
         for k in range(c_end - c0):
             t = c_end - 1 - k
             t_prev = tl.maximum(t - 1, c0)
@@ -168,7 +180,12 @@ def scan_bwd_stored_kernel(
                 g_new = g_new + (g_decayed,)
             g = g_new
             dA_acc = dA_acc_new
-            store_channel_sums(dB_ptr + part + t * DSTATE, dB_t, o_c, True, BLOCK_D, DSTATE)
+            if DEFER_SUMS:  # step t + 1's sums, off this step's dependency chain
+                t_last = tl.minimum(t + 1, c_end - 1)
+                store_channel_sums(dB_ptr + part + t_last * DSTATE, dB_last, o_c, k > 0, BLOCK_D, DSTATE)
+                dB_last = dB_t
+            else:
+                store_channel_sums(dB_ptr + part + t * DSTATE, dB_t, o_c, True, BLOCK_D, DSTATE)
             ddt = ddt_A + gB * u
             du = gB * dt
             if HAS_D:
@@ -179,6 +196,8 @@ def scan_bwd_stored_kernel(
             dbias_acc += ddt
             tl.store(du_ptrs + t * stride_gl, du.to(du_ptr.dtype.element_ty), mask=m_d)
             tl.store(ddelta_ptrs + t * stride_gl, ddt.to(ddelta_ptr.dtype.element_ty), mask=m_d)
+        if DEFER_SUMS:
+            store_channel_sums(dB_ptr + part + c0 * DSTATE, dB_last, o_c, True, BLOCK_D, DSTATE)
 
     base = (i_b * n_seg + i_s) * dim
     store_state(dh0_ptr + base * DSTATE, g, dim, o_d, m_d, DSTATE)

@@ -207,13 +207,17 @@ def test_large_state_sizes_take_the_pytorch_path(monkeypatch):
 
 # The "stored" backward (triton_bwd_stored.py): phase 1 keeps every state of a chunk, phase 2 reads
 # them back. Chunks of 8 steps in segments of 16: partial chunks, several segments.
-# STORED_PF also reads each state back one step ahead (PREFETCH_STATES).
+# STORED_PF also reads each state back one step ahead (PREFETCH_STATES); STORED_DEFER sums a step's
+# dB and dC over channels during the next step (DEFER_SUMS).
 STORED = dataclasses.replace(SEGMENTS, bwd_states="stored")
 STORED_PF = dataclasses.replace(STORED, prefetch_states=True)
+STORED_DEFER = dataclasses.replace(STORED_PF, defer_sums=True)
 
 
 @pytest.mark.parametrize(
-    "seqlen, groups, config", [(1, 1, STORED), (21, 2, STORED), (21, 1, STORED_PF)], ids=["1", "21", "21-pf"]
+    "seqlen, groups, config",
+    [(1, 1, STORED), (21, 2, STORED), (21, 1, STORED_PF), (21, 1, STORED_DEFER)],
+    ids=["1", "21", "21-pf", "21-defer"],
 )
 def test_stored_backward_matches_reference(seqlen, groups, config):
     inputs = make_inputs(batch=2, dim=4 * groups, seqlen=seqlen, groups=groups, seed=seqlen)
@@ -237,7 +241,7 @@ def test_stored_backward_large_delta_times_A_stays_finite():
     inputs = make_inputs(batch=1, dim=4, seqlen=10, seed=9, D=False, delta_bias=False)
     inputs["delta"] = inputs["delta"].abs() * 200 + 50
     inputs["A"] = inputs["A"] * 100
-    got = run_with_grads(triton_scan(STORED), inputs)
+    got = run_with_grads(triton_scan(STORED_DEFER), inputs)
     ref = run_with_grads(selective_scan_ref, inputs)
     assert_scan_close(got, ref, torch.float32, "stored large dt|A|")
 
