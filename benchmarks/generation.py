@@ -1,17 +1,33 @@
 """Decoding speed: ms per generated token and tokens/s, this project against HF Llama and mamba_ssm.
 
-    python benchmarks/generation.py --out benchmarks/results/generation.json        # ~5 min on an H200
+    python benchmarks/generation.py --out benchmarks/results/generation.json        # <= ~6 min on an H200
     python benchmarks/generation.py --quick                                          # ~1 min
     python benchmarks/generation.py --models mamba_130m --prompts 512 --batches 1,64
+    python benchmarks/generation.py --implementations hf-llama,hf-forward --models transformer_125m
 
-For each model (random weights, bf16), prompt length and batch size: the prompt is read in
-parallel form, then ``--new-tokens`` tokens are decoded greedily (every one, no EOS). "ms/token" is
-the time of one decode step for the whole batch (the prompt excluded); tokens/s = batch / that.
-This project decodes through ``mamba_lm.generate``'s static decoder (one CUDA graph per step); HF's
-``LlamaForCausalLM.generate`` (same shapes as our Transformer++) and, when importable, mamba_ssm's
-``generate(cg=True)`` run in the same process, timed as the difference of a full and a one-token
-``generate`` call. "max" batch: the largest batch the biggest Transformer++ fits at that prompt
-length (every model runs it too: the paper's comparison at the largest batch both fit).
+For each model (random weights, bf16), prompt length and batch size: the prompt is read in parallel
+form, then ``--new-tokens`` tokens are decoded greedily (every one, no EOS). "ms/token" is the time of
+one decode step for the whole batch; tokens/s = batch / that. How each implementation is timed:
+
+- ours: ``mamba_lm``'s static decoder, one CUDA graph replayed per step. Building the decoder
+  (allocating its caches, warming up and capturing the step) is not timed; the prompt and the
+  first token are timed apart ("prefill"); ms/token is the wall time of the remaining steps, the
+  device synchronized before and after, divided by their number.
+- hf-llama: HF ``LlamaForCausalLM.generate`` with our Transformer++'s shapes (bf16 weights, SDPA,
+  its default DynamicCache, greedy, min_new_tokens = max_new_tokens so EOS cannot end it early;
+  each call's output length is checked). After a 16-token warm-up call, a one-token and a full
+  call are timed (device synchronized); ms/token = the difference / (new tokens - 1): the prompt,
+  the first token and generate's per-call setup cancel out.
+- hf-forward (diagnostic, batch 1 by default): the same HF model without ``generate``: the prompt,
+  then one forward per token in a plain Python loop (DynamicCache, argmax on the device), timed the
+  same way. The gap to hf-llama is generate's own per-token work.
+- mamba_ssm (when importable): the reference package's ``generate(cg=True)``, timed the same way
+  after a full-length warm-up call (which also builds its graph cache).
+
+"max" batch: the largest batch (a multiple of 16) the biggest Transformer++ fits at that prompt
+length (every model runs it too: the paper's comparison at the largest batch both fit). All rows of
+ours run first, then HF's, then the references and diagnostics; a row that would start after
+``--budget-s`` (330 s) is skipped and marked, so the default run ends within about 6 minutes.
 Writes JSON, a Markdown table (beside the JSON) and a PNG of throughput against batch size.
 """
 
@@ -19,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import sys
 import time
@@ -103,8 +120,9 @@ def timed_difference(generate, new_tokens: int, warm_tokens: int) -> tuple[float
     return (times[new_tokens] - times[1]) / (new_tokens - 1), times[1]
 
 
-def hf_llama(name: str, config: TransformerConfig, prompt: int, batch: int, new_tokens: int, cache: dict):
-    result = Measurement("hf-llama", name, prompt, batch, new_tokens)
+def hf_model(config: TransformerConfig, cache: dict):
+    """HF's LlamaForCausalLM with our Transformer++'s shapes, bf16 weights, SDPA attention (built
+    once per model and kept in ``cache``)."""
     if "model" not in cache:
         from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -118,21 +136,62 @@ def hf_llama(name: str, config: TransformerConfig, prompt: int, batch: int, new_
             max_position_embeddings=8192,
             rope_theta=config.rope_theta,
             tie_word_embeddings=True,
+            attn_implementation="sdpa",
         )
         with DEVICE:
             cache["model"] = LlamaForCausalLM(hf_config).to(torch.bfloat16).eval()
-    model = cache["model"]
+    return cache["model"]
+
+
+def hf_llama(name: str, config: TransformerConfig, prompt: int, batch: int, new_tokens: int, cache: dict):
+    """HF's ``generate`` (greedy, DynamicCache), timed as the difference of a ``new_tokens`` call and
+    a one-token call (both after a warm-up call), so that the prompt, the per-call setup and the
+    first token are not counted: what is left is ``new_tokens - 1`` decode steps of generate's loop
+    (its per-token host sync included: that is how generate decodes). min_new_tokens = max_new_tokens
+    keeps EOS from ending a call early; each call's length is checked."""
+    result = Measurement("hf-llama", name, prompt, batch, new_tokens)
+    model = hf_model(config, cache)
     ids = torch.randint(0, config.vocab_size, (batch, prompt), device=DEVICE)
     mask = torch.ones_like(ids)
 
     def generate(count: int) -> None:
         with torch.no_grad():
-            model.generate(
+            out = model.generate(
                 ids, attention_mask=mask, max_new_tokens=count, min_new_tokens=count, do_sample=False,
                 pad_token_id=0,
             )  # fmt: skip
+        if out.shape != (batch, prompt + count):
+            raise RuntimeError(f"HF generate returned {tuple(out.shape)}, expected {(batch, prompt + count)}")
 
-    step_s, result.prefill_s = timed_difference(generate, new_tokens, warm_tokens=min(new_tokens, 4))
+    step_s, result.prefill_s = timed_difference(generate, new_tokens, warm_tokens=min(new_tokens, 16))
+    result.ms_per_token, result.tokens_per_s = 1e3 * step_s, batch / step_s
+    return result
+
+
+@torch.no_grad()
+def hf_forward_loop(name: str, config: TransformerConfig, prompt: int, batch: int, new_tokens: int, cache):
+    """HF's model without ``generate``: the prompt, then one forward per token in a plain loop
+    (DynamicCache, greedy argmax on the device, no host sync until the end). The floor of what
+    HF's eager decoding costs; the gap to "hf-llama" is generate's own per-token work."""
+    result = Measurement("hf-forward", name, prompt, batch, new_tokens)
+    model = hf_model(config, cache)
+    ids = torch.randint(0, config.vocab_size, (batch, prompt), device=DEVICE)
+
+    def decode(count: int) -> None:
+        from transformers import DynamicCache
+
+        # The cache goes in as the 4th positional argument (named past_key_values or cache by version)
+        # and fills itself in place.
+        past = DynamicCache()
+        token = model(ids, None, None, past, use_cache=True, logits_to_keep=1).logits[:, -1].argmax(-1)
+        for _ in range(count - 1):
+            token = model(token[:, None], None, None, past, use_cache=True).logits[:, -1].argmax(-1)
+        if past.get_seq_length() != prompt + count - 1:
+            raise RuntimeError(
+                f"HF cache holds {past.get_seq_length()} positions, expected {prompt + count - 1}"
+            )
+
+    step_s, result.prefill_s = timed_difference(decode, new_tokens, warm_tokens=min(new_tokens, 16))
     result.ms_per_token, result.tokens_per_s = 1e3 * step_s, batch / step_s
     return result
 
@@ -155,6 +214,17 @@ def reference_mamba(name: str, d_model: int, n_layer: int, prompt: int, batch: i
     step_s, result.prefill_s = timed_difference(generate, new_tokens, warm_tokens=new_tokens)
     result.ms_per_token, result.tokens_per_s = 1e3 * step_s, batch / step_s
     return result
+
+
+def run_row(implementation: str, name: str, config, prompt: int, batch: int, new_tokens: int, cache: dict):
+    if implementation == "ours":
+        with torch.no_grad():
+            return ours(name, cache["model"], prompt, batch, new_tokens)
+    if implementation == "hf-llama":
+        return hf_llama(name, config, prompt, batch, new_tokens, cache)
+    if implementation == "hf-forward":
+        return hf_forward_loop(name, config, prompt, batch, new_tokens, cache)
+    return reference_mamba(name, config.d_model, config.n_layer, prompt, batch, new_tokens, cache)
 
 
 def largest_batch(config: TransformerConfig, prompt: int, new_tokens: int) -> int:
@@ -241,9 +311,20 @@ def main() -> None:
     parser.add_argument("--prompts", default="512,2048")
     parser.add_argument("--batches", default="1,64,256,max", help="'max': see the module docstring")
     parser.add_argument("--new-tokens", type=int, default=256)
-    parser.add_argument("--no-hf", action="store_true", help="skip HF Llama")
-    parser.add_argument("--no-reference", action="store_true", help="skip mamba_ssm")
+    parser.add_argument(
+        "--implementations",
+        default="ours,hf-llama,hf-forward,mamba_ssm",
+        help="which to run: ours, hf-llama (HF generate), hf-forward (HF's model in a plain loop, a "
+        "diagnostic), mamba_ssm (the reference package, when importable)",
+    )
     parser.add_argument("--hf-batches", default="1,64", help="HF Llama's batches (its cache grows by copies)")
+    parser.add_argument("--hf-forward-batches", default="1", help="batches of the hf-forward diagnostic")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=330.0,
+        help="rows that would start later than this many seconds are skipped (marked in the output)",
+    )
     parser.add_argument("--quick", action="store_true", help="130M / 125M, prompt 512, batches 1 and 64")
     parser.add_argument("--out", default="benchmarks/results/generation.json")
     parser.add_argument("--device", default="cuda", help="cuda, or cpu to smoke-test with tiny models")
@@ -258,57 +339,59 @@ def main() -> None:
         )  # fmt: skip
     names = args.models.split(",")
     prompts = [int(p) for p in args.prompts.split(",")]
-    batches = args.batches.split(",")
+    implementations = args.implementations.split(",")
     transformers_ = [n for n in names if isinstance(configs.get(n), TransformerConfig)]
     biggest = max(transformers_, key=lambda n: configs.count_parameters(configs.get(n)), default=None)
-    want_max = biggest is not None and "max" in batches and DEVICE.type == "cuda"
+    want_max = biggest is not None and "max" in args.batches.split(",") and DEVICE.type == "cuda"
     max_batch = {
         p: largest_batch(configs.get(biggest), p, args.new_tokens) if want_max else None for p in prompts
     }
     print(f"{device_name()}, torch {torch.__version__}; max batch per prompt: {max_batch}", flush=True)
 
+    def sizes(batches: str, prompt: int) -> list[int]:
+        return sorted({int(b) if b != "max" else max_batch[prompt] for b in batches.split(",")} - {None})
+
+    # Every row of ours first (the targets), then HF's, then the diagnostics: a run cut by the time
+    # budget loses the least important rows.
+    groups = []  # (implementation, model name, [(prompt, batch)])
+
+    def add(implementation: str, models: list[str], batches: str) -> None:
+        rows = [(p, b) for p in prompts for b in sizes(batches, p)]
+        groups.extend((implementation, name, rows) for name in models)
+
+    if "ours" in implementations:
+        add("ours", names, args.batches)
+    if "hf-llama" in implementations:
+        add("hf-llama", transformers_, args.hf_batches)
+    if "mamba_ssm" in implementations and importlib.util.find_spec("mamba_ssm") is not None:
+        add("mamba_ssm", [n for n in names if n not in transformers_], args.batches)
+    elif "mamba_ssm" in implementations:
+        print("mamba_ssm is not importable: no reference rows", flush=True)
+    if "hf-forward" in implementations:
+        add("hf-forward", transformers_, args.hf_forward_batches)
+
     results: list[Measurement] = []
     started = time.perf_counter()
-    for name in names:
-        config = configs.get(name)
-        torch.manual_seed(0)
-        with DEVICE:
-            model = build_model(config, dtype=torch.bfloat16).eval()
-        for prompt in prompts:
-            sizes = sorted({int(b) if b != "max" else max_batch[prompt] for b in batches} - {None})
-            for batch in sizes:
-                with torch.no_grad():
-                    m = run_safely(ours, name, model, prompt, batch, args.new_tokens)
-                m.implementation, m.model, m.prompt, m.batch = "ours", name, prompt, batch
-                results.append(m)
-                print_row(m)
-        release_decoder(model)
-        del model
+    for implementation, name, rows in groups:
+        config, cache = configs.get(name), {}
+        if implementation == "ours":
+            torch.manual_seed(0)
+            with DEVICE:
+                cache["model"] = build_model(config, dtype=torch.bfloat16).eval()
+        for prompt, batch in rows:
+            if time.perf_counter() - started > args.budget_s:
+                m = Measurement(
+                    implementation, name, prompt, batch, args.new_tokens, error="skipped: time budget"
+                )
+            else:
+                m = run_safely(run_row, implementation, name, config, prompt, batch, args.new_tokens, cache)
+            m.implementation, m.model, m.prompt, m.batch = implementation, name, prompt, batch
+            results.append(m)
+            print_row(m)
+        if "model" in cache:
+            release_decoder(cache["model"])
+        cache.clear()
         free_memory()
-
-        others = []
-        if isinstance(config, TransformerConfig) and not args.no_hf:
-            others.append(("hf-llama", lambda p, b, c, config=config, name=name: hf_llama(
-                name, config, p, b, args.new_tokens, c), args.hf_batches.split(",")))  # fmt: skip
-        if not isinstance(config, TransformerConfig) and not args.no_reference:
-            try:
-                import mamba_ssm  # noqa: F401
-
-                others.append(("mamba_ssm", lambda p, b, c, config=config, name=name: reference_mamba(
-                    name, config.d_model, config.n_layer, p, b, args.new_tokens, c), batches))  # fmt: skip
-            except ImportError:
-                print("mamba_ssm is not importable: no reference rows", flush=True)
-        for implementation, function, their_batches in others:
-            cache: dict = {}
-            for prompt in prompts:
-                sizes = sorted({int(b) if b != "max" else max_batch[prompt] for b in their_batches} - {None})
-                for batch in sizes:
-                    m = run_safely(function, prompt, batch, cache)
-                    m.implementation, m.model, m.prompt, m.batch = implementation, name, prompt, batch
-                    results.append(m)
-                    print_row(m)
-            cache.clear()
-            free_memory()
         print(f"[{time.perf_counter() - started:.0f} s]", flush=True)
 
     out = Path(args.out)
