@@ -25,16 +25,23 @@ stack -> 255 and none; 168 at 32 channels, 203 with deferred sums), but writes a
 of fp32 state per channel-step; with chunk 64 the scratch in flight (~1000 programs x 256 KB) is
 far larger than the 50 MB L2, so that traffic goes to HBM (A: 6.4 GB ~1.5 ms, B: 17 GB ~4 ms):
 chunk 16 ("c16") is meant to keep it in L2, at the price of 4x the checkpoints the forward saves
-(200 MB instead of 50 MB per Mamba-130M layer). The kernels look latency-bound (A's backward at
-3.67 ms against ~0.5 ms of MUFU or FMA throughput), with 6 dependent shuffle rounds per step for
-each channel sum: "defer" moves them off the step's chain, "d32" gives more warps per SM.
+(200 MB instead of 50 MB per Mamba-130M layer); tiles of 16 ("t16") keep chunk 64's checkpoints
+and add a third, light walk (states only) per chunk instead. The kernels look latency-bound (A's
+backward at 3.67 ms against ~0.5 ms of MUFU or FMA throughput), with 6 dependent shuffle rounds
+per step for each channel sum: "defer" moves them off the step's chain, "d32" (32 channels per
+program, one per thread) gives more warps per SM; "pf" reads the state back a step ahead.
     recompute                5.1 / 9.1   (as measured before)
     recompute-c16            4.8 / 8.6   (its sub-block scratch stays in L2)
     stored                   4.0 / 7.0   (HBM traffic bound)
     stored-c16-pf            3.4 / 5.9
+    stored-t16-pf            3.6 / 6.3   (the extra walk costs ~0.2-0.4 ms at A)
     stored-d32-c16-pf        3.4 / 5.8
     stored-d32-pf-defer      3.5 / 6.2
     stored-d32-c16-pf-defer  3.0 / 5.2   (best guess)
+    stored-d32-t16-pf-defer  3.2 / 5.6
+Registers on sm_90 (benchmarks/kernel_report.py, bf16, --kernels bwd / bwd-stored): recompute 255
+with a 208-byte spill stack; stored 255, no spills (also with pf); stored-t16-pf 255, 16-byte stack;
+d32: 168 (pf), 203 (pf-defer), 202 (t16-pf-defer).
 Most of the run is compiling (two backward kernels per variant: with and without a carried-in
 adjoint); --variants trims it.
 """

@@ -4,14 +4,16 @@ Same arguments, adjoint and outputs as `scan_bwd_kernel` (triton_bwd.py); only t
 Per chunk, from the checkpointed state before it:
   phase 1, forward over the chunk: recompute h, y; write dz and the dC partial sums; store the
            state before every step into the program's scratch (chunk_len x dstate x BLOCK_D fp32,
-           written and read back by the same thread, so it stays in L1/L2);
+           written and read back by the same thread);
   phase 2, backward over the chunk, one step at a time: read h[t-1] back from the scratch,
            recompute the decays exp(dt A) (needed for the adjoint anyway), and accumulate as before.
 Against "recompute" (phase 2 rebuilds each sub-block's states in registers): no second forward
 walk (16 fewer FMAs and the reloads of u, delta and B per step), no SUB-step register arrays,
 so phase 2 can prefetch step t - 1's rows while it computes step t; in exchange DSTATE fp32 stores
-and loads per channel-step through the cache (L2 when chunk_len x dstate x BLOCK_D x 4 bytes times
-the programs in flight fits it, else HBM: 50M channel-steps per Mamba-130M layer x 128 bytes).
+and loads per channel-step through the cache: L2 while the scratch of all programs in flight fits
+it, else HBM (50M channel-steps x 128 bytes per Mamba-130M layer). TILE > 0 shrinks the scratch
+to one tile: a phase 0 walk over the chunk keeps each tile's start state, then phases 1 and 2 run
+per tile, last to first.
 """
 
 import triton
@@ -27,6 +29,29 @@ from .triton_common import (
     store_state,
     zero_state,
 )
+
+
+@triton.jit
+def save_tile_starts(
+    h, c0, c_end, L, starts, A, bias, seq_ptrs, stride_seql, o_c, m_d, args,
+    HAS_SEQ_IDX: tl.constexpr, DELTA_SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, DSTATE: tl.constexpr,
+    VEC_BC: tl.constexpr, TILE: tl.constexpr,
+):  # fmt: skip
+    """Walk steps c0 .. c_end - 1 from the state h before them (states only), storing the state
+    before every TILE-th step at starts + tile * DSTATE * BLOCK_D."""
+    nxt = load_step_inputs(c0, c_end, *args, False, False, DSTATE, VEC_BC)
+    for t in range(c0, c_end):
+        if (t - c0) % TILE == 0:
+            store_state(starts + ((t - c0) // TILE) * DSTATE * BLOCK_D, h, BLOCK_D, o_c, m_d, DSTATE)
+        u, delta, _, Bs, _ = nxt
+        nxt = load_step_inputs(t + 1, c_end, *args, False, False, DSTATE, VEC_BC)
+        dt, _ = dt_from_raw(delta, bias, m_d, DELTA_SOFTPLUS)
+        dA = decays(dt * LOG2E, A, keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX), HAS_SEQ_IDX, DSTATE)
+        dtu = dt * u.to(tl.float32)
+        h_new = ()
+        for n in tl.static_range(DSTATE):
+            h_new = h_new + (dA[n] * h[n] + dtu * Bs[n].to(tl.float32),)
+        h = h_new
 
 
 @triton.jit
@@ -49,13 +74,17 @@ def scan_bwd_stored_kernel(
     HAS_Z: tl.constexpr, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, DELTA_SOFTPLUS: tl.constexpr,
     HAS_SEQ_IDX: tl.constexpr, HAS_GEND: tl.constexpr,
     BLOCK_D: tl.constexpr, DSTATE: tl.constexpr, VEC_BC: tl.constexpr, PREFETCH_STATES: tl.constexpr,
-    DEFER_SUMS: tl.constexpr,
+    DEFER_SUMS: tl.constexpr, TILE: tl.constexpr,
 ):  # fmt: skip
     """Gradients of one segment; shapes and strides as `scan_bwd_kernel`. scratch: per program
-    (chunk_len, dstate, BLOCK_D) fp32. PREFETCH_STATES: phase 2 reads h[t-2] while it computes
-    step t (DSTATE more registers per channel; hides the cache latency). DEFER_SUMS: the dB and dC
-    channel sums (a chain of warp shuffles) of step t are done during step t +- 1, so that the
-    compiler can interleave them with that step's arithmetic (DSTATE more registers per channel)."""
+    (chunk_len, dstate, BLOCK_D) fp32, or with TILE > 0 (TILE + cdiv(chunk_len, TILE), dstate,
+    BLOCK_D): phases 1 and 2 then run per tile of TILE steps, last to first, from tile start states
+    that a phase 0 walk over the chunk keeps (a third walk, in exchange for a scratch small enough
+    to stay in L2 while the forward still saves one state per chunk_len steps).
+    PREFETCH_STATES: phase 2 reads h[t-2] while it computes step t (DSTATE more registers per
+    channel; hides the cache latency). DEFER_SUMS: the dB and dC channel sums (a chain of warp
+    shuffles) of step t are done during step t +- 1, so that the compiler can interleave them with
+    that step's arithmetic (DSTATE more registers per channel)."""
     i_dg, i_b, i_s, i_g, o_d, m_d = channel_block(dim_per_group, BLOCK_D)
 
     A = load_state(A_ptr, stride_An, o_d * stride_Ad, m_d, DSTATE)
@@ -74,7 +103,10 @@ def scan_bwd_stored_kernel(
     seq_ptrs = seq_ptr + i_b * stride_seqb
     part = (i_b * n_dblocks + i_dg) * L * DSTATE  # + t * DSTATE + n: dB / dC partial sums
     i_prog = (i_b * n_seg + i_s) * n_dblocks + i_dg
-    scratch = scratch_ptr + i_prog.to(tl.int64) * chunk_len * DSTATE * BLOCK_D
+    tile_len = TILE if TILE > 0 else chunk_len
+    n_starts = tl.cdiv(chunk_len, TILE) if TILE > 0 else 0
+    scratch = scratch_ptr + i_prog.to(tl.int64) * (tile_len + n_starts) * DSTATE * BLOCK_D
+    starts = scratch + tile_len * DSTATE * BLOCK_D  # TILE: each tile's start state
     o_c = tl.arange(0, BLOCK_D)
 
     if HAS_GEND:
@@ -94,110 +126,130 @@ def scan_bwd_stored_kernel(
         c0 = t_seg + (n_chunks_seg - 1 - kc) * chunk_len
         c_end = tl.minimum(c0 + chunk_len, L)
         h = load_state(ckpt_ptr + (i_b * n_chunks + c0 // chunk_len) * DSTATE * dim, dim, o_d, m_d, DSTATE)
-        # Phase 1: forward over the chunk, loading step t + 1 while computing step t.
-        nxt = load_step_inputs(c0, c_end, *args, HAS_Z, True, DSTATE, VEC_BC)
-        dout_nxt = tl.load(dout_ptrs + c0 * stride_dol, mask=m_d, other=0.0)
-        dC_last = zero_state(BLOCK_D, DSTATE)
-        for t in range(c0, c_end):
-            store_state(scratch + (t - c0) * DSTATE * BLOCK_D, h, BLOCK_D, o_c, m_d, DSTATE)
-            u, delta, z, Bs, Cs = nxt
-            dout = dout_nxt.to(tl.float32)
-            nxt = load_step_inputs(t + 1, c_end, *args, HAS_Z, True, DSTATE, VEC_BC)
-            dout_nxt = tl.load(dout_ptrs + (t + 1) * stride_dol, mask=m_d & (t + 1 < c_end), other=0.0)
-            u = u.to(tl.float32)
-            dt, _ = dt_from_raw(delta, bias, m_d, DELTA_SOFTPLUS)
-            dA = decays(dt * LOG2E, A, keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX), HAS_SEQ_IDX, DSTATE)
-            if HAS_Z:
-                z = z.to(tl.float32)
-                sig = tl.sigmoid(z)
-                dy = dout * z * sig
+        if TILE > 0:  # Phase 0: walk the chunk once, keeping every tile's start state
+            n_tiles = tl.cdiv(c_end - c0, TILE)
+            save_tile_starts(
+                h, c0, c_end, L, starts, A, bias, seq_ptrs, stride_seql, o_c, m_d, args,
+                HAS_SEQ_IDX, DELTA_SOFTPLUS, BLOCK_D, DSTATE, VEC_BC, TILE,
+            )  # fmt: skip
+        else:
+            n_tiles = 1
+        for kt in range(n_tiles):  # tiles last to first (one tile of the whole chunk without TILE)
+            if TILE > 0:
+                s0 = c0 + (n_tiles - 1 - kt) * TILE
+                s_end = tl.minimum(s0 + TILE, c_end)
+                h = load_state(starts + (n_tiles - 1 - kt) * DSTATE * BLOCK_D, BLOCK_D, o_c, m_d, DSTATE)
             else:
-                dy = dout
-            dtu = dt * u
-            y = Dskip * u
-            h_new = ()
-            dC_t = ()
-            for n in tl.static_range(DSTATE):
-                h_n = dA[n] * h[n] + dtu * Bs[n].to(tl.float32)
+                s0 = c0
+                s_end = c_end
+            # Phase 1: forward over the tile, loading step t + 1 while computing step t.
+            nxt = load_step_inputs(s0, s_end, *args, HAS_Z, True, DSTATE, VEC_BC)
+            dout_nxt = tl.load(dout_ptrs + s0 * stride_dol, mask=m_d, other=0.0)
+            dC_last = zero_state(BLOCK_D, DSTATE)
+            for t in range(s0, s_end):
+                store_state(scratch + (t - s0) * DSTATE * BLOCK_D, h, BLOCK_D, o_c, m_d, DSTATE)
+                u, delta, z, Bs, Cs = nxt
+                dout = dout_nxt.to(tl.float32)
+                nxt = load_step_inputs(t + 1, s_end, *args, HAS_Z, True, DSTATE, VEC_BC)
+                dout_nxt = tl.load(dout_ptrs + (t + 1) * stride_dol, mask=m_d & (t + 1 < s_end), other=0.0)
+                u = u.to(tl.float32)
+                dt, _ = dt_from_raw(delta, bias, m_d, DELTA_SOFTPLUS)
+                dA = decays(
+                    dt * LOG2E, A, keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX), HAS_SEQ_IDX, DSTATE
+                )
                 if HAS_Z:
-                    y += h_n * Cs[n].to(tl.float32)
-                h_new = h_new + (h_n,)
-                dC_t = dC_t + (dy * h_n,)
-            h = h_new
-            if DEFER_SUMS:  # step t - 1's sums, off this step's dependency chain
-                t_last = tl.maximum(t - 1, c0)
-                store_channel_sums(dC_ptr + part + t_last * DSTATE, dC_last, o_c, t > c0, BLOCK_D, DSTATE)
-                dC_last = dC_t
-            else:
-                store_channel_sums(dC_ptr + part + t * DSTATE, dC_t, o_c, True, BLOCK_D, DSTATE)
-            if HAS_Z:
-                dz = dout * y * sig * (1.0 + z * (1.0 - sig))
-                tl.store(dz_ptrs + t * stride_gl, dz.to(dz_ptr.dtype.element_ty), mask=m_d)
-            if HAS_D:
-                dD_acc += dy * u
-        if DEFER_SUMS:
-            store_channel_sums(dC_ptr + part + (c_end - 1) * DSTATE, dC_last, o_c, True, BLOCK_D, DSTATE)
-        # Phase 2: backward over the chunk, loading step t - 1 while computing step t.
-        nxt = load_step_inputs(c_end - 1, c_end, *args, HAS_Z, True, DSTATE, VEC_BC)
-        dout_nxt = tl.load(dout_ptrs + (c_end - 1) * stride_dol, mask=m_d, other=0.0)
-        if PREFETCH_STATES:
-            h_nxt = load_state(scratch + (c_end - 1 - c0) * DSTATE * BLOCK_D, BLOCK_D, o_c, m_d, DSTATE)
-        dB_last = zero_state(BLOCK_D, DSTATE)
-        for k in range(c_end - c0):
-            t = c_end - 1 - k
-            t_prev = tl.maximum(t - 1, c0)
-            u, delta, z, Bs, Cs = nxt
-            dout = dout_nxt.to(tl.float32)
-            nxt = load_step_inputs(t_prev, c_end, *args, HAS_Z, True, DSTATE, VEC_BC)
-            dout_nxt = tl.load(dout_ptrs + t_prev * stride_dol, mask=m_d, other=0.0)
+                    z = z.to(tl.float32)
+                    sig = tl.sigmoid(z)
+                    dy = dout * z * sig
+                else:
+                    dy = dout
+                dtu = dt * u
+                y = Dskip * u
+                h_new = ()
+                dC_t = ()
+                for n in tl.static_range(DSTATE):
+                    h_n = dA[n] * h[n] + dtu * Bs[n].to(tl.float32)
+                    if HAS_Z:
+                        y += h_n * Cs[n].to(tl.float32)
+                    h_new = h_new + (h_n,)
+                    dC_t = dC_t + (dy * h_n,)
+                h = h_new
+                if DEFER_SUMS:  # step t - 1's sums, off this step's dependency chain
+                    t_last = tl.maximum(t - 1, s0)
+                    store_channel_sums(dC_ptr + part + t_last * DSTATE, dC_last, o_c, t > s0, BLOCK_D, DSTATE)
+                    dC_last = dC_t
+                else:
+                    store_channel_sums(dC_ptr + part + t * DSTATE, dC_t, o_c, True, BLOCK_D, DSTATE)
+                if HAS_Z:
+                    dz = dout * y * sig * (1.0 + z * (1.0 - sig))
+                    tl.store(dz_ptrs + t * stride_gl, dz.to(dz_ptr.dtype.element_ty), mask=m_d)
+                if HAS_D:
+                    dD_acc += dy * u
+            if DEFER_SUMS:
+                store_channel_sums(dC_ptr + part + (s_end - 1) * DSTATE, dC_last, o_c, True, BLOCK_D, DSTATE)
+            # Phase 2: backward over the tile, loading step t - 1 while computing step t.
+            nxt = load_step_inputs(s_end - 1, s_end, *args, HAS_Z, True, DSTATE, VEC_BC)
+            dout_nxt = tl.load(dout_ptrs + (s_end - 1) * stride_dol, mask=m_d, other=0.0)
             if PREFETCH_STATES:
-                h_prev = h_nxt
-                h_nxt = load_state(scratch + (t_prev - c0) * DSTATE * BLOCK_D, BLOCK_D, o_c, m_d, DSTATE)
-            else:
-                h_prev = load_state(scratch + (t - c0) * DSTATE * BLOCK_D, BLOCK_D, o_c, m_d, DSTATE)
-            u = u.to(tl.float32)
-            dt, dt_raw = dt_from_raw(delta, bias, m_d, DELTA_SOFTPLUS)
-            dA = decays(dt * LOG2E, A, keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX), HAS_SEQ_IDX, DSTATE)
-            if HAS_Z:
-                z = z.to(tl.float32)
-                dy = dout * z * tl.sigmoid(z)
-            else:
-                dy = dout
-            dtu = dt * u
-            gB = tl.zeros([BLOCK_D], dtype=tl.float32)
-            ddt_A = tl.zeros([BLOCK_D], dtype=tl.float32)
-            g_new = ()
-            dA_acc_new = ()
-            dB_t = ()
-            for n in tl.static_range(DSTATE):
-                g_n = g[n] + dy * Cs[n].to(tl.float32)
-                g_decayed = g_n * dA[n]  # the adjoint sent to step t - 1
-                d_dtA = g_decayed * h_prev[n]
-                ddt_A += d_dtA * A[n]
-                gB += g_n * Bs[n].to(tl.float32)
-                dA_acc_new = dA_acc_new + (dA_acc[n] + d_dtA * dt,)
-                dB_t = dB_t + (g_n * dtu,)
-                g_new = g_new + (g_decayed,)
-            g = g_new
-            dA_acc = dA_acc_new
-            if DEFER_SUMS:  # step t + 1's sums, off this step's dependency chain
-                t_last = tl.minimum(t + 1, c_end - 1)
-                store_channel_sums(dB_ptr + part + t_last * DSTATE, dB_last, o_c, k > 0, BLOCK_D, DSTATE)
-                dB_last = dB_t
-            else:
-                store_channel_sums(dB_ptr + part + t * DSTATE, dB_t, o_c, True, BLOCK_D, DSTATE)
-            ddt = ddt_A + gB * u
-            du = gB * dt
-            if HAS_D:
-                du += Dskip * dy
-            if DELTA_SOFTPLUS:
-                ddt = ddt * tl.sigmoid(dt_raw)
-            ddt = tl.where(m_d, ddt, 0.0)
-            dbias_acc += ddt
-            tl.store(du_ptrs + t * stride_gl, du.to(du_ptr.dtype.element_ty), mask=m_d)
-            tl.store(ddelta_ptrs + t * stride_gl, ddt.to(ddelta_ptr.dtype.element_ty), mask=m_d)
-        if DEFER_SUMS:
-            store_channel_sums(dB_ptr + part + c0 * DSTATE, dB_last, o_c, True, BLOCK_D, DSTATE)
+                h_nxt = load_state(scratch + (s_end - 1 - s0) * DSTATE * BLOCK_D, BLOCK_D, o_c, m_d, DSTATE)
+            dB_last = zero_state(BLOCK_D, DSTATE)
+            for k in range(s_end - s0):
+                t = s_end - 1 - k
+                t_prev = tl.maximum(t - 1, s0)
+                u, delta, z, Bs, Cs = nxt
+                dout = dout_nxt.to(tl.float32)
+                nxt = load_step_inputs(t_prev, s_end, *args, HAS_Z, True, DSTATE, VEC_BC)
+                dout_nxt = tl.load(dout_ptrs + t_prev * stride_dol, mask=m_d, other=0.0)
+                if PREFETCH_STATES:
+                    h_prev = h_nxt
+                    h_nxt = load_state(scratch + (t_prev - s0) * DSTATE * BLOCK_D, BLOCK_D, o_c, m_d, DSTATE)
+                else:
+                    h_prev = load_state(scratch + (t - s0) * DSTATE * BLOCK_D, BLOCK_D, o_c, m_d, DSTATE)
+                u = u.to(tl.float32)
+                dt, dt_raw = dt_from_raw(delta, bias, m_d, DELTA_SOFTPLUS)
+                dA = decays(
+                    dt * LOG2E, A, keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX), HAS_SEQ_IDX, DSTATE
+                )
+                if HAS_Z:
+                    z = z.to(tl.float32)
+                    dy = dout * z * tl.sigmoid(z)
+                else:
+                    dy = dout
+                dtu = dt * u
+                gB = tl.zeros([BLOCK_D], dtype=tl.float32)
+                ddt_A = tl.zeros([BLOCK_D], dtype=tl.float32)
+                g_new = ()
+                dA_acc_new = ()
+                dB_t = ()
+                for n in tl.static_range(DSTATE):
+                    g_n = g[n] + dy * Cs[n].to(tl.float32)
+                    g_decayed = g_n * dA[n]  # the adjoint sent to step t - 1
+                    d_dtA = g_decayed * h_prev[n]
+                    ddt_A += d_dtA * A[n]
+                    gB += g_n * Bs[n].to(tl.float32)
+                    dA_acc_new = dA_acc_new + (dA_acc[n] + d_dtA * dt,)
+                    dB_t = dB_t + (g_n * dtu,)
+                    g_new = g_new + (g_decayed,)
+                g = g_new
+                dA_acc = dA_acc_new
+                if DEFER_SUMS:  # step t + 1's sums, off this step's dependency chain
+                    t_last = tl.minimum(t + 1, s_end - 1)
+                    store_channel_sums(dB_ptr + part + t_last * DSTATE, dB_last, o_c, k > 0, BLOCK_D, DSTATE)
+                    dB_last = dB_t
+                else:
+                    store_channel_sums(dB_ptr + part + t * DSTATE, dB_t, o_c, True, BLOCK_D, DSTATE)
+                ddt = ddt_A + gB * u
+                du = gB * dt
+                if HAS_D:
+                    du += Dskip * dy
+                if DELTA_SOFTPLUS:
+                    ddt = ddt * tl.sigmoid(dt_raw)
+                ddt = tl.where(m_d, ddt, 0.0)
+                dbias_acc += ddt
+                tl.store(du_ptrs + t * stride_gl, du.to(du_ptr.dtype.element_ty), mask=m_d)
+                tl.store(ddelta_ptrs + t * stride_gl, ddt.to(ddelta_ptr.dtype.element_ty), mask=m_d)
+            if DEFER_SUMS:
+                store_channel_sums(dB_ptr + part + s0 * DSTATE, dB_last, o_c, True, BLOCK_D, DSTATE)
 
     base = (i_b * n_seg + i_s) * dim
     store_state(dh0_ptr + base * DSTATE, g, dim, o_d, m_d, DSTATE)

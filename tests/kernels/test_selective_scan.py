@@ -212,12 +212,13 @@ def test_large_state_sizes_take_the_pytorch_path(monkeypatch):
 STORED = dataclasses.replace(SEGMENTS, bwd_states="stored")
 STORED_PF = dataclasses.replace(STORED, prefetch_states=True)
 STORED_DEFER = dataclasses.replace(STORED_PF, defer_sums=True)
+STORED_TILES = dataclasses.replace(STORED_DEFER, bwd_tile=3)  # 8-step chunks in tiles of 3, 3, 2
 
 
 @pytest.mark.parametrize(
     "seqlen, groups, config",
-    [(1, 1, STORED), (21, 2, STORED), (21, 1, STORED_PF), (21, 1, STORED_DEFER)],
-    ids=["1", "21", "21-pf", "21-defer"],
+    [(1, 1, STORED), (21, 2, STORED), (21, 1, STORED_PF), (21, 1, STORED_DEFER), (21, 1, STORED_TILES)],
+    ids=["1", "21", "21-pf", "21-defer", "21-tiles"],
 )
 def test_stored_backward_matches_reference(seqlen, groups, config):
     inputs = make_inputs(batch=2, dim=4 * groups, seqlen=seqlen, groups=groups, seed=seqlen)
@@ -232,7 +233,7 @@ def test_stored_backward_packed_documents_bf16_without_z():
     seq_idx = torch.zeros(1, seqlen, dtype=torch.int32)
     seq_idx[0, 5:] = 1
     seq_idx[0, 16:] = 3
-    got = run_with_grads(triton_scan(STORED_PF), inputs, seq_idx=seq_idx)
+    got = run_with_grads(triton_scan(STORED_TILES), inputs, seq_idx=seq_idx)
     ref = run_with_grads(selective_scan_ref, inputs, upcast=True, seq_idx=seq_idx)
     assert_scan_close(got, ref, torch.bfloat16, "stored packed bf16")
 
