@@ -32,7 +32,7 @@ per step for each channel sum: "defer" moves them off the step's chain, "d32" (3
 program, one per thread) gives more warps per SM; "pf" reads the state back a step ahead.
     recompute                5.1 / 9.1   (as measured before)
     recompute-c16            4.8 / 8.6   (its sub-block scratch stays in L2)
-    stored                   4.0 / 7.0   (HBM traffic bound)
+    stored-pf                3.9 / 6.9   (HBM traffic bound)
     stored-c16-pf            3.4 / 5.9
     stored-t16-pf            3.6 / 6.3   (the extra walk costs ~0.2-0.4 ms at A)
     stored-d32-c16-pf        3.4 / 5.8
@@ -40,7 +40,7 @@ program, one per thread) gives more warps per SM; "pf" reads the state back a st
     stored-d32-c16-pf-defer  3.0 / 5.2   (best guess)
     stored-d32-t16-pf-defer  3.2 / 5.6
 Registers on sm_90 (benchmarks/kernel_report.py, bf16, --kernels bwd / bwd-stored): recompute 255
-with a 208-byte spill stack; stored 255, no spills (also with pf); stored-t16-pf 255, 16-byte stack;
+with a 208-byte spill stack; stored(-pf) 255, no spills; stored-t16-pf 255, 16-byte stack;
 d32: 168 (pf), 203 (pf-defer), 202 (t16-pf-defer).
 Most of the run is compiling (two backward kernels per variant: with and without a carried-in
 adjoint); --variants trims it.

@@ -4,7 +4,9 @@ Forward: one pass when batch x channel blocks already fill the GPU; otherwise th
 into segments scanned in parallel: (1) each segment's local end state, (2) a short sequential pass
 joining them (`combine_states_kernel`), (3) every segment again from its true start state,
 writing y. Either way the state before every chunk of `chunk_len` steps is saved for the backward,
-which runs the same plan on the adjoint (see triton_bwd.py).
+which runs the same plan on the adjoint with one of two kernels (`ScanConfig.bwd_states`):
+triton_bwd.py ("recompute") or triton_bwd_stored.py ("stored"). `BWD_VARIANT` names the
+backward variant the plan uses (benchmarks/scan_bwd_variants.py times them all).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class ScanConfig:
 BWD_VARIANTS = {
     "recompute": dict(bwd_states="recompute", sub=2, bwd_block_d=64, chunk_len=64),
     "recompute-c16": dict(bwd_states="recompute", sub=2, bwd_block_d=64, chunk_len=16),
-    "stored": dict(bwd_states="stored", bwd_block_d=64, chunk_len=64),
+    "stored-pf": dict(bwd_states="stored", bwd_block_d=64, chunk_len=64, prefetch_states=True),
     "stored-c16-pf": dict(bwd_states="stored", bwd_block_d=64, chunk_len=16, prefetch_states=True),
     "stored-t16-pf": dict(
         bwd_states="stored", bwd_block_d=64, chunk_len=64, bwd_tile=16, prefetch_states=True

@@ -253,8 +253,9 @@ def test_plan_takes_the_backward_variant_constant(monkeypatch):
     assert module.BWD_VARIANT in module.BWD_VARIANTS
     for name, fields in module.BWD_VARIANTS.items():
         assert fields["bwd_states"] in ("recompute", "stored"), name
-    monkeypatch.setattr(module, "BWD_VARIANT", "stored")
-    assert module.plan(2, 8, 1, 4, 50, torch.device("cpu")).bwd_states == "stored"
+    monkeypatch.setattr(module, "BWD_VARIANT", "stored-pf")
+    cfg = module.plan(2, 8, 1, 4, 50, torch.device("cpu"))
+    assert cfg.bwd_states == "stored" and cfg.prefetch_states
     assert module.plan(2, 8, 1, 4, 50, torch.device("cpu"), bwd_variant="recompute").bwd_states == "recompute"
     inputs = make_inputs(batch=1, dim=4, seqlen=3)
     bad = dataclasses.replace(SEGMENTS, bwd_states="twice")

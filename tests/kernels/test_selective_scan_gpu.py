@@ -7,6 +7,7 @@ import torch
 from scan_testing import assert_scan_close, make_inputs, run_with_grads
 
 from kernels import selective_scan_fn, selective_scan_ref
+from kernels.selective_scan import triton_scan
 from kernels.selective_scan.triton_scan import plan, selective_scan_triton
 
 pytestmark = [
@@ -58,3 +59,22 @@ def test_packed_documents_and_plans_agree():
 
         got = run_with_grads(scan, inputs, seq_idx=seq_idx)
         assert_scan_close(got, ref, torch.float32, str(config))
+
+
+@pytest.mark.parametrize("variant", list(triton_scan.BWD_VARIANTS))
+def test_backward_variants_match_reference(variant):
+    """Every backward variant of the plan (BWD_VARIANTS), fp32 (the tight check), at a length that
+    leaves partial chunks; bf16 runs in benchmarks/scan_bwd_variants.py."""
+    dtype = torch.float32
+    inputs = make_inputs(batch=2, dim=256, dstate=16, seqlen=1111, dtype=dtype, device="cuda", seed=7)
+    for name in ("u", "delta", "z"):
+        inputs[name] = model_layout(inputs[name])
+    cfg = triton_scan.plan(2, 256, 1, 16, 1111, torch.device("cuda"), bwd_variant=variant)
+
+    def scan(return_last_state, **kw):
+        names = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "delta_softplus", "initial_state")
+        return selective_scan_triton(*(kw.get(n) for n in names), config=cfg)
+
+    got = run_with_grads(scan, inputs)
+    ref = run_with_grads(selective_scan_ref, inputs, upcast=True)
+    assert_scan_close(got, ref, dtype, f"{variant} {dtype}")
