@@ -85,6 +85,7 @@ def main() -> None:
     p.add_argument("--prefetch-states", action="store_true", help="bwd-stored: PREFETCH_STATES")
     p.add_argument("--defer-sums", action="store_true", help="bwd-stored: DEFER_SUMS")
     p.add_argument("--tile", type=int, default=0, help="bwd-stored: TILE (0: whole chunks)")
+    p.add_argument("--fold-sums", action="store_true", help="bwd-stored: FOLD_SUMS")
     p.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
     args = p.parse_args()
     flags = dict(HAS_Z=True, HAS_BIAS=True, DELTA_SOFTPLUS=True, HAS_SEQ_IDX=False, VEC_BC=not args.no_vector)
@@ -92,7 +93,7 @@ def main() -> None:
     fwd = dict(flags, HAS_D=True, HAS_H0=True, WRITE_OUT=True, SAVE_CKPT=True, SAVE_END=True, **sizes)
     bwd = dict(flags, HAS_D=True, HAS_GEND=True, SUB=args.sub, **sizes)
     bwd_stored = dict(flags, HAS_D=True, HAS_GEND=True, PREFETCH_STATES=args.prefetch_states, **sizes)
-    bwd_stored.update(DEFER_SUMS=args.defer_sums, TILE=args.tile)
+    bwd_stored.update(DEFER_SUMS=args.defer_sums, TILE=args.tile, FOLD_SUMS=args.fold_sums)
     adjoint = dict(flags, **sizes)
     constexprs = {"fwd": fwd, "bwd": bwd, "bwd-stored": bwd_stored, "adjoint": adjoint}
     for name in args.kernels:

@@ -32,6 +32,21 @@ from .triton_common import (
 
 
 @triton.jit
+def store_lane_sums(ptr, vals, mask, BLOCK_D: tl.constexpr, DSTATE: tl.constexpr, FOLD: tl.constexpr):
+    """ptr[n] = sum over the program's channels of vals[n] (DSTATE vectors (BLOCK_D,)), as
+    `store_channel_sums`, but the channels that share a thread (c, c + 32, ... in one warp's
+    layout) are added in registers first when FOLD, so that the shuffle rounds run over 32 lanes
+    only (half the shuffles at 64 channels; a few more registers)."""
+    if FOLD and BLOCK_D > 32:
+        folded = ()
+        for n in tl.static_range(DSTATE):
+            folded = folded + (tl.sum(tl.reshape(vals[n], (BLOCK_D // 32, 32)), axis=0),)
+        store_channel_sums(ptr, folded, tl.arange(0, 32), mask, 32, DSTATE)
+    else:
+        store_channel_sums(ptr, vals, tl.arange(0, BLOCK_D), mask, BLOCK_D, DSTATE)
+
+
+@triton.jit
 def save_tile_starts(
     h, c0, c_end, L, starts, A, bias, seq_ptrs, stride_seql, o_c, m_d, args,
     HAS_SEQ_IDX: tl.constexpr, DELTA_SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, DSTATE: tl.constexpr,
@@ -74,7 +89,7 @@ def scan_bwd_stored_kernel(
     HAS_Z: tl.constexpr, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, DELTA_SOFTPLUS: tl.constexpr,
     HAS_SEQ_IDX: tl.constexpr, HAS_GEND: tl.constexpr,
     BLOCK_D: tl.constexpr, DSTATE: tl.constexpr, VEC_BC: tl.constexpr, PREFETCH_STATES: tl.constexpr,
-    DEFER_SUMS: tl.constexpr, TILE: tl.constexpr,
+    DEFER_SUMS: tl.constexpr, TILE: tl.constexpr, FOLD_SUMS: tl.constexpr,
 ):  # fmt: skip
     """Gradients of one segment; shapes and strides as `scan_bwd_kernel`. scratch: per program
     (chunk_len, dstate, BLOCK_D) fp32, or with TILE > 0 (TILE + cdiv(chunk_len, TILE), dstate,
@@ -84,7 +99,7 @@ def scan_bwd_stored_kernel(
     PREFETCH_STATES: phase 2 reads h[t-2] while it computes step t (DSTATE more registers per
     channel; hides the cache latency). DEFER_SUMS: the dB and dC channel sums (a chain of warp
     shuffles) of step t are done during step t +- 1, so that the compiler can interleave them with
-    that step's arithmetic (DSTATE more registers per channel)."""
+    that step's arithmetic (DSTATE more registers per channel). FOLD_SUMS: see `store_lane_sums`."""
     i_dg, i_b, i_s, i_g, o_d, m_d = channel_block(dim_per_group, BLOCK_D)
 
     A = load_state(A_ptr, stride_An, o_d * stride_Ad, m_d, DSTATE)
@@ -176,17 +191,21 @@ def scan_bwd_stored_kernel(
                 h = h_new
                 if DEFER_SUMS:  # step t - 1's sums, off this step's dependency chain
                     t_last = tl.maximum(t - 1, s0)
-                    store_channel_sums(dC_ptr + part + t_last * DSTATE, dC_last, o_c, t > s0, BLOCK_D, DSTATE)
+                    store_lane_sums(
+                        dC_ptr + part + t_last * DSTATE, dC_last, t > s0, BLOCK_D, DSTATE, FOLD_SUMS
+                    )
                     dC_last = dC_t
                 else:
-                    store_channel_sums(dC_ptr + part + t * DSTATE, dC_t, o_c, True, BLOCK_D, DSTATE)
+                    store_lane_sums(dC_ptr + part + t * DSTATE, dC_t, True, BLOCK_D, DSTATE, FOLD_SUMS)
                 if HAS_Z:
                     dz = dout * y * sig * (1.0 + z * (1.0 - sig))
                     tl.store(dz_ptrs + t * stride_gl, dz.to(dz_ptr.dtype.element_ty), mask=m_d)
                 if HAS_D:
                     dD_acc += dy * u
             if DEFER_SUMS:
-                store_channel_sums(dC_ptr + part + (s_end - 1) * DSTATE, dC_last, o_c, True, BLOCK_D, DSTATE)
+                store_lane_sums(
+                    dC_ptr + part + (s_end - 1) * DSTATE, dC_last, True, BLOCK_D, DSTATE, FOLD_SUMS
+                )
             # Phase 2: backward over the tile, loading step t - 1 while computing step t.
             nxt = load_step_inputs(s_end - 1, s_end, *args, HAS_Z, True, DSTATE, VEC_BC)
             dout_nxt = tl.load(dout_ptrs + (s_end - 1) * stride_dol, mask=m_d, other=0.0)
@@ -234,10 +253,12 @@ def scan_bwd_stored_kernel(
                 dA_acc = dA_acc_new
                 if DEFER_SUMS:  # step t + 1's sums, off this step's dependency chain
                     t_last = tl.minimum(t + 1, s_end - 1)
-                    store_channel_sums(dB_ptr + part + t_last * DSTATE, dB_last, o_c, k > 0, BLOCK_D, DSTATE)
+                    store_lane_sums(
+                        dB_ptr + part + t_last * DSTATE, dB_last, k > 0, BLOCK_D, DSTATE, FOLD_SUMS
+                    )
                     dB_last = dB_t
                 else:
-                    store_channel_sums(dB_ptr + part + t * DSTATE, dB_t, o_c, True, BLOCK_D, DSTATE)
+                    store_lane_sums(dB_ptr + part + t * DSTATE, dB_t, True, BLOCK_D, DSTATE, FOLD_SUMS)
                 ddt = ddt_A + gB * u
                 du = gB * dt
                 if HAS_D:
@@ -249,7 +270,7 @@ def scan_bwd_stored_kernel(
                 tl.store(du_ptrs + t * stride_gl, du.to(du_ptr.dtype.element_ty), mask=m_d)
                 tl.store(ddelta_ptrs + t * stride_gl, ddt.to(ddelta_ptr.dtype.element_ty), mask=m_d)
             if DEFER_SUMS:
-                store_channel_sums(dB_ptr + part + s0 * DSTATE, dB_last, o_c, True, BLOCK_D, DSTATE)
+                store_lane_sums(dB_ptr + part + s0 * DSTATE, dB_last, True, BLOCK_D, DSTATE, FOLD_SUMS)
 
     base = (i_b * n_seg + i_s) * dim
     store_state(dh0_ptr + base * DSTATE, g, dim, o_d, m_d, DSTATE)

@@ -38,6 +38,7 @@ class ScanConfig:
     prefetch_states: bool = False  # "stored": read the next step's state one step ahead
     defer_sums: bool = False  # "stored": a step's dB/dC channel sums during the next step
     bwd_tile: int = 0  # "stored": > 0 walks each chunk in tiles of this many steps (a smaller scratch)
+    fold_sums: bool = False  # "stored": add a thread's channels before the shuffle rounds of dB/dC sums
 
 
 # Backward variants of the GPU plan, timed side by side by benchmarks/scan_bwd_variants.py:
@@ -49,6 +50,7 @@ BWD_VARIANTS = {
     "recompute-c16": dict(bwd_states="recompute", sub=2, bwd_block_d=64, chunk_len=16),
     "stored-pf": dict(bwd_states="stored", bwd_block_d=64, chunk_len=64, prefetch_states=True),
     "stored-c16-pf": dict(bwd_states="stored", bwd_block_d=64, chunk_len=16, prefetch_states=True),
+    "stored-c16-fold": dict(bwd_states="stored", bwd_block_d=64, chunk_len=16, fold_sums=True),
     "stored-t16-pf": dict(
         bwd_states="stored", bwd_block_d=64, chunk_len=64, bwd_tile=16, prefetch_states=True
     ),
@@ -92,6 +94,7 @@ def plan(
             block_d, 1, chunk_len=16, seg_len=32, sub=4, bwd_block_d=block_d, bwd_num_warps=1,
             bwd_states=variant["bwd_states"], prefetch_states=variant.get("prefetch_states", False),
         defer_sums=variant.get("defer_sums", False), bwd_tile=variant.get("bwd_tile", 0),
+        fold_sums=variant.get("fold_sums", False),
         )  # fmt: skip
     block_d = min(64, triton.next_power_of_2(dim_per_group))
     bwd_block_d = min(variant["bwd_block_d"], triton.next_power_of_2(dim_per_group))
@@ -104,6 +107,7 @@ def plan(
         block_d, 1, chunk_len, seg_len, sub=variant.get("sub", 2), bwd_block_d=bwd_block_d, bwd_num_warps=1,
         bwd_states=variant["bwd_states"], prefetch_states=variant.get("prefetch_states", False),
         defer_sums=variant.get("defer_sums", False), bwd_tile=variant.get("bwd_tile", 0),
+        fold_sums=variant.get("fold_sums", False),
     )  # fmt: skip
 
 
@@ -251,7 +255,10 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
     dh0 = torch.empty(batch, n_seg, dstate, dim, **f32)
     if cfg.bwd_states == "stored":  # every state of a chunk
         kernel, scratch_steps = scan_bwd_stored_kernel, cfg.chunk_len
-        extra = dict(PREFETCH_STATES=cfg.prefetch_states, DEFER_SUMS=cfg.defer_sums, TILE=cfg.bwd_tile)
+        extra = dict(
+            PREFETCH_STATES=cfg.prefetch_states, DEFER_SUMS=cfg.defer_sums, TILE=cfg.bwd_tile,
+            FOLD_SUMS=cfg.fold_sums,
+        )  # fmt: skip
         if cfg.bwd_tile > 0:  # one tile of states and every tile's start state
             scratch_steps = cfg.bwd_tile + triton.cdiv(cfg.chunk_len, cfg.bwd_tile)
     elif cfg.bwd_states == "recompute":  # every sub-block's first state

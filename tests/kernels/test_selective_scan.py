@@ -213,6 +213,8 @@ STORED = dataclasses.replace(SEGMENTS, bwd_states="stored")
 STORED_PF = dataclasses.replace(STORED, prefetch_states=True)
 STORED_DEFER = dataclasses.replace(STORED_PF, defer_sums=True)
 STORED_TILES = dataclasses.replace(STORED_DEFER, bwd_tile=3)  # 8-step chunks in tiles of 3, 3, 2
+# 64 channels per program (two per thread): FOLD_SUMS adds them before the shuffle rounds.
+STORED_FOLD = dataclasses.replace(STORED, bwd_block_d=64, fold_sums=True)
 
 
 @pytest.mark.parametrize(
@@ -225,6 +227,13 @@ def test_stored_backward_matches_reference(seqlen, groups, config):
     got = run_with_grads(triton_scan(config), inputs)
     ref = run_with_grads(selective_scan_ref, inputs)
     assert_scan_close(got, ref, torch.float32, f"stored L={seqlen} groups={groups}")
+
+
+def test_stored_backward_folded_channel_sums():
+    inputs = make_inputs(batch=1, dim=80, seqlen=9, seed=8)  # blocks of 64 and 16 channels
+    got = run_with_grads(triton_scan(STORED_FOLD), inputs)
+    ref = run_with_grads(selective_scan_ref, inputs)
+    assert_scan_close(got, ref, torch.float32, "stored, folded sums")
 
 
 def test_stored_backward_packed_documents_bf16_without_z():
