@@ -129,10 +129,11 @@ def compile_variant(variant: str) -> str:
     """Run `variant` once at the correctness size and at a one-segment size like B (in a worker
     process), so that its kernels land in Triton's on-disk cache."""
     small, weights = correctness_inputs()
-    gradients(variant, small, weights)
+    gradients(variant, small, weights)  # dout seqlen-contiguous, as in the checks
     one_segment = make_inputs(32, 1024, dim=2048, seed=1)
-    out, _ = run_scan(variant, one_segment, leaves_of(one_segment))
-    out.backward(torch.ones_like(out))
+    for inputs in (small, one_segment):  # dout channel-contiguous, as in the timed backward
+        out, _ = run_scan(variant, inputs, leaves_of(inputs))
+        out.backward(torch.ones_like(out))
     torch.cuda.synchronize()
     return variant
 
