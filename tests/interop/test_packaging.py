@@ -13,7 +13,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 from evaluation_parts import REPO_ROOT, generated_sentences, subprocess_env
+from safetensors.torch import load_file
+
+from mamba_lm import build_model, configs
+from mamba_lm.pretrained import save_pretrained
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
@@ -94,7 +99,9 @@ app.main()
 """
 
 
-def test_installed_wheel_trains_from_a_user_folder_with_its_own_packages(wheel, tmp_path):
+def test_installed_wheel_trains_from_pretrained_weights_in_a_user_folder(wheel, tmp_path):
+    """mamba-lm-train from the installed wheel, in a folder with its own data/ and evaluation/ packages,
+    starting from save_pretrained weights (model.init_from) with a learning rate too small to move them."""
     target = tmp_path / "site"
     command = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -105,11 +112,20 @@ def test_installed_wheel_trains_from_a_user_folder_with_its_own_packages(wheel, 
         (user / package / "__init__.py").write_text(
             f"raise ImportError('the user folder {package}/ was imported')"
         )
+    torch.manual_seed(0)
+    pretrained = build_model(configs.get("mamba_tiny", vocab_size=300))
+    with torch.no_grad():
+        for p in pretrained.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    save_pretrained(pretrained, user / "pretrained")
     corpus = user / "docs.jsonl"
     corpus.write_text("".join(json.dumps({"text": s}) + "\n" for s in generated_sentences(300)))
     overrides = [
         f"hydra.run.dir={user / 'run'}",
         "model=mamba_tiny",
+        f"model.init_from={user / 'pretrained'}",
+        "optim.lr=1e-12",
+        "optim.min_lr=0",
         "data=local_files",
         f"data.dataset.files=[{corpus}]",
         "data.tokenizer.vocab_size=300",
@@ -129,4 +145,9 @@ def test_installed_wheel_trains_from_a_user_folder_with_its_own_packages(wheel, 
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "finished at step 2" in result.stdout
     assert "step=2 train/loss=" in result.stdout + result.stderr  # the plain metric line
-    assert (user / "run" / "checkpoints" / "step_00000002" / "run_config.json").is_file()
+    checkpoint = user / "run" / "checkpoints" / "step_00000002"
+    assert (checkpoint / "run_config.json").is_file()
+    trained = load_file(str(checkpoint / "model.safetensors"))
+    for name, weight in pretrained.state_dict().items():
+        if name in trained:  # the tied LM head is stored once
+            assert torch.allclose(trained[name], weight, atol=1e-6), name
