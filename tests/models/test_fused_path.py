@@ -26,6 +26,7 @@ if not torch.cuda.is_available():
         if saved is None:
             del os.environ["TRITON_INTERPRET"]
 
+from kernels.selective_scan import triton_scan  # noqa: E402
 from mamba_lm import MambaConfig, MambaLMHeadModel, TransformerConfig, TransformerLMHeadModel  # noqa: E402
 from mamba_lm.modules.fusion import set_fused  # noqa: E402
 
@@ -168,16 +169,31 @@ def saved_bytes_per_token(block, d_model: int, seqlens=(64, 96)) -> float:
     return (totals[1] - totals[0]) / (seqlens[1] - seqlens[0])
 
 
+def scan_state_bytes_per_token(d_inner: int, d_state: int, seqlens=(64, 96)) -> float:
+    """What the Triton scan's forward keeps for its backward (chunk states, per-segment sums), per token."""
+    totals = []
+    for seqlen in seqlens:
+        u = torch.randn(1, seqlen, d_inner).transpose(1, 2)
+        B = torch.randn(1, 1, d_state, seqlen)
+        config = triton_scan.plan(1, d_inner, 1, d_state, seqlen, u.device)
+        saved = triton_scan.scan_forward(
+            u, u, -torch.ones(d_inner, d_state), B, B, None, None, None, True, None, None, config
+        )[2:]
+        totals.append(sum(t.untyped_storage().nbytes() for t in saved if t is not None))
+    return (totals[1] - totals[0]) / (seqlens[1] - seqlens[0])
+
+
 def test_the_mamba_block_saves_what_the_docstring_says(monkeypatch):
     """Per token and layer: the norm's fp32 stream 4d (+ rstd), in_proj's input 2d, xz 8d, x_dbl 2K,
-    the scan's fp32 states every 16 steps (the interpreter's plan; 64 on a GPU), out_proj's input 4d;
-    u and delta (4d each) only on the unfused path."""
+    the scan's states (fp32 every 16 steps under the interpreter's plan, 64 on a GPU), out_proj's input
+    4d; u and delta (4d each) only on the unfused path."""
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     d, d_state = 8, 4
     model = MambaLMHeadModel(MambaConfig(d_model=d, n_layer=1, vocab_size=VOCAB, d_state=d_state))
     block, mixer = model.backbone.layers[0], model.backbone.layers[0].mixer
     K = mixer.dt_rank + 2 * d_state
-    states = mixer.d_inner * d_state * 4 / 16 + mixer.d_inner * 4 / 32  # + per-segment sums
+    states = scan_state_bytes_per_token(mixer.d_inner, d_state)
+    assert states >= mixer.d_inner * d_state * 4 / 64
     expected = 4 * d + 4 + 2 * d + 8 * d + 2 * K + states + 4 * d
     assert saved_bytes_per_token(block, d) == expected
     set_fused(model, False)
