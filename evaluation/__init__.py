@@ -4,13 +4,16 @@ Importing this package registers ``mamba_lm`` with lm-eval (lazily: the class is
 lm-eval first asks for it), so ``lm_eval.simple_evaluate(model="mamba_lm", ...)`` works after
 ``import evaluation``. Without lm-eval installed (the GPU image) the rest still imports.
 
-Command line: ``python -m evaluation <command> key=value ...`` (see ``evaluation/__main__.py``).
+Command line: ``python -m evaluation <command> key=value ...`` (see ``evaluation/__main__.py``;
+``mamba-lm-evaluate`` when installed).
 
 Library entry points (each module imports only what it needs):
 
 - ``evaluation.perplexity``: ``perplexity_over_batches``, ``perplexity_sliding``, ``sliding_windows``
 - ``evaluation.harness_model.MambaEvalLM`` (the lm-eval model) and ``evaluation.harness.run_harness``
 - ``evaluation.loading.load_for_eval`` (run folders, HF and mamba_ssm checkpoints, with tokenizer)
+- ``evaluation.export.export_to_hf`` / ``push_to_hub`` (a transformers folder with the run's tokenizer)
+- ``evaluation.harness_cli.main``: lm-eval's own CLI with ``mamba_lm`` registered (``mamba-lm-eval``)
 - ``evaluation.decoding.decode_until`` (batched recurrent decoding with stop strings)
 - ``evaluation.recurrent.predictions_at_labels`` and ``evaluation.synthetic.length_generalization``
 - ``evaluation.lra.evaluate_lra_run`` / ``quick_train``; ``evaluation.report.build_report``
