@@ -23,7 +23,9 @@ class Options:
         None, help="few-shot examples (default: each task's own, 0 for the paper's)"
     )
     limit: float | None = option(None, help="examples per task (an int), or a fraction of each task (< 1)")
-    batch_size: int = option(16, help="requests per forward pass")
+    batch_size: str = option(
+        "16", help="requests per forward pass, or auto (the largest that fits on the GPU)"
+    )
     device: str | None = option(None, help="cpu | cuda | cuda:N (default: cuda when available)")
     dtype: str = option("auto", help="autocast dtype: auto | float32 | bfloat16 | float16")
     max_length: int | None = option(

@@ -8,8 +8,11 @@ import logging
 import pytest
 import torch
 from evaluation_parts import tiny_lm
+from local_tasks import write_tasks
 
+from evaluation.__main__ import main
 from evaluation.harness_model import CPU_AUTO_BATCH_SIZE, MambaEvalLM
+from evaluation.results import load_results
 from evaluation.text_tokenizer import TextTokenizer
 from mamba_lm import save_pretrained
 
@@ -42,3 +45,11 @@ def test_auto_batch_size_probes_gpu_memory(saved):
     assert lm.device.type == "cuda" and lm.batch_size == 8  # a tiny model fits the limit
     big = MambaEvalLM(pretrained=str(saved), batch_size="auto", max_batch_size=1 << 16, max_length=4096)
     assert 8 < big.batch_size < 1 << 16 and big.batch_size & (big.batch_size - 1) == 0  # a power of two
+
+
+def test_harness_command_takes_batch_size_auto(saved, tmp_path):
+    write_tasks(tmp_path / "tasks")
+    arguments = [f"checkpoint={saved}", "tasks=local_mc", f"include_path={tmp_path / 'tasks'}"]
+    arguments += ["include_defaults=false", "batch_size=auto", "device=cpu", f"out={tmp_path / 'out'}"]
+    assert main(["harness", *arguments]) == 0
+    assert "acc" in load_results(tmp_path / "out", "harness")["local_mc"]
