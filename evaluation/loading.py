@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from mamba_lm.pretrained import folder_format, from_pretrained
+from mamba_lm.pretrained import folder_format, from_pretrained, local_folder
 from mamba_lm.trainer.checkpoint import load_model
 
 from .text_tokenizer import TextTokenizer
@@ -92,7 +92,7 @@ def load_for_eval(
         expect: "lm" (a causal LM: its output has per-token logits) or "classifier" (a sequence
             classifier); a checkpoint of the other type raises ``ValueError`` naming both.
     """
-    path = Path(path)
+    path = local_folder(path)  # a Hub id owner/name is downloaded
     kind = folder_format(path)
     loaded = _load_run(path) if kind == "run" else LoadedModel(from_pretrained(path), None, kind, path)
     _check_model_type(loaded, expect)

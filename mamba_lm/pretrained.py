@@ -1,5 +1,7 @@
 """Load a language model from any folder this project reads, and save one: ``from_pretrained`` /
 ``save_pretrained`` (also methods of the model classes, as in the reference package, mamba_ssm).
+A Hugging Face Hub repository id (``owner/name``) that is not a local path is downloaded first
+(``local_folder``), e.g. ``from_pretrained("state-spaces/mamba-130m")``.
 
 ``from_pretrained(path)`` reads, by what the folder holds:
 
@@ -17,6 +19,7 @@ Weights are read with safetensors, or ``torch.load(weights_only=True)``: never b
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,27 @@ HF_MODEL_TYPES = ("mamba", "llama")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 FORMATS = ("run", "hf", "mamba_ssm", "saved")
+
+
+HUB_FILES = ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"]
+"""What a Hub download fetches: configs, weights, tokenizer files."""
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def local_folder(path: str | Path) -> Path:
+    """``path`` itself, or, for a Hub repository id ``owner/name`` that is no local path, the folder
+    ``huggingface_hub.snapshot_download`` puts its configs, weights and tokenizer files in (its cache)."""
+    if Path(path).exists() or not HUB_ID.fullmatch(str(path)):
+        return Path(path)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id=str(path), allow_patterns=HUB_FILES))
+    except Exception as error:  # offline, no such repository, no access: huggingface_hub's many types
+        raise FileNotFoundError(
+            f"no model at {path}: not a local path, and no Hugging Face Hub repository of that id could be "
+            f"fetched ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+        ) from error
 
 
 def folder_format(path: str | Path) -> str:
@@ -81,8 +105,8 @@ def from_pretrained(
     Returns a ``MambaLMHeadModel`` (Mamba or S4D) or ``TransformerLMHeadModel`` (a run folder of an LRA
     experiment gives its ``SequenceClassifier``).
     """
+    path = local_folder(path)
     kind = folder_format(path)
-    path = Path(path)
     if kind == "run":
         model, _ = load_model(path)
     elif kind == "hf":
@@ -250,6 +274,7 @@ __all__ = [
     "FORMATS",
     "folder_format",
     "from_pretrained",
+    "local_folder",
     "load_pretrained_weights",
     "read_state_dict",
     "save_pretrained",

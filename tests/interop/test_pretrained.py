@@ -150,3 +150,24 @@ def test_model_class_methods_in_the_reference_style(tmp_path):
     assert torch.allclose(back.lm_head.weight.float(), model.lm_head.weight)
     with pytest.raises(TypeError, match="holds a TransformerLMHeadModel, not a MambaLMHeadModel"):
         MambaLMHeadModel.from_pretrained(tmp_path / "t")
+
+
+def test_hub_repository_ids_are_downloaded_first(tmp_path, monkeypatch):
+    model = _model("mamba")
+    save_pretrained(model, tmp_path / "snapshot")
+    asked = []
+
+    def snapshot_download(repo_id, allow_patterns):  # huggingface_hub's call, answered from disk
+        asked.append((repo_id, allow_patterns))
+        if repo_id != "someone/tiny-mamba":
+            raise RuntimeError(f"Repository Not Found for url: https://huggingface.co/{repo_id}")
+        return str(tmp_path / "snapshot")
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", snapshot_download)
+    assert _same_logits(mamba_lm.from_pretrained("someone/tiny-mamba"), model)
+    assert asked[0][0] == "someone/tiny-mamba" and "*.safetensors" in asked[0][1]
+    with pytest.raises(FileNotFoundError, match="not a local path, and no Hugging Face Hub repository"):
+        mamba_lm.from_pretrained("outputs/run_that_is_not_there")
+    assert len(asked) == 2  # a local folder never asks the Hub
+    mamba_lm.from_pretrained(tmp_path / "snapshot")
+    assert len(asked) == 2
