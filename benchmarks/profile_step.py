@@ -24,7 +24,7 @@ from mamba_lm.modules.fusion import set_fused  # noqa: E402
 
 # Kernel family by a substring of the kernel's name, first match wins.
 FAMILIES = (
-    ("scan backward", ("scan_bwd_kernel", "adjoint_local_kernel")),
+    ("scan backward", ("scan_bwd", "adjoint_local_kernel")),  # scan_bwd_kernel, scan_bwd_stored_kernel
     ("scan forward", ("scan_fwd_kernel", "combine_states_kernel")),
     ("conv", ("conv_fwd_kernel", "conv_bwd")),
     ("norm", ("norm_fwd_kernel", "norm_bwd_kernel", "rms_norm", "layer_norm")),
