@@ -13,19 +13,19 @@ x (from the conv) and z (from the scan) feed its two halves directly, without be
 (batch, seqlen, 2 d_inner) tensor first.
 
 Saved bytes per token and layer under bf16 autocast (d = d_model, d_inner = 2d, K = dt_rank +
-2 d_state; the scan saves its fp32 state every 64 steps: d_inner * d_state * 4 / 64 = 2d bytes at
-d_state 16). Around this region the norm keeps its fp32 input (4d), in_proj its bf16 input (2d) and
-out_proj y (4d) in every version:
+2 d_state, S = the scan's fp32 state every chunk_len steps = d_inner * d_state * 4 / chunk_len: 2d at
+64-step chunks, 8d at the 16-step chunks of the current backward plan, d_state 16). Around this
+region the norm keeps its fp32 input (4d) and out_proj its bf16 input y (4d) in every version:
 
-    old PyTorch conv (shifted fp32 multiply-adds), composed:  xz 8d + conv pre-activation (fp32) 8d
-        + u 4d + delta 4d + x_dbl 2K + states 2d                      layer: 36d + 2K  (+12d with seq_idx)
-    conv kernel, composed (``fused = False``): xz 8d + u 4d + delta 4d + x_dbl 2K + states 2d
-                                                                      layer: 28d + 2K
-    this Function: xz 8d + x_dbl 2K + states 2d                       layer: 20d + 2K
+    old PyTorch conv (shifted fp32 multiply-adds), composed:  in_proj input 2d + xz 8d + conv
+        pre-activation (fp32) 8d + u 4d + delta 4d + x_dbl 2K + S     layer: 34d + 2K + S (+12d with seq_idx)
+    conv kernel, composed (``fused = False``): h 2d + xz 8d + u 4d + delta 4d + x_dbl 2K + S
+                                                                      layer: 26d + 2K + S
+    this Function: h 2d + xz 8d + x_dbl 2K + S                        layer: 18d + 2K + S
 
-Mamba-130M (d = 768, K = 80): 27.8 KB -> 15.5 KB per token and layer, 21.9 GB -> 12.2 GB of saved
-activations for 24 layers at 32,768 tokens (measured on CPU under the interpreter with saved-tensor
-hooks, where the states are saved every 16 steps instead).
+Mamba-130M (d = 768, K = 80) with 64-step chunks: 27.8 KB -> 15.5 KB per token and layer, 21.9 GB ->
+12.2 GB of saved activations for 24 layers at 32,768 tokens (tests/models/test_fused_path.py measures
+the sum with saved-tensor hooks); the 16-step chunks add 4.6 KB per token and layer.
 
 On the Triton scan (CUDA, or the CPU under ``TRITON_INTERPRET=1``) the scan's forward and backward
 are called directly. Elsewhere (the PyTorch scan on a CPU) the scan's own autograd graph is kept from
