@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
+from ..dispatch import triton_runs_on
 from .checks import check_conv_args, weight_2d
 from .torch_conv import causal_conv1d_torch
-
-
-def triton_enabled(device: torch.device) -> bool:
-    """The Triton kernel runs on CUDA devices, and on the CPU under ``TRITON_INTERPRET=1``."""
-    if device.type == "cuda":
-        return True
-    return device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 def final_conv_states(x: torch.Tensor, width: int, initial_states: torch.Tensor | None) -> torch.Tensor:
@@ -64,7 +56,7 @@ def causal_conv1d_fn(
     """
     check_conv_args(x, weight, bias, seq_idx, activation, initial_states)
     silu = activation is not None
-    if triton_enabled(x.device) and x.dtype != torch.float64:
+    if triton_runs_on(x):
         from .triton_conv import causal_conv1d_triton
 
         y = causal_conv1d_triton(x, weight, bias, seq_idx, silu, initial_states)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..selective_scan.interface import triton_enabled
+from ..dispatch import triton_runs_on
 from .checks import check_cross_entropy_args, compute_dtype
 
 # A chunk's logits in fp32 take at most this many bytes. The PyTorch row path holds them (and a
@@ -53,7 +53,7 @@ def chunked_loss_and_grads(h, w, labels, ignore_index, chunk_size, count_correct
     None) and d loss_sum / d w ((vocab, d) fp32, or None). Rows of logits go through the Triton kernel
     where Triton runs (CUDA, or the interpreter), else through the PyTorch twin.
     """
-    if triton_enabled(h.device) and h.dtype != torch.float64:
+    if triton_runs_on(h):
         from .triton_rows import xent_rows_triton as xent_rows
     else:
         xent_rows = xent_rows_torch

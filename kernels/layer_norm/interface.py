@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
+from ..dispatch import triton_runs_on
 from .checks import check_norm_args
 from .ref import layer_norm_ref
 
 # The Triton kernels hold whole rows in registers: wider rows take the PyTorch path.
 MAX_TRITON_WIDTH = 16384
-
-
-def triton_enabled(device: torch.device) -> bool:
-    """The Triton kernels run on CUDA devices, and on the CPU under ``TRITON_INTERPRET=1``."""
-    if device.type == "cuda":
-        return True
-    return device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 def layer_norm_fn(
@@ -50,12 +42,7 @@ def layer_norm_fn(
     """
     check_norm_args(x, weight, bias, residual, eps, out_dtype)
     args = (x, weight, bias, residual, eps, prenorm, residual_in_fp32, is_rms_norm, out_dtype)
-    use_triton = (
-        triton_enabled(x.device)
-        and x.dtype != torch.float64
-        and x.shape[-1] <= MAX_TRITON_WIDTH
-        and x.numel() > 0
-    )
+    use_triton = triton_runs_on(x) and x.shape[-1] <= MAX_TRITON_WIDTH and x.numel() > 0
     if not use_triton:
         return layer_norm_ref(*args)
     from .triton_norm import layer_norm_triton

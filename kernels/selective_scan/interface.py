@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import os
-
 import torch
 
+from ..dispatch import triton_enabled, triton_runs_on  # noqa: F401  (triton_enabled: mamba_inner imports it here)
 from .checks import check_scan_args
 from .torch_scan import selective_scan_torch
 
 # The Triton kernels keep every state of a channel in registers and unroll over states: past 32
 # states they spill and take minutes to compile, so larger states use the PyTorch path.
 MAX_TRITON_DSTATE = 32
-
-
-@functools.cache
-def triton_installed() -> bool:
-    """Whether triton can be imported (it has wheels for Linux x86_64/aarch64 only)."""
-    return importlib.util.find_spec("triton") is not None
-
-
-def triton_enabled(device: torch.device) -> bool:
-    """The Triton kernel runs on CUDA devices, and on the CPU under ``TRITON_INTERPRET=1``; never
-    where triton is not installed (every op then takes its PyTorch path)."""
-    if not triton_installed():
-        return False
-    if device.type == "cuda":
-        return True
-    return device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 def selective_scan_fn(
@@ -65,7 +46,7 @@ def selective_scan_fn(
         out (batch, dim, seqlen) in u's dtype, or (out, last_state (batch, dim, dstate) fp32).
     """
     check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state, seq_idx)
-    if triton_enabled(u.device) and u.dtype != torch.float64 and A.shape[1] <= MAX_TRITON_DSTATE:
+    if triton_runs_on(u) and A.shape[1] <= MAX_TRITON_DSTATE:
         from .triton_scan import selective_scan_triton
 
         out, last_state = selective_scan_triton(

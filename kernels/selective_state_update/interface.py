@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..selective_scan.interface import triton_enabled  # CUDA, or TRITON_INTERPRET=1; never without triton
+from ..dispatch import triton_runs_on
 from .ref import conv_state_update_ref, selective_state_update_ref
 
 
@@ -29,7 +29,7 @@ def conv_state_update(
     """
     weight = weight.reshape(weight.shape[0], -1)
     _check_conv_args(x, conv_state, weight, bias)
-    if triton_enabled(x.device) and x.dtype != torch.float64:
+    if triton_runs_on(x):
         from .triton_step import conv_state_update_triton
 
         return conv_state_update_triton(
@@ -72,7 +72,7 @@ def selective_state_update(
         y (batch, dim) in x's dtype.
     """
     _check_ssm_args(state, x, dt, A, B, C, D, z, dt_bias, dt_proj_weight)
-    if triton_enabled(x.device) and x.dtype != torch.float64:
+    if triton_runs_on(x):
         from .triton_step import selective_state_update_triton
 
         D = D.contiguous() if D is not None else None
