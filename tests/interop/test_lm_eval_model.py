@@ -26,7 +26,7 @@ def saved(tmp_path, tokenizer_file):
 
 
 def test_pretrained_alias_auto_batch_and_cpu_fallback(saved, caplog):
-    with caplog.at_level(logging.WARNING, logger="evaluation.harness_model"):
+    with caplog.at_level(logging.WARNING):
         lm = MambaEvalLM(pretrained=str(saved), batch_size="auto", device="cuda:0")
     if not torch.cuda.is_available():
         assert lm.device == torch.device("cpu") and "using the CPU" in caplog.text
