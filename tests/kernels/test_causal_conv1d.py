@@ -4,7 +4,6 @@ the PyTorch path (float64 gradcheck, agreement with the reference), the dispatch
 The same checks at model sizes run on a GPU in test_causal_conv1d_gpu.py (`pytest -m gpu`)."""
 
 import dataclasses
-import os
 
 import pytest
 import torch
@@ -12,18 +11,14 @@ from conv_testing import assert_conv_close, make_inputs, run_with_grads
 
 from kernels import causal_conv1d_fn, causal_conv1d_ref
 from kernels.causal_conv1d.torch_conv import causal_conv1d_torch
+from kernels.causal_conv1d.triton_conv import (  # interpreted (tests/conftest.py)
+    ConvConfig,
+    causal_conv1d_triton,
+)
 
 if torch.cuda.is_available():
     pytest.skip("CPU interpreter tests; the GPU runs test_causal_conv1d_gpu.py", allow_module_level=True)
 
-# Triton fixes interpreted-or-compiled when a kernel module is imported (see tests/conftest.py).
-saved = os.environ.get("TRITON_INTERPRET")
-os.environ["TRITON_INTERPRET"] = "1"
-try:
-    from kernels.causal_conv1d.triton_conv import ConvConfig, causal_conv1d_triton
-finally:
-    if saved is None:
-        del os.environ["TRITON_INTERPRET"]
 
 # 8-step x 4-channel tiles; backward pass-1 programs walk 2 tiles (16 steps) each, so that the tiny
 # shapes below cross tiles, chunks and channel blocks in every kernel.

@@ -2,25 +2,12 @@
 gradients of hidden and weight, ignored positions, chunk sizes, accuracy counts, autocast; through
 the PyTorch row twin and through the Triton row kernel (on CPU in Triton's interpreter)."""
 
-import os
-
 import pytest
 import torch
 
 from kernels import linear_cross_entropy, linear_cross_entropy_ref
 from kernels.cross_entropy.chunked import default_chunk_size, xent_rows_torch
-
-if not torch.cuda.is_available():
-    # Triton fixes interpreted-or-compiled when a kernel module is imported (see tests/conftest.py).
-    saved = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        from kernels.cross_entropy.triton_rows import xent_rows_triton
-    finally:
-        if saved is None:
-            del os.environ["TRITON_INTERPRET"]
-else:
-    from kernels.cross_entropy.triton_rows import xent_rows_triton
+from kernels.cross_entropy.triton_rows import xent_rows_triton  # interpreted on a CPU (tests/conftest.py)
 
 IGNORE = -100
 

@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 from conv_testing import make_inputs as conv_inputs
+from interpreted_kernels import TRITON_MODULES
 from scan_testing import make_inputs as scan_inputs
 
 import kernels
@@ -16,14 +17,6 @@ from kernels.selective_state_update import (
     conv_state_update_ref,
     selective_state_update,
     selective_state_update_ref,
-)
-
-TRITON_MODULES = (
-    "kernels.causal_conv1d.triton_conv",
-    "kernels.cross_entropy.triton_rows",
-    "kernels.layer_norm.triton_norm",
-    "kernels.selective_scan.triton_scan",
-    "kernels.selective_state_update.triton_step",
 )
 
 

@@ -2,24 +2,14 @@
 interpreter (tiny shapes), plus the dispatch, the PyTorch path and argument checks. The same checks at
 model sizes run on a GPU (`pytest -m gpu`)."""
 
-import os
-
 import pytest
 import torch
 
 from kernels import layer_norm_fn, layer_norm_ref, rms_norm_fn
-
-if not torch.cuda.is_available():
-    # Triton fixes interpreted-or-compiled when a kernel module is imported (see tests/conftest.py).
-    saved = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        from kernels.layer_norm.triton_norm import NormConfig, layer_norm_triton
-    finally:
-        if saved is None:
-            del os.environ["TRITON_INTERPRET"]
-else:
-    from kernels.layer_norm.triton_norm import NormConfig, layer_norm_triton
+from kernels.layer_norm.triton_norm import (  # interpreted on a CPU (tests/conftest.py)
+    NormConfig,
+    layer_norm_triton,
+)
 
 TOLERANCES = {
     torch.float32: dict(rtol=1e-4, atol=1e-4),

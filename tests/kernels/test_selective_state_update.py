@@ -1,12 +1,10 @@
 """Mamba's one-token step kernels against their PyTorch reference; the reference against the scan.
 
-On a CPU machine the Triton kernels run in Triton's interpreter (imported below with
-``TRITON_INTERPRET=1``, which is removed again so nothing else is interpreted); on a GPU they are compiled.
+On a CPU machine the Triton kernels run in Triton's interpreter (imported so by tests/conftest.py); on a
+GPU they are compiled.
 """
 
 from __future__ import annotations
-
-import os
 
 import pytest
 import torch
@@ -18,16 +16,7 @@ from kernels import (
     selective_state_update,
     selective_state_update_ref,
 )
-from kernels.selective_state_update import conv_state_update_ref
-
-if not torch.cuda.is_available() and "TRITON_INTERPRET" not in os.environ:
-    os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        from kernels.selective_state_update import triton_step
-    finally:
-        del os.environ["TRITON_INTERPRET"]
-else:
-    from kernels.selective_state_update import triton_step
+from kernels.selective_state_update import conv_state_update_ref, triton_step
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 TOLERANCES = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.bfloat16: dict(rtol=1e-2, atol=1e-2)}

@@ -8,27 +8,14 @@ interpreter (tiny shapes), where the Mamba Function calls the Triton scan's forw
 from __future__ import annotations
 
 import copy
-import os
 
 import pytest
 import torch
 from model_testing import VOCAB, relative_error, tiny_config
 
-if not torch.cuda.is_available():
-    # Triton fixes interpreted-or-compiled when a kernel module is imported (see tests/conftest.py).
-    saved = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        import kernels.causal_conv1d.triton_conv  # noqa: F401
-        import kernels.layer_norm.triton_norm  # noqa: F401
-        import kernels.selective_scan.triton_scan  # noqa: F401
-    finally:
-        if saved is None:
-            del os.environ["TRITON_INTERPRET"]
-
-from kernels.selective_scan import triton_scan  # noqa: E402
-from mamba_lm import MambaConfig, MambaLMHeadModel, TransformerConfig, TransformerLMHeadModel  # noqa: E402
-from mamba_lm.modules.fusion import set_fused  # noqa: E402
+from kernels.selective_scan import triton_scan  # interpreted on a CPU (tests/conftest.py)
+from mamba_lm import MambaConfig, MambaLMHeadModel, TransformerConfig, TransformerLMHeadModel
+from mamba_lm.modules.fusion import set_fused
 
 MODELS = {"mamba": MambaLMHeadModel, "transformer": TransformerLMHeadModel}
 # Worst relative error over the loss and every parameter's gradient (bf16: autocast rounding).
