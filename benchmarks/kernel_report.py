@@ -1,8 +1,8 @@
 """Compile the scan kernels for Hopper (sm_90) on any machine, no GPU needed, and report resources.
 
     python benchmarks/kernel_report.py                      # forward, backward, adjoint at the GPU plan
-    python benchmarks/kernel_report.py --block-d 32 --sub 2 --dstate 16 --no-vector
-    python benchmarks/kernel_report.py --kernels bwd-stored --block-d 32 --prefetch-states
+    python benchmarks/kernel_report.py --block-d 32 --dstate 16 --no-vector
+    python benchmarks/kernel_report.py --kernels bwd --variant stored-d32-c16-pf-defer
 
 Prints registers, stack (spills), shared memory and counts of the instructions that matter (exps,
 shuffles, global loads/stores, local-memory traffic) per kernel, from Triton's bundled ptxas and
@@ -25,8 +25,8 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from kernels.selective_scan import triton_scan  # noqa: E402
 from kernels.selective_scan.triton_bwd import adjoint_local_kernel, scan_bwd_kernel  # noqa: E402
-from kernels.selective_scan.triton_bwd_stored import scan_bwd_stored_kernel  # noqa: E402
 from kernels.selective_scan.triton_fwd import scan_fwd_kernel  # noqa: E402
 
 TOOLS = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
@@ -36,8 +36,7 @@ UNIT_STRIDES = ("stride_ud", "stride_deltad", "stride_zd", "stride_od", "stride_
                 "stride_Bn", "stride_Cn")  # fmt: skip
 KERNELS = {
     "fwd": scan_fwd_kernel,
-    "bwd": scan_bwd_kernel,  # backward variant "recompute"
-    "bwd-stored": scan_bwd_stored_kernel,  # backward variant "stored"
+    "bwd": scan_bwd_kernel,
     "adjoint": adjoint_local_kernel,
 }
 COUNTED = ("MUFU.EX2", "SHFL", "LDG", "STG", "LDL", "STL", "BAR", "FFMA", "FMUL")
@@ -76,26 +75,27 @@ def report(name: str, compiled) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--block-d", type=int, default=64, help="channels per program (forward and backward)")
+    variants = list(triton_scan.BWD_VARIANTS)
+    p.add_argument("--variant", default=triton_scan.BWD_VARIANT, choices=variants,
+                   help="backward variant (BWD_VARIANTS): its channel block and kernel switches")  # fmt: skip
+    p.add_argument("--block-d", type=int, help="channels per program, every kernel (default: the plan's)")
     p.add_argument("--num-warps", type=int, default=1)
     p.add_argument("--dstate", type=int, default=16)
-    p.add_argument("--sub", type=int, default=2, help="backward sub-block length")
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     p.add_argument("--no-vector", action="store_true", help="scalar B/C loads (as on non-aligned inputs)")
-    p.add_argument("--prefetch-states", action="store_true", help="bwd-stored: PREFETCH_STATES")
-    p.add_argument("--defer-sums", action="store_true", help="bwd-stored: DEFER_SUMS")
-    p.add_argument("--tile", type=int, default=0, help="bwd-stored: TILE (0: whole chunks)")
-    p.add_argument("--fold-sums", action="store_true", help="bwd-stored: FOLD_SUMS")
     p.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
     args = p.parse_args()
+    variant = triton_scan.BWD_VARIANTS[args.variant]
+    cfg = triton_scan.ScanConfig(64, args.num_warps, seg_len=variant["chunk_len"], **variant)
     flags = dict(HAS_Z=True, HAS_BIAS=True, DELTA_SOFTPLUS=True, HAS_SEQ_IDX=False, VEC_BC=not args.no_vector)
-    sizes = dict(BLOCK_D=args.block_d, DSTATE=args.dstate)
-    fwd = dict(flags, HAS_D=True, HAS_H0=True, WRITE_OUT=True, SAVE_CKPT=True, SAVE_END=True, **sizes)
-    bwd = dict(flags, HAS_D=True, HAS_GEND=True, SUB=args.sub, **sizes)
-    bwd_stored = dict(flags, HAS_D=True, HAS_GEND=True, PREFETCH_STATES=args.prefetch_states, **sizes)
-    bwd_stored.update(DEFER_SUMS=args.defer_sums, TILE=args.tile, FOLD_SUMS=args.fold_sums)
-    adjoint = dict(flags, **sizes)
-    constexprs = {"fwd": fwd, "bwd": bwd, "bwd-stored": bwd_stored, "adjoint": adjoint}
+    fwd_sizes = dict(BLOCK_D=args.block_d or cfg.block_d, DSTATE=args.dstate)
+    bwd_sizes = dict(BLOCK_D=args.block_d or cfg.bwd_block_d, DSTATE=args.dstate)
+    fwd = dict(flags, HAS_D=True, HAS_H0=True, WRITE_OUT=True, SAVE_CKPT=True, SAVE_END=True, **fwd_sizes)
+    bwd = dict(flags, HAS_D=True, HAS_GEND=True, PREFETCH_STATES=cfg.prefetch_states, **bwd_sizes)
+    bwd.update(DEFER_SUMS=cfg.defer_sums, TILE=cfg.bwd_tile, FOLD_SUMS=cfg.fold_sums)
+    adjoint = dict(flags, **bwd_sizes)
+    constexprs = {"fwd": fwd, "bwd": bwd, "adjoint": adjoint}
+    print(f"backward variant {args.variant!r}: {variant}", flush=True)
     for name in args.kernels:
         print(
             report(name, compile_sm90(KERNELS[name], constexprs[name], args.num_warps, args.dtype)),

@@ -62,6 +62,30 @@ def keep_state(t, L, seq_ptr, stride_seql, seq_prev, HAS_SEQ_IDX: tl.constexpr):
     return keep, seq_t
 
 
+@triton.jit
+def keep_at(t, L, seq_ptrs, stride_seql, HAS_SEQ_IDX: tl.constexpr):
+    """1.0, or 0.0 where a new document starts at step t (0 < t < L and seq_idx[t] != seq_idx[t-1])."""
+    if HAS_SEQ_IDX:
+        valid = (t > 0) & (t < L)
+        cur = tl.load(seq_ptrs + t * stride_seql, mask=valid, other=0)
+        prev = tl.load(seq_ptrs + (t - 1) * stride_seql, mask=valid, other=0)
+        return tl.where(valid & (cur != prev), 0.0, 1.0)
+    else:
+        return 1.0
+
+
+@triton.jit
+def decays(dt2, A, keep, HAS_SEQ_IDX: tl.constexpr, DSTATE: tl.constexpr):
+    """Tuple of exp(dt A[n]) (times keep): dt2 = dt * log2(e)."""
+    dA = ()
+    for n in tl.static_range(DSTATE):
+        dA_n = tl.exp2(dt2 * A[n])
+        if HAS_SEQ_IDX:
+            dA_n = dA_n * keep
+        dA = dA + (dA_n,)
+    return dA
+
+
 # The state of a program is a tuple of DSTATE register vectors of shape (BLOCK_D,), one per state
 # index n, so that every sum over n stays inside a thread. State buffers in memory are laid out
 # state-major, (..., dstate, dim), so that each vector is one contiguous row.
@@ -190,3 +214,14 @@ def sum_over_channels(vals, o_c, BLOCK_D: tl.constexpr, N: tl.constexpr):
             else:  # one value left: a plain butterfly over the remaining bits
                 vals = (vals[0] + tl.gather(vals[0], partner, axis=0),)
     return vals[0], index
+
+
+@triton.jit
+def store_channel_sums(ptr, vals, o_c, mask, BLOCK_D: tl.constexpr, DSTATE: tl.constexpr):
+    """ptr[n] = sum over the program's channels of vals[n], for each of the DSTATE vectors."""
+    if (DSTATE & (DSTATE - 1)) == 0 and DSTATE <= BLOCK_D:
+        total, index = sum_over_channels(vals, o_c, BLOCK_D, DSTATE)
+        tl.store(ptr + index, total, mask=mask)
+    else:
+        for n in tl.static_range(DSTATE):
+            tl.store(ptr + n, tl.sum(vals[n], axis=0), mask=mask)

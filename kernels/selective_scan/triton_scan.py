@@ -3,10 +3,9 @@
 Forward: one pass when batch x channel blocks already fill the GPU; otherwise the sequence is cut
 into segments scanned in parallel: (1) each segment's local end state, (2) a short sequential pass
 joining them (`combine_states_kernel`), (3) every segment again from its true start state,
-writing y. Either way the state before every chunk of `chunk_len` steps is saved for the backward,
-which runs the same plan on the adjoint with one of two kernels (`ScanConfig.bwd_states`):
-triton_bwd.py ("recompute") or triton_bwd_stored.py ("stored"). `BWD_VARIANT` names the
-backward variant the plan uses (benchmarks/scan_bwd_variants.py times them all).
+writing y. Either way the state before every chunk of `chunk_len` steps is saved for the backward
+(triton_bwd.py), which runs the same plan on the adjoint. `BWD_VARIANT` names the backward variant
+(block size, chunk length, kernel switches) the plan uses (benchmarks/scan_bwd_variants.py times them all).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import triton
 
 from .ref import as_grouped
 from .triton_bwd import adjoint_local_kernel, scan_bwd_kernel
-from .triton_bwd_stored import scan_bwd_stored_kernel
 from .triton_chunks import combine_states_kernel
 from .triton_fwd import scan_fwd_kernel
 
@@ -31,43 +29,41 @@ class ScanConfig:
     num_warps: int
     chunk_len: int  # steps between saved states (the backward restarts from these)
     seg_len: int  # steps per program along the sequence (a multiple of chunk_len)
-    sub: int  # steps the backward keeps in registers at once (divides chunk_len)
     bwd_block_d: int = 32  # channels per program in the backward (a power of two)
     bwd_num_warps: int = 1
-    bwd_states: str = "recompute"  # backward kernel: "recompute" (triton_bwd) or "stored" (triton_bwd_stored)
-    prefetch_states: bool = False  # "stored": read the next step's state one step ahead
-    defer_sums: bool = False  # "stored": a step's dB/dC channel sums during the next step
-    bwd_tile: int = 0  # "stored": > 0 walks each chunk in tiles of this many steps (a smaller scratch)
-    fold_sums: bool = False  # "stored": add a thread's channels before the shuffle rounds of dB/dC sums
+    prefetch_states: bool = False  # backward: read the next step's state one step ahead
+    defer_sums: bool = False  # backward: a step's dB/dC channel sums during the next step
+    bwd_tile: int = 0  # backward: > 0 walks each chunk in tiles of this many steps (a smaller scratch)
+    fold_sums: bool = False  # backward: add a thread's channels before the shuffle rounds of dB/dC sums
 
 
 # Backward variants of the GPU plan, timed side by side by benchmarks/scan_bwd_variants.py:
 # name -> ScanConfig fields. BWD_VARIANT picks the one `plan` uses. chunk_len also sets how many
 # states the forward saves for the backward: batch x seqlen / chunk_len x dstate x dim fp32 per call
 # (chunk 64: 50 MB per Mamba-130M layer at 16 x 2048; chunk 16: 200 MB).
+# (The names keep their "stored" prefix from the measurements: the states of a chunk are stored, not
+# recomputed per sub-block as by the retired "recompute" kernel.)
 BWD_VARIANTS = {
-    "recompute": dict(bwd_states="recompute", sub=2, bwd_block_d=64, chunk_len=64),
-    "recompute-c16": dict(bwd_states="recompute", sub=2, bwd_block_d=64, chunk_len=16),
-    "stored-pf": dict(bwd_states="stored", bwd_block_d=64, chunk_len=64, prefetch_states=True),
-    "stored-c16-pf": dict(bwd_states="stored", bwd_block_d=64, chunk_len=16, prefetch_states=True),
-    "stored-c16-fold": dict(bwd_states="stored", bwd_block_d=64, chunk_len=16, fold_sums=True),
-    "stored-t16-pf": dict(
-        bwd_states="stored", bwd_block_d=64, chunk_len=64, bwd_tile=16, prefetch_states=True
-    ),
-    "stored-d32-c16-pf": dict(bwd_states="stored", bwd_block_d=32, chunk_len=16, prefetch_states=True),
-    "stored-d32-pf-defer": dict(
-        bwd_states="stored", bwd_block_d=32, chunk_len=64, prefetch_states=True, defer_sums=True
-    ),
-    "stored-d32-c16-pf-defer": dict(
-        bwd_states="stored", bwd_block_d=32, chunk_len=16, prefetch_states=True, defer_sums=True
-    ),
+    "stored-pf": dict(bwd_block_d=64, chunk_len=64, prefetch_states=True),
+    "stored-c16-pf": dict(bwd_block_d=64, chunk_len=16, prefetch_states=True),
+    "stored-c16-fold": dict(bwd_block_d=64, chunk_len=16, fold_sums=True),
+    "stored-t16-pf": dict(bwd_block_d=64, chunk_len=64, bwd_tile=16, prefetch_states=True),
+    "stored-d32-c16-pf": dict(bwd_block_d=32, chunk_len=16, prefetch_states=True),
+    "stored-d32-pf-defer": dict(bwd_block_d=32, chunk_len=64, prefetch_states=True, defer_sums=True),
+    "stored-d32-c16-pf-defer": dict(bwd_block_d=32, chunk_len=16, prefetch_states=True, defer_sums=True),
     "stored-d32-t16-pf-defer": dict(
-        bwd_states="stored", bwd_block_d=32, chunk_len=64, bwd_tile=16, prefetch_states=True, defer_sums=True
+        bwd_block_d=32, chunk_len=64, bwd_tile=16, prefetch_states=True, defer_sums=True
     ),
 }
 # Measured on the H200 (benchmarks/scan_bwd_variants.py, RESULTS.md v6): fwd+bwd ms at 16x1536x2048 /
-# 32x2048x2048 recompute 4.97 / 9.09, stored-c16-pf 4.05 / 7.82 (the fastest at both shapes).
+# 32x2048x2048 stored-c16-pf 4.05 / 7.82, the fastest at both shapes (the retired "recompute"
+# kernel: 4.97 / 9.09).
 BWD_VARIANT = "stored-c16-pf"
+
+
+def _bwd_kernel_switches(variant: dict) -> dict:
+    """The ScanConfig fields of a BWD_VARIANTS entry other than its block size and chunk length."""
+    return {k: v for k, v in variant.items() if k not in ("bwd_block_d", "chunk_len")}
 
 
 def plan(
@@ -81,8 +77,9 @@ def plan(
 ) -> ScanConfig:
     """Pick block sizes and the segment length for a problem size.
 
-    The backward's kernel, block and chunk length come from ``BWD_VARIANTS[bwd_variant or BWD_VARIANT]``
-    (on the GPU; the interpreter plan keeps its small blocks and takes only the kernel choice).
+    The backward's block, chunk length and kernel switches come from
+    ``BWD_VARIANTS[bwd_variant or BWD_VARIANT]`` (on the GPU; the interpreter plan keeps its small
+    blocks and takes only the kernel switches).
 
     When batch x channel blocks cannot fill the GPU (fewer than 4 programs per SM), the sequence is
     cut into segments of 512 steps: measured on an H200 (benchmarks/RESULTS.md), the extra pass of
@@ -93,10 +90,8 @@ def plan(
     if device.type != "cuda":  # Triton's interpreter: small blocks, exercise the chunked paths.
         block_d = min(16, triton.next_power_of_2(dim_per_group))
         return ScanConfig(
-            block_d, 1, chunk_len=16, seg_len=32, sub=4, bwd_block_d=block_d, bwd_num_warps=1,
-            bwd_states=variant["bwd_states"], prefetch_states=variant.get("prefetch_states", False),
-        defer_sums=variant.get("defer_sums", False), bwd_tile=variant.get("bwd_tile", 0),
-        fold_sums=variant.get("fold_sums", False),
+            block_d, 1, chunk_len=16, seg_len=32, bwd_block_d=block_d, bwd_num_warps=1,
+            **_bwd_kernel_switches(variant),
         )  # fmt: skip
     block_d = min(64, triton.next_power_of_2(dim_per_group))
     bwd_block_d = min(variant["bwd_block_d"], triton.next_power_of_2(dim_per_group))
@@ -106,10 +101,8 @@ def plan(
     if programs < 4 * torch.cuda.get_device_properties(device).multi_processor_count:
         seg_len = min(seg_len, 512)
     return ScanConfig(
-        block_d, 1, chunk_len, seg_len, sub=variant.get("sub", 2), bwd_block_d=bwd_block_d, bwd_num_warps=1,
-        bwd_states=variant["bwd_states"], prefetch_states=variant.get("prefetch_states", False),
-        defer_sums=variant.get("defer_sums", False), bwd_tile=variant.get("bwd_tile", 0),
-        fold_sums=variant.get("fold_sums", False),
+        block_d, 1, chunk_len, seg_len, bwd_block_d=bwd_block_d, bwd_num_warps=1,
+        **_bwd_kernel_switches(variant),
     )  # fmt: skip
 
 
@@ -255,20 +248,11 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
     dD_part = torch.empty(batch, n_seg, dim, **f32)
     dbias_part = torch.empty(batch, n_seg, dim, **f32)
     dh0 = torch.empty(batch, n_seg, dstate, dim, **f32)
-    if cfg.bwd_states == "stored":  # every state of a chunk
-        kernel, scratch_steps = scan_bwd_stored_kernel, cfg.chunk_len
-        extra = dict(
-            PREFETCH_STATES=cfg.prefetch_states, DEFER_SUMS=cfg.defer_sums, TILE=cfg.bwd_tile,
-            FOLD_SUMS=cfg.fold_sums,
-        )  # fmt: skip
-        if cfg.bwd_tile > 0:  # one tile of states and every tile's start state
-            scratch_steps = cfg.bwd_tile + triton.cdiv(cfg.chunk_len, cfg.bwd_tile)
-    elif cfg.bwd_states == "recompute":  # every sub-block's first state
-        kernel, scratch_steps, extra = scan_bwd_kernel, cfg.chunk_len // cfg.sub, dict(SUB=cfg.sub)
-    else:
-        raise ValueError(f"config.bwd_states must be 'recompute' or 'stored', got {cfg.bwd_states!r}")
+    scratch_steps = cfg.chunk_len  # every state of a chunk
+    if cfg.bwd_tile > 0:  # one tile of states and every tile's start state
+        scratch_steps = cfg.bwd_tile + triton.cdiv(cfg.chunk_len, cfg.bwd_tile)
     scratch = torch.empty(batch * n_seg * n_dblocks * scratch_steps * dstate * bd, **f32)
-    kernel[grid](
+    scan_bwd_kernel[grid](
         u, delta, zz, dout, A, B4, C4,
         D if D is not None else A, delta_bias if delta_bias is not None else A, seq,
         ckpt, gend if gend is not None else ckpt, scratch,
@@ -278,7 +262,8 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
         L, dim, dpg, n_dblocks, n_seg, cfg.seg_len, n_chunks, cfg.chunk_len,
         HAS_GEND=gend is not None, BLOCK_D=bd, DSTATE=dstate,
         VEC_BC=vector_rows_ok(B4) and vector_rows_ok(C4),
-        num_warps=nw, **flags, **extra,
+        PREFETCH_STATES=cfg.prefetch_states, DEFER_SUMS=cfg.defer_sums, TILE=cfg.bwd_tile,
+        FOLD_SUMS=cfg.fold_sums, num_warps=nw, **flags,
     )  # fmt: skip
 
     def per_group(part):  # (batch, n_dblocks, L, dstate) -> (batch, groups, dstate, L)

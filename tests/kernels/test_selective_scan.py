@@ -2,7 +2,8 @@
 
 Shapes are tiny (the interpreter runs each program step by step in numpy); launch plans are forced
 so that every path runs: one segment, several segments joined by the combine kernel, partial
-chunks, sub-blocks. The same checks at real sizes run on a GPU in test_selective_scan_gpu.py.
+chunks, the backward kernel's switches. The same checks at real sizes run on a GPU in
+test_selective_scan_gpu.py.
 """
 
 import dataclasses
@@ -19,8 +20,8 @@ if torch.cuda.is_available():
 
 # Small blocks so that a handful of channels makes several programs; short chunks and segments so
 # that short sequences cross chunk and segment boundaries.
-ONE_SEGMENT = ScanConfig(block_d=4, num_warps=1, chunk_len=16, seg_len=1024, sub=4, bwd_block_d=4)
-SEGMENTS = ScanConfig(block_d=4, num_warps=1, chunk_len=8, seg_len=16, sub=2, bwd_block_d=4)
+ONE_SEGMENT = ScanConfig(block_d=4, num_warps=1, chunk_len=16, seg_len=1024, bwd_block_d=4)
+SEGMENTS = ScanConfig(block_d=4, num_warps=1, chunk_len=8, seg_len=16, bwd_block_d=4)
 
 
 def triton_scan(config):
@@ -154,7 +155,7 @@ def test_plans_agree():
     """One segment per program and many segments (chunked forward and backward) give the same result."""
     inputs = make_inputs(batch=1, dim=8, seqlen=50, seed=13)
     one = run_with_grads(triton_scan(ONE_SEGMENT), inputs)
-    many = run_with_grads(triton_scan(dataclasses.replace(SEGMENTS, sub=4, chunk_len=4, seg_len=12)), inputs)
+    many = run_with_grads(triton_scan(dataclasses.replace(SEGMENTS, chunk_len=4, seg_len=12)), inputs)
     torch.testing.assert_close(one[0], many[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(one[1], many[1], rtol=1e-5, atol=1e-5)
     for name in one[2]:
@@ -205,68 +206,59 @@ def test_large_state_sizes_take_the_pytorch_path(monkeypatch):
     assert torch.equal(out, torch.full_like(out, 7.0))
 
 
-# The "stored" backward (triton_bwd_stored.py): phase 1 keeps every state of a chunk, phase 2 reads
-# them back. Chunks of 8 steps in segments of 16: partial chunks, several segments.
-# STORED_PF also reads each state back one step ahead (PREFETCH_STATES); STORED_DEFER sums a step's
-# dB and dC over channels during the next step (DEFER_SUMS).
-STORED = dataclasses.replace(SEGMENTS, bwd_states="stored")
-STORED_PF = dataclasses.replace(STORED, prefetch_states=True)
-STORED_DEFER = dataclasses.replace(STORED_PF, defer_sums=True)
-STORED_TILES = dataclasses.replace(STORED_DEFER, bwd_tile=3)  # 8-step chunks in tiles of 3, 3, 2
+# The backward kernel's switches (ScanConfig, triton_bwd.py); the tests above run it without them.
+# PREFETCH reads each state back one step ahead (PREFETCH_STATES); DEFER sums a step's dB and dC
+# over channels during the next step (DEFER_SUMS); TILES walks each chunk in tiles (TILE).
+# Chunks of 8 steps in segments of 16: partial chunks, several segments.
+PREFETCH = dataclasses.replace(SEGMENTS, prefetch_states=True)
+DEFER = dataclasses.replace(PREFETCH, defer_sums=True)
+TILES = dataclasses.replace(DEFER, bwd_tile=3)  # 8-step chunks in tiles of 3, 3, 2
 # 64 channels per program (two per thread): FOLD_SUMS adds them before the shuffle rounds.
-STORED_FOLD = dataclasses.replace(STORED, bwd_block_d=64, fold_sums=True)
+FOLD = dataclasses.replace(SEGMENTS, bwd_block_d=64, fold_sums=True)
 
 
-@pytest.mark.parametrize(
-    "seqlen, groups, config",
-    [(1, 1, STORED), (21, 2, STORED), (21, 1, STORED_PF), (21, 1, STORED_DEFER), (21, 1, STORED_TILES)],
-    ids=["1", "21", "21-pf", "21-defer", "21-tiles"],
-)
-def test_stored_backward_matches_reference(seqlen, groups, config):
-    inputs = make_inputs(batch=2, dim=4 * groups, seqlen=seqlen, groups=groups, seed=seqlen)
+@pytest.mark.parametrize("config", [PREFETCH, DEFER, TILES], ids=["pf", "defer", "tiles"])
+def test_backward_switches_match_reference(config):
+    inputs = make_inputs(batch=2, dim=4, seqlen=21, seed=21)
     got = run_with_grads(triton_scan(config), inputs)
     ref = run_with_grads(selective_scan_ref, inputs)
-    assert_scan_close(got, ref, torch.float32, f"stored L={seqlen} groups={groups}")
+    assert_scan_close(got, ref, torch.float32, str(config))
 
 
-def test_stored_backward_folded_channel_sums():
+def test_backward_folded_channel_sums():
     inputs = make_inputs(batch=1, dim=80, seqlen=9, seed=8)  # blocks of 64 and 16 channels
-    got = run_with_grads(triton_scan(STORED_FOLD), inputs)
+    got = run_with_grads(triton_scan(FOLD), inputs)
     ref = run_with_grads(selective_scan_ref, inputs)
-    assert_scan_close(got, ref, torch.float32, "stored, folded sums")
+    assert_scan_close(got, ref, torch.float32, "folded sums")
 
 
-def test_stored_backward_packed_documents_bf16_without_z():
+def test_backward_switches_packed_documents_bf16_without_z():
     seqlen = 19
     inputs = make_inputs(batch=1, dim=4, seqlen=seqlen, dtype=torch.bfloat16, z=False, seed=4)
     seq_idx = torch.zeros(1, seqlen, dtype=torch.int32)
     seq_idx[0, 5:] = 1
     seq_idx[0, 16:] = 3
-    got = run_with_grads(triton_scan(STORED_TILES), inputs, seq_idx=seq_idx)
+    got = run_with_grads(triton_scan(TILES), inputs, seq_idx=seq_idx)
     ref = run_with_grads(selective_scan_ref, inputs, upcast=True, seq_idx=seq_idx)
-    assert_scan_close(got, ref, torch.bfloat16, "stored packed bf16")
+    assert_scan_close(got, ref, torch.bfloat16, "tiles, packed bf16")
 
 
-def test_stored_backward_large_delta_times_A_stays_finite():
+def test_backward_switches_large_delta_times_A_stays_finite():
     inputs = make_inputs(batch=1, dim=4, seqlen=10, seed=9, D=False, delta_bias=False)
     inputs["delta"] = inputs["delta"].abs() * 200 + 50
     inputs["A"] = inputs["A"] * 100
-    got = run_with_grads(triton_scan(STORED_DEFER), inputs)
+    got = run_with_grads(triton_scan(DEFER), inputs)
     ref = run_with_grads(selective_scan_ref, inputs)
-    assert_scan_close(got, ref, torch.float32, "stored large dt|A|")
+    assert_scan_close(got, ref, torch.float32, "defer, large dt|A|")
 
 
 def test_plan_takes_the_backward_variant_constant(monkeypatch):
     from kernels.selective_scan import triton_scan as module
 
     assert module.BWD_VARIANT in module.BWD_VARIANTS
-    for name, fields in module.BWD_VARIANTS.items():
-        assert fields["bwd_states"] in ("recompute", "stored"), name
+    for fields in module.BWD_VARIANTS.values():  # every entry names ScanConfig fields only
+        ScanConfig(block_d=4, num_warps=1, seg_len=fields["chunk_len"], **fields)
     monkeypatch.setattr(module, "BWD_VARIANT", "stored-pf")
     cfg = module.plan(2, 8, 1, 4, 50, torch.device("cpu"))
-    assert cfg.bwd_states == "stored" and cfg.prefetch_states
-    assert module.plan(2, 8, 1, 4, 50, torch.device("cpu"), bwd_variant="recompute").bwd_states == "recompute"
-    inputs = make_inputs(batch=1, dim=4, seqlen=3)
-    bad = dataclasses.replace(SEGMENTS, bwd_states="twice")
-    with pytest.raises(ValueError, match="config.bwd_states"):
-        run_with_grads(triton_scan(bad), inputs)
+    assert cfg.prefetch_states and not cfg.fold_sums
+    assert module.plan(2, 8, 1, 4, 50, torch.device("cpu"), bwd_variant="stored-c16-fold").fold_sums
