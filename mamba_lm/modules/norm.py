@@ -13,6 +13,8 @@ PyTorch composition instead, the reference the fused path is tested against.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,7 +34,7 @@ def add_residual(x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor
     return x if residual is None else residual + x
 
 
-class _ResidualNorm(nn.Module):
+class _ResidualNorm(nn.Module, ABC):
     """The ``(x, residual=None, prenorm=False)`` calling convention around ``_normalize``."""
 
     fused = True
@@ -63,8 +65,9 @@ class _ResidualNorm(nn.Module):
         y = self._normalize(new_residual).to(out_dtype)
         return (y, new_residual) if prenorm else y
 
+    @abstractmethod
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The unfused norm of x (..., d_model) with this module's weight (and bias)."""
 
 
 class RMSNorm(_ResidualNorm):
