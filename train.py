@@ -3,7 +3,8 @@
 No arguments: a small Mamba on the embedded corpus, CPU-friendly. Multi-GPU and FSDP runs go
 through accelerate's launcher, e.g. ``accelerate launch --config_file configs/accelerate/ddp.yaml
 train.py experiment=paper/mamba_130m hydra.run.dir=outputs/mamba_130m``. An installed package has
-the same command as ``mamba-lm-train``; the code is ``mamba_lm.trainer.app``.
+the same command as ``mamba-lm-train``; the code is ``mamba_lm.trainer.app``. Exit status 0: finished;
+143: stopped by SIGTERM after saving a checkpoint (``resume=auto`` continues it).
 """
 
 from mamba_lm.trainer.app import main

@@ -6,11 +6,17 @@ through accelerate's launcher, e.g. ``accelerate launch --config_file configs/ac
 train.py experiment=paper/mamba_130m hydra.run.dir=outputs/mamba_130m``. ``model.init_from=PATH``
 starts from pretrained weights (any folder ``mamba_lm.from_pretrained`` reads), with a fresh optimizer.
 
+Exit status: 0 when the run finished; after SIGTERM (or a first Ctrl-C) the run saves a checkpoint and
+exits with 128 + the signal's number, 143 for SIGTERM (130 for Ctrl-C), so a job script can tell a
+stopped run, which ``resume=auto`` continues, from a finished one.
+
 This is the one module that joins the data package and the trainer; the Hydra configs come from the
 checkout's configs/ or, in an installed package, from the copy shipped with it (``config_files``).
 """
 
 from __future__ import annotations
+
+import sys
 
 import hydra
 from accelerate.utils import set_seed
@@ -26,6 +32,7 @@ from .loop import Trainer
 from .model_factory import INIT_FROM, build_model_from_dict, fit_model_to_data, model_config_from_dict
 from .run_folder import copy_tokenizer, shared_run_dir, write_text_atomic
 from .runtime import configure_logging, make_accelerator
+from .signals import exit_status
 
 register_configs()
 
@@ -77,6 +84,8 @@ def train(cfg: DictConfig) -> float | None:
     if accelerator.is_main_process:
         how = f"stopped by {summary.stopped_by_signal}" if summary.stopped_by_signal else "finished"
         print(f"{how} at step {summary.step}; run folder {run_dir}; last checkpoint {summary.checkpoint}")
+    if summary.stopped_by_signal:
+        sys.exit(exit_status(summary.stopped_by_signal))
     return summary.last_metrics.get("val_loss")
 
 

@@ -66,10 +66,15 @@ TRAINER_STATE = "trainer_state.json"
 CONFIG_FILE = "run_config.json"
 LEGACY_CONFIG_FILE = "config.json"  # the name before transformers' config name was avoided
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+REQUIRED_FILES = (MODEL_FILE, OPTIMIZER_FILE, OPTIMIZER_META, TRAINER_STATE)  # listed in a valid manifest
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, damaged, or does not fit the model or run."""
+
+
+def _step_of(folder: Path) -> int:
+    return int(_STEP_DIR.match(folder.name).group(1))
 
 
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
@@ -81,18 +86,53 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     folder = Path(run_dir) / CHECKPOINTS
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))]
+    found = [(_step_of(p), p) for p in folder.iterdir() if p.is_dir() and _STEP_DIR.match(p.name)]
     return [p for _, p in sorted(found, reverse=True)]
+
+
+def checkpoint_problem(folder: Path, verify_hashes: bool = True) -> str | None:
+    """Why ``folder`` is not a valid checkpoint, or None when it is: its manifest must check out and
+    list the weights and the training state (a manifest listing no files, or no weights, is invalid)."""
+    return manifest_problem(Path(folder), verify_hashes, required=REQUIRED_FILES)
+
+
+def _newest_valid(run_dir: Path, verify_hashes: bool) -> tuple[Path | None, dict[Path, str]]:
+    """The newest valid checkpoint (or None), and {newer step folder: why it is not valid}."""
+    skipped: dict[Path, str] = {}
+    for candidate in list_checkpoints(run_dir):
+        problem = checkpoint_problem(candidate, verify_hashes)
+        if problem is None:
+            return candidate, skipped
+        skipped[candidate] = problem
+    return None, skipped
 
 
 def find_latest_checkpoint(run_dir: Path, verify_hashes: bool = True) -> Path | None:
     """The newest complete, undamaged checkpoint of a run folder; damaged ones are skipped with a warning."""
-    for candidate in list_checkpoints(run_dir):
-        problem = manifest_problem(candidate, verify_hashes)
-        if problem is None:
-            return candidate
+    latest, skipped = _newest_valid(run_dir, verify_hashes)
+    for candidate, problem in skipped.items():
         warnings.warn(f"skipping damaged checkpoint {candidate}: {problem}", stacklevel=2)
-    return None
+    return latest
+
+
+def find_checkpoint_to_resume(run_dir: Path) -> Path | None:
+    """``resume=auto``: the newest valid checkpoint of ``run_dir``, or None when it has no ``step_*`` folder.
+
+    Raises CheckpointError, before anything in the folder is touched, when it has ``step_*`` folders but
+    none is a valid checkpoint: starting again from step 0 would overwrite that run's metrics and
+    checkpoints. Newer damaged folders are skipped with a warning when a valid one is found.
+    """
+    latest, skipped = _newest_valid(run_dir, verify_hashes=True)
+    if latest is None and skipped:
+        listed = "; ".join(f"{folder.name}: {problem}" for folder, problem in skipped.items())
+        raise CheckpointError(
+            f"resume=auto found no valid checkpoint in {Path(run_dir) / CHECKPOINTS} ({listed}); nothing "
+            "was changed. Resume from a checkpoint you trust with resume=PATH, or start over deliberately "
+            "in a new run folder (hydra.run.dir=...) or after moving those folders and metrics.jsonl away"
+        )
+    for candidate, problem in skipped.items():
+        warnings.warn(f"skipping damaged checkpoint {candidate}: {problem}", stacklevel=2)
+    return latest
 
 
 def resolve_checkpoint(path: str | Path, verify_hashes: bool = True) -> Path:
@@ -110,7 +150,7 @@ def resolve_checkpoint(path: str | Path, verify_hashes: bool = True) -> Path:
             raise FileNotFoundError(f"run folder {path} has no valid checkpoint in {path / CHECKPOINTS}")
         return latest
     if (path / MANIFEST).exists() or (path / MODEL_FILE).exists():
-        problem = manifest_problem(path, verify_hashes)
+        problem = checkpoint_problem(path, verify_hashes)
         if problem is not None:
             raise CheckpointError(f"checkpoint {path} is damaged or incomplete: {problem}")
         return path
@@ -161,9 +201,24 @@ def save_checkpoint(
     return final
 
 
-def prune_checkpoints(run_dir: Path, keep_last: int) -> None:
-    """Delete all but the ``keep_last`` newest checkpoints, and abandoned ``.tmp-*`` folders."""
-    for old in list_checkpoints(run_dir)[keep_last:]:
+def prune_checkpoints(run_dir: Path, keep_last: int, saved_step: int) -> None:
+    """After saving checkpoint ``saved_step``: keep the ``keep_last`` newest valid checkpoints up to it,
+    delete the older valid ones, and delete abandoned ``.tmp-*`` folders.
+
+    Only valid checkpoints count and are deleted (checked by manifest and file sizes; hashes would
+    take too long at every save). Any other ``step_*`` folder (junk, a damaged checkpoint, a user's
+    folder) and any folder numbered above ``saved_step`` (none of this run's history: resume
+    skipped it as damaged, or the run resumed from an older checkpoint) is left in place with a warning.
+    """
+    valid = []
+    for folder in list_checkpoints(run_dir):
+        problem = checkpoint_problem(folder, verify_hashes=False)
+        if problem is None and _step_of(folder) <= saved_step:
+            valid.append(folder)
+            continue
+        why = problem or f"numbered above the step just saved, {saved_step}"
+        warnings.warn(f"left {folder} in place ({why}): it does not count toward keep_last", stacklevel=2)
+    for old in valid[keep_last:]:
         shutil.rmtree(old, ignore_errors=True)
     for tmp in (Path(run_dir) / CHECKPOINTS).glob(".tmp-*"):
         shutil.rmtree(tmp, ignore_errors=True)

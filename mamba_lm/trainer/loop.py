@@ -3,8 +3,9 @@
 Read top to bottom: resume (weights, optimizer, data position, RNG), then per step: set the lr,
 draw ``grad_accum_steps`` micro-batches, ``TrainStep`` (forward, loss, backward, clip, update),
 count non-finite steps, log, validate, checkpoint; a SIGTERM ends the loop after the current
-step with a checkpoint. The loop knows the model only through ``forward`` and the data only
-through an iterator of batches with ``state_dict()`` / ``load_state_dict()``.
+step with a checkpoint (``fit`` returns; the training command then exits with status 143). The
+loop knows the model only through ``forward`` and the data only through an iterator of batches
+with ``state_dict()`` / ``load_state_dict()``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from .checkpoint import (
-    find_latest_checkpoint,
+    find_checkpoint_to_resume,
     list_checkpoints,
     load_training_state,
     prune_checkpoints,
@@ -133,7 +134,7 @@ class Trainer:
                 )
             return None
         if self.resume == "auto":
-            return find_latest_checkpoint(self.run_dir)
+            return find_checkpoint_to_resume(self.run_dir)
         return resolve_checkpoint(self.resume)
 
     def _restore(self, checkpoint: Path, model, optimizer, progress: _Progress) -> None:
@@ -168,7 +169,7 @@ class Trainer:
             self.tied_aliases,
         )
         if self.accelerator.is_main_process:
-            prune_checkpoints(self.run_dir, self.config.keep_last)
+            prune_checkpoints(self.run_dir, self.config.keep_last, self.progress.step)
         return path
 
     def _setup(self) -> Path | None:

@@ -1,8 +1,10 @@
-"""Graceful stop: SIGTERM (and a first Ctrl-C) ask the loop to save a checkpoint and exit cleanly.
+"""Graceful stop: SIGTERM (and a first Ctrl-C) ask the loop to save a checkpoint and stop.
 
 The handler only sets a flag; the loop looks at it between steps, so a checkpoint is never
 written from inside a signal handler or in the middle of an optimizer step. A second Ctrl-C
-interrupts at once (KeyboardInterrupt), as usual.
+interrupts at once (KeyboardInterrupt), as usual. After such a stop the training command exits
+with ``exit_status``: 128 + the signal's number (143 for SIGTERM, 130 for Ctrl-C), the shell's
+convention, so a job script tells a stopped run (resume it) from a finished one (status 0).
 """
 
 from __future__ import annotations
@@ -36,3 +38,14 @@ class StopRequest:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous.clear()
+
+
+def exit_status(signal_name: str | None) -> int:
+    """The exit status of a run that a signal stopped: 128 + its number; 0 for ``None`` (finished).
+
+    A name that is not a signal's (the stop reached this process from another one) counts as SIGTERM.
+    """
+    if signal_name is None:
+        return 0
+    number = signal.Signals[signal_name] if signal_name in signal.Signals.__members__ else signal.SIGTERM
+    return 128 + int(number)

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,11 +154,12 @@ def write_manifest(folder: Path, step: int) -> None:
     write_json_atomic(folder / MANIFEST, manifest)
 
 
-def manifest_problem(folder: Path, verify_hashes: bool = True) -> str | None:
+def manifest_problem(folder: Path, verify_hashes: bool = True, required: Iterable[str] = ()) -> str | None:
     """Why ``folder`` is not a complete checkpoint, or None when it is.
 
-    Checks that ``manifest.json`` exists and parses, and that every listed file is present with
-    the recorded size (and, with ``verify_hashes``, the recorded SHA-256).
+    Checks that ``manifest.json`` exists and parses, that it lists at least one file and every name
+    in ``required``, and that every listed file is present with the recorded size (and, with
+    ``verify_hashes``, the recorded SHA-256).
     """
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
@@ -166,10 +167,18 @@ def manifest_problem(folder: Path, verify_hashes: bool = True) -> str | None:
     try:
         manifest = json.loads(manifest_path.read_text())
         files = manifest["files"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        entries = files.values()
+        if not all(isinstance(entry, dict) and {"bytes", "sha256"} <= entry.keys() for entry in entries):
+            raise TypeError("an entry of 'files' lacks 'bytes' or 'sha256'")
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
         return f"unreadable {MANIFEST}: {error}"
     if manifest.get("format") != FORMAT:
         return f"{MANIFEST} is not a {FORMAT} manifest"
+    if not files:
+        return f"{MANIFEST} lists no files"
+    unlisted = [name for name in required if name not in files]
+    if unlisted:
+        return f"{MANIFEST} does not list {', '.join(unlisted)}"
     for name, expected in files.items():
         file = folder / name
         if not file.is_file():

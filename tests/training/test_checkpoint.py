@@ -140,3 +140,58 @@ def test_optimizer_state_round_trip_through_safetensors_and_json():
     for param, entries in original["state"].items():
         for key, value in entries.items():
             torch.testing.assert_close(rebuilt["state"][str(param)][key], value, rtol=0, atol=0)
+
+
+def test_junk_step_folders_neither_count_toward_keep_last_nor_get_deleted(accelerator, tmp_path):
+    tiny_trainer(accelerator, tmp_path, max_steps=3, save_every=1, keep_last=2).fit()
+    junk = [tmp_path / "checkpoints" / f"step_{step:08d}" for step in (100, 200)]
+    junk[0].mkdir()  # an empty folder
+    junk[1].mkdir()  # a user's notes, numbered above every checkpoint
+    (junk[1] / "notes.txt").write_text("mine")
+    with pytest.warns(UserWarning, match="does not count toward keep_last"):
+        tiny_trainer(accelerator, tmp_path, max_steps=6, save_every=1, keep_last=2).fit()
+    names = [f.name for f in list_checkpoints(tmp_path)]
+    assert names == ["step_00000200", "step_00000100", "step_00000006", "step_00000005"]
+    assert (junk[1] / "notes.txt").read_text() == "mine"
+    with pytest.warns(UserWarning, match="skipping damaged checkpoint .*step_00000200"):
+        assert find_latest_checkpoint(tmp_path).name == "step_00000006"
+
+
+def _rewrite_manifest_files(checkpoint, keep):
+    manifest = json.loads((checkpoint / "manifest.json").read_text())
+    manifest["files"] = {name: entry for name, entry in manifest["files"].items() if keep(name)}
+    (checkpoint / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_manifest_listing_no_files_or_no_weights_is_invalid(accelerator, tmp_path):
+    tiny_trainer(accelerator, tmp_path, keep_last=5).fit()
+    newest, older = list_checkpoints(tmp_path)
+    _rewrite_manifest_files(newest, keep=lambda name: False)
+    with pytest.warns(UserWarning, match="step_00000006: manifest.json lists no files"):
+        assert find_latest_checkpoint(tmp_path) == older
+    with pytest.raises(CheckpointError, match="lists no files"):
+        resolve_checkpoint(newest)
+
+    _rewrite_manifest_files(older, keep=lambda name: name != "model.safetensors")
+    (older / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="does not list model.safetensors"):
+        load_model(older)
+    with pytest.warns(UserWarning):
+        assert find_latest_checkpoint(tmp_path) is None
+
+
+def test_resume_auto_refuses_when_every_checkpoint_is_damaged_and_changes_nothing(accelerator, tmp_path):
+    tiny_trainer(accelerator, tmp_path, keep_last=5).fit()
+    newest, older = list_checkpoints(tmp_path)
+    _corrupt(newest / "model.safetensors")
+    (older / "manifest.json").unlink()
+
+    def snapshot():
+        files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+        return {str(p.relative_to(tmp_path)): p.read_bytes() for p in files}
+
+    before = snapshot()
+    pattern = r"no valid checkpoint .*step_00000006: .*SHA-256.*step_00000003: no manifest.json.*run.dir"
+    with pytest.raises(CheckpointError, match=pattern):
+        tiny_trainer(accelerator, tmp_path, max_steps=9, keep_last=5).fit()
+    assert snapshot() == before  # metrics.jsonl and both checkpoints as they were

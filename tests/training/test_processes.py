@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mamba_lm.trainer.checkpoint import list_checkpoints
 from mamba_lm.trainer.metrics import read_metrics
+from mamba_lm.trainer.signals import exit_status
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("tiny_run.py")
@@ -52,6 +53,12 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     steps = [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")]
     assert steps == list(range(1, stopped_at + 3))
+
+
+def test_exit_status_after_a_stop_follows_the_shell_convention():
+    assert exit_status(None) == 0  # finished
+    assert exit_status("SIGTERM") == 143 and exit_status("SIGINT") == 130
+    assert exit_status("a signal on another process") == 143  # the stop came from another rank
 
 
 def _small_corpus(folder: Path) -> dict:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,24 @@ def test_a_misspelled_key_fails_before_any_work(tmp_path, data_cache):
     assert result.returncode != 0
     assert "trainer.max_step" in result.stderr and "max_step' not in 'TrainerConfig'" in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_with_143(tmp_path, data_cache):
+    """A job script sees a run stopped by SIGTERM (status 128 + 15) apart from a finished one (status 0)."""
+    run = tmp_path / "run"
+    env = dict(os.environ, MAMBA_LM_CACHE=str(data_cache), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    command = [sys.executable, str(REPO / "train.py"), f"hydra.run.dir={run}", "model=mamba_tiny"]
+    command += ["logger=none", "trainer.max_steps=100000", "trainer.log_every=1", "trainer.eval_every=0"]
+    command += ["trainer.progress_bar=false", "trainer.plots=false"]
+    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, env=env, cwd=REPO, **pipes)
+    deadline = time.time() + 300
+    while len(read_metrics(run / "metrics.jsonl")) < 2:
+        assert process.poll() is None and time.time() < deadline, process.communicate()[0][-4000:]
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 128 + signal.SIGTERM == 143, output[-4000:]
+    stopped_at = read_metrics(run / "metrics.jsonl")[-1]["step"]
+    assert f"stopped by SIGTERM at step {stopped_at}" in output
+    assert [c.name for c in list_checkpoints(run)] == [f"step_{stopped_at:08d}"]
