@@ -126,9 +126,10 @@ def find_checkpoint_to_resume(run_dir: Path) -> Path | None:
     if latest is None and skipped:
         listed = "; ".join(f"{folder.name}: {problem}" for folder, problem in skipped.items())
         raise CheckpointError(
-            f"resume=auto found no valid checkpoint in {Path(run_dir) / CHECKPOINTS} ({listed}); nothing "
-            "was changed. Resume from a checkpoint you trust with resume=PATH, or start over deliberately "
-            "in a new run folder (hydra.run.dir=...) or after moving those folders and metrics.jsonl away"
+            f"resume=auto found no valid checkpoint in {Path(run_dir) / CHECKPOINTS} ({listed}); its "
+            "checkpoints and metrics are untouched. Resume from a checkpoint you trust with resume=PATH, "
+            "or start over deliberately in a new run folder (hydra.run.dir=...) or after moving those "
+            "folders and metrics.jsonl away"
         )
     for candidate, problem in skipped.items():
         warnings.warn(f"skipping damaged checkpoint {candidate}: {problem}", stacklevel=2)
