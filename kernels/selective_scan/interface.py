@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import torch
 
-from ..dispatch import triton_enabled, triton_runs_on  # noqa: F401  (triton_enabled: mamba_inner imports it here)
+from ..dispatch import triton_runs_on
 from .checks import check_scan_args
 from .torch_scan import selective_scan_torch
 
 # The Triton kernels keep every state of a channel in registers and unroll over states: past 32
 # states they spill and take minutes to compile, so larger states use the PyTorch path.
 MAX_TRITON_DSTATE = 32
+
+
+def scan_runs_triton(u: torch.Tensor, d_state: int) -> bool:
+    """Whether the scan of ``u`` with ``d_state`` states runs the Triton kernels (else the PyTorch path).
+
+    The one dispatch rule: ``selective_scan_fn`` and the model's memory-lean Mamba block both ask it."""
+    return triton_runs_on(u) and d_state <= MAX_TRITON_DSTATE
 
 
 def selective_scan_fn(
@@ -46,7 +53,7 @@ def selective_scan_fn(
         out (batch, dim, seqlen) in u's dtype, or (out, last_state (batch, dim, dstate) fp32).
     """
     check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state, seq_idx)
-    if triton_runs_on(u) and A.shape[1] <= MAX_TRITON_DSTATE:
+    if scan_runs_triton(u, A.shape[1]):
         from .triton_scan import selective_scan_triton
 
         out, last_state = selective_scan_triton(

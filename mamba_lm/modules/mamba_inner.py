@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from kernels import causal_conv1d_fn, selective_scan_fn
-from kernels.selective_scan.interface import MAX_TRITON_DSTATE, triton_enabled
+from kernels.selective_scan.interface import scan_runs_triton
 from kernels.selective_scan.ref import as_grouped
 
 
@@ -75,14 +75,10 @@ def mamba_inner(
 
 def _triton_scan():
     """The Triton scan's module, imported on the Triton path only: triton is optional (no wheels for
-    macOS or Windows), and without it ``triton_enabled`` is False."""
+    macOS or Windows), and without it ``scan_runs_triton`` is False."""
     from kernels.selective_scan import triton_scan
 
     return triton_scan
-
-
-def _uses_triton_scan(u: torch.Tensor, d_state: int) -> bool:
-    return triton_enabled(u.device) and u.dtype != torch.float64 and d_state <= MAX_TRITON_DSTATE
 
 
 class MambaInnerFn(torch.autograd.Function):
@@ -101,7 +97,7 @@ class MambaInnerFn(torch.autograd.Function):
             x_dbl = F.linear(u.transpose(1, 2), x_proj_weight.to(dtype))  # (batch, seqlen, K)
             delta = F.linear(x_dbl[..., :dt_rank], dt_proj_weight.to(dtype))  # (batch, seqlen, d_inner)
             scan_args = _scan_args(xz, x_dbl, delta, u, A_log, D, dt_proj_bias, dt_rank, d_state)
-            ctx.triton_scan = _uses_triton_scan(u, d_state) and u.shape[-1] > 0
+            ctx.triton_scan = scan_runs_triton(u, d_state) and u.shape[-1] > 0
             if ctx.triton_scan:
                 triton_scan = _triton_scan()
                 ctx.scan_config = triton_scan.plan(u.shape[0], d_inner, 1, d_state, u.shape[-1], u.device)

@@ -16,7 +16,7 @@ import torch
 import kernels
 import mamba_lm
 import mamba_lm.configs
-from kernels.selective_scan.interface import triton_enabled
+from kernels.dispatch import triton_enabled
 assert not triton_enabled(torch.device("cpu"))
 for name in ("mamba_tiny", "s4d_tiny", "transformer_tiny"):
     model = mamba_lm.build_model(mamba_lm.configs.get(name, vocab_size=32))
