@@ -21,9 +21,9 @@ import torch
 import triton
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from kernels import causal_conv1d_ref  # noqa: E402
-from kernels.causal_conv1d.torch_conv import causal_conv1d_torch  # noqa: E402
-from kernels.causal_conv1d.triton_conv import (  # noqa: E402
+from mamba_lm.kernels import causal_conv1d_ref  # noqa: E402
+from mamba_lm.kernels.causal_conv1d.torch_conv import causal_conv1d_torch  # noqa: E402
+from mamba_lm.kernels.causal_conv1d.triton_conv import (  # noqa: E402
     ConvConfig,
     backward_dx,
     backward_gate,

@@ -25,9 +25,9 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from kernels.selective_scan import triton_scan  # noqa: E402
-from kernels.selective_scan.triton_bwd import adjoint_local_kernel, scan_bwd_kernel  # noqa: E402
-from kernels.selective_scan.triton_fwd import scan_fwd_kernel  # noqa: E402
+from mamba_lm.kernels.selective_scan import triton_scan  # noqa: E402
+from mamba_lm.kernels.selective_scan.triton_bwd import adjoint_local_kernel, scan_bwd_kernel  # noqa: E402
+from mamba_lm.kernels.selective_scan.triton_fwd import scan_fwd_kernel  # noqa: E402
 
 TOOLS = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
 IO_TENSORS = ("u", "delta", "z", "out", "dout", "du", "ddelta", "dz", "B", "C")

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 import triton
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from kernels import layer_norm_ref, linear_cross_entropy, linear_cross_entropy_ref  # noqa: E402
-from kernels.layer_norm.triton_norm import (  # noqa: E402
+from mamba_lm.kernels import layer_norm_ref, linear_cross_entropy, linear_cross_entropy_ref  # noqa: E402
+from mamba_lm.kernels.layer_norm.triton_norm import (  # noqa: E402
     _rows,
     layer_norm_triton,
     norm_backward,

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 import triton
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from kernels import selective_scan_fn, selective_scan_ref  # noqa: E402
-from kernels.selective_scan.triton_scan import plan, selective_scan_triton  # noqa: E402
+from mamba_lm.kernels import selective_scan_fn, selective_scan_ref  # noqa: E402
+from mamba_lm.kernels.selective_scan.triton_scan import plan, selective_scan_triton  # noqa: E402
 
 DIM, DSTATE, TOKENS = 2048, 16, 65536
 COPY_BW = 4.25e12  # bytes/s, device copy (ANCHORS.md)

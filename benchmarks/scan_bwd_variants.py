@@ -63,10 +63,9 @@ import triton
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mamba_lm.kernels import selective_scan_ref  # noqa: E402
+from mamba_lm.kernels.selective_scan import triton_scan  # noqa: E402
 from scan import make_inputs, rel_err, time_ms  # noqa: E402
-
-from kernels import selective_scan_ref  # noqa: E402
-from kernels.selective_scan import triton_scan  # noqa: E402
 
 SHAPES = {"A": (16, 1536, 2048), "B": (32, 2048, 2048)}  # (batch, dim, seqlen)
 DSTATE = 16

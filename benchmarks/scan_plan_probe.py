@@ -11,9 +11,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mamba_lm.kernels.selective_scan.triton_scan import plan  # noqa: E402
 from scan import fwd_bwd_fn, make_inputs, scan_fn, time_ms  # noqa: E402
-
-from kernels.selective_scan.triton_scan import plan  # noqa: E402
 
 for shape in sys.argv[1:]:
     batch, dim, seqlen = map(int, shape.split("x"))

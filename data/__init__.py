@@ -6,11 +6,16 @@ typed by :mod:`data.config`. This package imports neither the models nor the tra
 
 from __future__ import annotations
 
+from mamba_lm._short_names import alias_short_name
+
+# Imported as `data` from a checkout's root: `data` becomes mamba_lm.data (mamba_lm/_short_names.py).
+alias_short_name(__name__)
+
 from typing import Any
 
-from data.config import parse_data_config
-from data.datamodule import DataModule
-from data.lm.prepare import check_vocab_fits
+from mamba_lm.data.config import parse_data_config
+from mamba_lm.data.datamodule import DataModule
+from mamba_lm.data.lm.prepare import check_vocab_fits
 
 __all__ = ["DataModule", "build_datamodule", "check_vocab_fits", "parse_data_config"]
 
@@ -26,16 +31,16 @@ def build_datamodule(data_cfg: Any, seed: int, rank: int = 0, world_size: int = 
         raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
     if config.kind == "lm":
         if config.dataset.streaming:
-            from data.lm.streaming import StreamingLMDataModule
+            from mamba_lm.data.lm.streaming import StreamingLMDataModule
 
             return StreamingLMDataModule(config, seed, rank, world_size)
-        from data.lm.datamodule import LMDataModule
+        from mamba_lm.data.lm.datamodule import LMDataModule
 
         return LMDataModule(config, seed, rank, world_size)
     if config.kind in ("selective_copying", "induction_heads"):
-        from data.synthetic.datamodule import SyntheticDataModule
+        from mamba_lm.data.synthetic.datamodule import SyntheticDataModule
 
         return SyntheticDataModule(config, seed, rank, world_size)
-    from data.lra.datamodule import LRADataModule
+    from mamba_lm.data.lra.datamodule import LRADataModule
 
     return LRADataModule(config, seed, rank, world_size)

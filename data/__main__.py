@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from data import build_datamodule
+    from mamba_lm.data import build_datamodule
 
     module = build_datamodule(load_config(argv[1], argv[2:]), seed=0)
     print(json.dumps(module.describe(), indent=2))

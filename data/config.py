@@ -14,8 +14,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Union
 
-from data.lm.config import LMDataConfig, TextDatasetConfig, TokenizerConfig, ValidationConfig
-from data.lra.config import (
+from mamba_lm.data.lm.config import LMDataConfig, TextDatasetConfig, TokenizerConfig, ValidationConfig
+from mamba_lm.data.lra.config import (
     ImageConfig,
     ListOpsConfig,
     LRAConfig,
@@ -23,7 +23,7 @@ from data.lra.config import (
     RetrievalConfig,
     TextConfig,
 )
-from data.synthetic.config import InductionHeadsConfig, SelectiveCopyingConfig
+from mamba_lm.data.synthetic.config import InductionHeadsConfig, SelectiveCopyingConfig
 
 __all__ = [
     "CONFIG_TYPES",

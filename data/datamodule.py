@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
-from data.sampling import Batch, ResumableLoader
+from mamba_lm.data.sampling import Batch, ResumableLoader
 
 
 class DataModule(ABC):

@@ -22,8 +22,13 @@ Library entry points (each module imports only what it needs):
 
 from __future__ import annotations
 
+from mamba_lm._short_names import alias_short_name
+
+# Imported as `evaluation` from a checkout's root: it becomes mamba_lm.evaluation (mamba_lm/_short_names.py).
+alias_short_name(__name__)
+
 LM_EVAL_MODEL_NAME = "mamba_lm"
-LM_EVAL_MODEL_TARGET = "evaluation.harness_model:MambaEvalLM"
+LM_EVAL_MODEL_TARGET = "mamba_lm.evaluation.harness_model:MambaEvalLM"
 
 
 def register_lm_eval_model() -> bool:

@@ -61,7 +61,7 @@ def build_eval_datamodule(
 
     Overrides must address the data config (``data.KEY``); others raise ``ValueError``.
     """
-    from data import build_datamodule
+    from mamba_lm.data import build_datamodule
 
     bad = [key for key in overrides if not key.startswith("data.")]
     if bad:

@@ -4,6 +4,11 @@ This is the project's own ``kernels`` package (distribution ``mamba-lm-framework
 Hugging Face ``kernels`` hub client; ``__version__`` below is this project's version.
 """
 
+from mamba_lm._short_names import alias_short_name
+
+# Imported as `kernels` from a checkout's root: `kernels` becomes mamba_lm.kernels (mamba_lm/_short_names.py).
+alias_short_name(__name__)
+
 from .causal_conv1d import causal_conv1d_fn, causal_conv1d_ref
 from .cross_entropy import linear_cross_entropy, linear_cross_entropy_ref
 from .layer_norm import layer_norm_fn, layer_norm_ref, rms_norm_fn

@@ -1,10 +1,24 @@
 """Mamba, S4D and Transformer++ models: mixers, language models, the LRA classifier, generation, HF interop.
 
-Imports only torch and this project's ``kernels`` (no Hydra, datasets or wandb), so it runs on the GPU
-machine as is. ``mamba_lm.from_pretrained(path)`` loads a run, checkpoint, transformers or
-reference-package folder (``mamba_lm.pretrained``, which reads the run-folder layout of
-``mamba_lm.trainer``); it, ``mamba_lm.hf`` (transformers) and the trainer are imported on first use.
+Imports only torch and this project's ``mamba_lm.kernels`` (no Hydra, datasets or wandb), so it runs on the
+GPU machine as is.
+
+``mamba_lm.from_pretrained(path)`` loads a run, checkpoint, transformers or reference-package folder
+(``mamba_lm.pretrained``, which reads the run-folder layout of ``mamba_lm.trainer``); it, ``mamba_lm.hf``
+(transformers) and the trainer are imported on first use.
+
+Import names: the repository's top-level folders ``kernels/``, ``data/`` and ``evaluation/`` are this
+package's subpackages ``mamba_lm.kernels``, ``mamba_lm.data`` and ``mamba_lm.evaluation`` (setup.py installs
+them there), so a Hugging Face ``kernels`` package or a user's own ``data/`` or ``evaluation/`` cannot
+shadow them. In a source checkout that is not installed they sit beside this folder, and ``__path__`` below
+finds them there. From a checkout's root the short names still work (``from kernels import
+selective_scan_fn``, ``python -m evaluation``) and give the same modules (``mamba_lm._short_names``).
 """
+
+from ._short_names import checkout_root
+
+if checkout_root(__file__) is not None:  # not installed: kernels/, data/, evaluation/ are siblings
+    __path__.append(str(checkout_root(__file__)))
 
 from .build import build_model
 from .config import ClassifierConfig, MambaConfig, TransformerConfig

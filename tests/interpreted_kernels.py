@@ -15,9 +15,9 @@ import os
 from pathlib import Path
 
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"
-# Every kernels/<op>/triton_*.py, as module names: kernels.selective_scan.triton_scan, ...
+# Every kernels/<op>/triton_*.py, as module names: mamba_lm.kernels.selective_scan.triton_scan, ...
 TRITON_MODULES = tuple(
-    f"kernels.{path.parent.name}.{path.stem}" for path in sorted(KERNELS.glob("*/triton_*.py"))
+    f"mamba_lm.kernels.{path.parent.name}.{path.stem}" for path in sorted(KERNELS.glob("*/triton_*.py"))
 )
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-from data.lm.shards import TokenStream
+from mamba_lm.data.lm.shards import TokenStream
 
 
 class BlockDataset:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from data.checks import check_choice, check_positive
+from mamba_lm.data.checks import check_choice, check_positive
 
 
 @dataclass

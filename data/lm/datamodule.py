@@ -6,13 +6,12 @@ import logging
 from typing import Any
 
 import numpy as np
-
-from data.datamodule import DataModule
-from data.lm.blocks import BlockDataset, lm_batch
-from data.lm.config import LMDataConfig
-from data.lm.prepare import prepare_corpus
-from data.lm.shards import TokenStream
-from data.sampling import Batch, EpochSampler, ResumableLoader, SequentialBatches
+from mamba_lm.data.datamodule import DataModule
+from mamba_lm.data.lm.blocks import BlockDataset, lm_batch
+from mamba_lm.data.lm.config import LMDataConfig
+from mamba_lm.data.lm.prepare import prepare_corpus
+from mamba_lm.data.lm.shards import TokenStream
+from mamba_lm.data.sampling import Batch, EpochSampler, ResumableLoader, SequentialBatches
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from data.cache import atomic_write_bytes, fingerprint
+from mamba_lm.data.cache import atomic_write_bytes, fingerprint
 
 EXCLUDED_PARTS = frozenset({"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"})
 

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from data.cache import atomic_write_json, build_once, cache_root, fingerprint
-from data.lm.config import LMDataConfig
-from data.lm.shards import (
+from mamba_lm.data.cache import atomic_write_json, build_once, cache_root, fingerprint
+from mamba_lm.data.lm.config import LMDataConfig
+from mamba_lm.data.lm.shards import (
     FORMAT_VERSION,
     MANIFEST,
     ShardError,
@@ -28,8 +27,8 @@ from data.lm.shards import (
     load_manifest,
     token_dtype,
 )
-from data.lm.sources import describe_source, iter_text_batches, load_documents, source_fingerprint
-from data.lm.tokenizer import TOKENIZER_FILE, is_tokenizer_path, materialize_tokenizer
+from mamba_lm.data.lm.sources import describe_source, iter_text_batches, load_documents, source_fingerprint
+from mamba_lm.data.lm.tokenizer import TOKENIZER_FILE, is_tokenizer_path, materialize_tokenizer
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from data.cache import read_json
+from mamba_lm.data.cache import read_json
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1

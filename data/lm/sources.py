@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from data.cache import fingerprint, hf_datasets_cache
-from data.lm.config import TextDatasetConfig
-from data.lm.embedded import embedded_corpus_file
+from mamba_lm.data.cache import fingerprint, hf_datasets_cache
+from mamba_lm.data.lm.config import TextDatasetConfig
+from mamba_lm.data.lm.embedded import embedded_corpus_file
 
 EXTENSION_FORMATS = {
     ".txt": "text",

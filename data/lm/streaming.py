@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from data.cache import atomic_write_json, build_once, cache_root, fingerprint, read_json
-from data.datamodule import DataModule
-from data.lm.blocks import lm_batch
-from data.lm.config import LMDataConfig
-from data.lm.prepare import check_vocab_fits, is_held_out
-from data.lm.sources import describe_source, iter_text_batches, load_documents, source_fingerprint
-from data.lm.tokenizer import TOKENIZER_FILE, materialize_tokenizer
-from data.sampling import Batch, SequentialBatches
+from mamba_lm.data.cache import atomic_write_json, build_once, cache_root, fingerprint, read_json
+from mamba_lm.data.datamodule import DataModule
+from mamba_lm.data.lm.blocks import lm_batch
+from mamba_lm.data.lm.config import LMDataConfig
+from mamba_lm.data.lm.prepare import check_vocab_fits, is_held_out
+from mamba_lm.data.lm.sources import describe_source, iter_text_batches, load_documents, source_fingerprint
+from mamba_lm.data.lm.tokenizer import TOKENIZER_FILE, materialize_tokenizer
+from mamba_lm.data.sampling import Batch, SequentialBatches
 
 STATE_FORMAT = "lm_stream/1"
 INFO_FILE = "tokenizer_info.json"

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.lm.config import TokenizerConfig
+from mamba_lm.data.lm.config import TokenizerConfig
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-
-from data.lra import listops
-from data.lra.release import PATHFINDER_FOLDERS
-from data.lra.tasks import encode_bytes, rgb_to_gray
+from mamba_lm.data.lra import listops
+from mamba_lm.data.lra.release import PATHFINDER_FOLDERS
+from mamba_lm.data.lra.tasks import encode_bytes, rgb_to_gray
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from data.cache import build_once, cache_root, fingerprint, read_json
-from data.lra import archive, listops
-from data.lra.generated import generate_listops_rows, generate_pathfinder
-from data.lra.pathfinder import PATHFINDER_GENERATOR_VERSION
-from data.lra.release import listops_release, pathfinder_release, s4_split_assignment
-from data.lra.store import META, SplitWriter, finish_store, write_split
-from data.lra.tasks import LRA_TASKS
+from mamba_lm.data.cache import build_once, cache_root, fingerprint, read_json
+from mamba_lm.data.lra import archive, listops
+from mamba_lm.data.lra.generated import generate_listops_rows, generate_pathfinder
+from mamba_lm.data.lra.pathfinder import PATHFINDER_GENERATOR_VERSION
+from mamba_lm.data.lra.release import listops_release, pathfinder_release, s4_split_assignment
+from mamba_lm.data.lra.store import META, SplitWriter, finish_store, write_split
+from mamba_lm.data.lra.tasks import LRA_TASKS
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from data.checks import check_choice, check_positive
-from data.lra.release import listops_release, pathfinder_release
+from mamba_lm.data.checks import check_choice, check_positive
+from mamba_lm.data.lra.release import listops_release, pathfinder_release
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,11 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from data.datamodule import DataModule
-from data.lra.build import prepare_lra
-from data.lra.store import ExampleStore
-from data.lra.tasks import LRA_TASKS
-from data.sampling import Batch, EpochSampler, RandomPermutation, ResumableLoader, SequentialBatches
+from mamba_lm.data.datamodule import DataModule
+from mamba_lm.data.lra.build import prepare_lra
+from mamba_lm.data.lra.store import ExampleStore
+from mamba_lm.data.lra.tasks import LRA_TASKS
+from mamba_lm.data.sampling import Batch, EpochSampler, RandomPermutation, ResumableLoader, SequentialBatches
 
 
 def classification_batch(

@@ -13,9 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-
-from data.lra import listops
-from data.lra.pathfinder import generate_image, style_for
+from mamba_lm.data.lra import listops
+from mamba_lm.data.lra.pathfinder import generate_image, style_for
 
 LISTOPS_CHUNK = 1000
 PATHFINDER_CHUNK = 500

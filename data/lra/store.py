@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-
-from data.cache import atomic_write_json, read_json
+from mamba_lm.data.cache import atomic_write_json, read_json
 
 META = "meta.json"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from data.lra import listops
+from mamba_lm.data.lra import listops
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from data.datamodule import DataModule
-from data.sampling import Batch, EpochSampler, ResumableLoader, SequentialBatches
-from data.synthetic.config import InductionHeadsConfig, SelectiveCopyingConfig
-from data.synthetic.tasks import (
+from mamba_lm.data.datamodule import DataModule
+from mamba_lm.data.sampling import Batch, EpochSampler, ResumableLoader, SequentialBatches
+from mamba_lm.data.synthetic.config import InductionHeadsConfig, SelectiveCopyingConfig
+from mamba_lm.data.synthetic.tasks import (
     induction_heads_example,
     selective_copying_example,
     supervise_every_position,

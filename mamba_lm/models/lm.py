@@ -8,7 +8,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from kernels import linear_cross_entropy
+from mamba_lm.kernels import linear_cross_entropy
 
 from ..generation import InferenceParams, generate
 from ..modules.packing import check_seq_idx

@@ -37,9 +37,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kernels import causal_conv1d_fn, selective_scan_fn
-from kernels.selective_scan.interface import scan_runs_triton
-from kernels.selective_scan.ref import as_grouped
+from mamba_lm.kernels import causal_conv1d_fn, selective_scan_fn
+from mamba_lm.kernels.selective_scan.interface import scan_runs_triton
+from mamba_lm.kernels.selective_scan.ref import as_grouped
 
 
 def mamba_inner(
@@ -76,7 +76,7 @@ def mamba_inner(
 def _triton_scan():
     """The Triton scan's module, imported on the Triton path only: triton is optional (no wheels for
     macOS or Windows), and without it ``scan_runs_triton`` is False."""
-    from kernels.selective_scan import triton_scan
+    from mamba_lm.kernels.selective_scan import triton_scan
 
     return triton_scan
 

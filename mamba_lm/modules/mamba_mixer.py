@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels import causal_conv1d_fn, conv_state_update, selective_scan_fn, selective_state_update
+from mamba_lm.kernels import causal_conv1d_fn, conv_state_update, selective_scan_fn, selective_state_update
 
 from .conv import conv_state_from_inputs
 from .mamba_inner import mamba_inner

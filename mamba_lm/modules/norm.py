@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels import layer_norm_fn
+from mamba_lm.kernels import layer_norm_fn
 
 
 def norm_output_dtype(x: torch.Tensor, weight: torch.Tensor) -> torch.dtype:

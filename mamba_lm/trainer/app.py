@@ -23,7 +23,7 @@ from accelerate.utils import set_seed
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from data import build_datamodule, parse_data_config
+from mamba_lm.data import build_datamodule, parse_data_config
 
 from ..pretrained import folder_format, load_pretrained_weights
 from .config_files import config_dir

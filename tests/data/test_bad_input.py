@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import mamba_lm.data.lm.prepare as prepare
 import numpy as np
 import pytest
 from conftest import lm_config, write_jsonl
-
-import data.lm.prepare as prepare
-from data import build_datamodule, check_vocab_fits, parse_data_config
-from data.lm.shards import ShardError, ShardWriter, load_manifest
+from mamba_lm.data import build_datamodule, check_vocab_fits, parse_data_config
+from mamba_lm.data.lm.shards import ShardError, ShardWriter, load_manifest
 
 
 def files(path) -> dict:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import mamba_lm.data.lm.prepare as prepare
 import pytest
+from mamba_lm.data import build_datamodule, parse_data_config
+from mamba_lm.data.lm.embedded import stdlib_dir, stdlib_modules
 from omegaconf import OmegaConf
-
-import data.lm.prepare as prepare
-from data import build_datamodule, parse_data_config
-from data.lm.embedded import stdlib_dir, stdlib_modules
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
 REQUIRED = [
@@ -68,7 +67,7 @@ def test_quick_configs_build(tmp_path, name):
 
 
 def test_build_command(tmp_path, capsys):
-    from data.__main__ import main
+    from mamba_lm.data.__main__ import main
 
     assert (
         main(["build", "lra_listops_quick", f"cache_dir={tmp_path}", "num_train=50", "data.num_val=20"]) == 0

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from data.lra.listops import OPERATORS, VOCAB, encode, evaluate, generate, tokenize
+from mamba_lm.data.lra.listops import OPERATORS, VOCAB, encode, evaluate, generate, tokenize
 
 
 def parse_tree(tokens: list[str]):

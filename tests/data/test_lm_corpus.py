@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import mamba_lm.data.lm.prepare as prepare
 import numpy as np
 import pytest
 from conftest import lm_config, make_documents, write_jsonl
-
-import data.lm.prepare as prepare
-from data import build_datamodule
-from data.lm.shards import load_manifest, token_dtype
+from mamba_lm.data import build_datamodule
+from mamba_lm.data.lm.shards import load_manifest, token_dtype
 
 
 def shard_bytes(module) -> dict[str, bytes]:

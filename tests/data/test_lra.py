@@ -7,14 +7,13 @@ import json
 
 import numpy as np
 import pytest
+from mamba_lm.data import build_datamodule
+from mamba_lm.data.lra import listops
+from mamba_lm.data.lra.datamodule import classification_batch
+from mamba_lm.data.lra.pathfinder import generate_image, style_for
+from mamba_lm.data.lra.release import s4_split_assignment
+from mamba_lm.data.lra.tasks import rgb_to_gray
 from PIL import Image
-
-from data import build_datamodule
-from data.lra import listops
-from data.lra.datamodule import classification_batch
-from data.lra.pathfinder import generate_image, style_for
-from data.lra.release import s4_split_assignment
-from data.lra.tasks import rgb_to_gray
 
 
 def decode_bytes(ids, length) -> bytes:
@@ -70,7 +69,9 @@ def test_listops_archive_matches_what_was_written(tmp_path):
         rows[25:], test["input_ids"], test["lengths"], test["labels"]
     ):
         assert ids[:length].tolist() == listops.encode(source).tolist() and int(got) == label
-    from data.lra.config import ListOpsConfig  # source auto: the release when present, from its root too
+    from mamba_lm.data.lra.config import (
+        ListOpsConfig,  # source auto: the release when present, from its root too
+    )
 
     assert ListOpsConfig(archive_dir=str(tmp_path / "lra_release")).source == "archive"
     assert ListOpsConfig(archive_dir=str(tmp_path)).source == ListOpsConfig().source == "generate"
@@ -298,7 +299,7 @@ def test_s4_split_is_torch_random_split():
 
 
 def test_pathfinder_without_the_release_falls_back_to_generated_images(tmp_path):
-    from data.lra.config import PathfinderConfig
+    from mamba_lm.data.lra.config import PathfinderConfig
 
     assert PathfinderConfig(archive_dir=None).source == "generate"
     assert PathfinderConfig(archive_dir=str(tmp_path)).source == "generate"  # no images there

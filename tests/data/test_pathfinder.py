@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from data.lra.pathfinder import generate_image, render, segment_distances, style_for
+from mamba_lm.data.lra.pathfinder import generate_image, render, segment_distances, style_for
 
 
 def components(mask: np.ndarray) -> np.ndarray:

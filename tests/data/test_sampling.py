@@ -6,8 +6,7 @@ import json
 
 import numpy as np
 import pytest
-
-from data.sampling import EpochSampler, RandomPermutation, SequentialBatches
+from mamba_lm.data.sampling import EpochSampler, RandomPermutation, SequentialBatches
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 64, 1000, 4097])

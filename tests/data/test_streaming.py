@@ -6,8 +6,7 @@ import json
 
 import pytest
 from conftest import lm_config
-
-from data import build_datamodule
+from mamba_lm.data import build_datamodule
 
 
 def streaming_config(cache, corpus, **overrides):

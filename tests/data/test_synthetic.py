@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
-from data import build_datamodule
-from data.synthetic.tasks import IGNORE, induction_heads_example, selective_copying_example
+from mamba_lm.data import build_datamodule
+from mamba_lm.data.synthetic.tasks import IGNORE, induction_heads_example, selective_copying_example
 
 
 @pytest.mark.parametrize("seqlen,vocab,count", [(4096, 16, 16), (64, 16, 16), (40, 5, 8)])

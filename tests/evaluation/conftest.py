@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 from evaluation_parts import generated_sentences, run_train, train_tokenizer
-
-from evaluation.text_tokenizer import TextTokenizer
+from mamba_lm.evaluation.text_tokenizer import TextTokenizer
 
 # Tests never touch the network: datasets and the hub client read these at import time.
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from evaluation_parts import WORDS, direct_logprob, generated_sentences
-
-from evaluation.text_tokenizer import TextTokenizer
+from mamba_lm.evaluation.text_tokenizer import TextTokenizer
 
 TASK_COMMON = "dataset_path: json\ntest_split: test\nmetadata:\n  version: 1.0\n"
 

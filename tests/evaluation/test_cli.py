@@ -7,9 +7,8 @@ import sys
 from dataclasses import dataclass
 
 import pytest
-
-from evaluation.__main__ import main
-from evaluation.cli import UsageError, option, parse_options, split_arguments
+from mamba_lm.evaluation.__main__ import main
+from mamba_lm.evaluation.cli import UsageError, option, parse_options, split_arguments
 
 
 @dataclass

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 from hydra import compose, initialize_config_dir
+from mamba_lm.data import parse_data_config
+from mamba_lm.evaluation.data_configs import CONFIGS_DIR
 from omegaconf import OmegaConf
 
-from data import parse_data_config
-from evaluation.data_configs import CONFIGS_DIR
 from mamba_lm.trainer.config_store import register_configs
 from mamba_lm.trainer.model_factory import build_model_from_dict, fit_model_to_data
 from mamba_lm.trainer.optim import plan_parameter_groups

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 from evaluation_parts import REPO_ROOT, subprocess_env
-
-from evaluation.__main__ import main
-from evaluation.loading import load_for_eval
+from mamba_lm.evaluation.__main__ import main
+from mamba_lm.evaluation.loading import load_for_eval
 
 
 def generate(capsys: pytest.CaptureFixture[str], *arguments: str) -> tuple[int, str, str]:

@@ -9,16 +9,16 @@ import shutil
 from pathlib import Path
 
 import lm_eval
+import mamba_lm.evaluation  # noqa: F401  (registers mamba_lm)
 import pytest
 import torch
 from evaluation_parts import tiny_lm
 from lm_eval.tasks import TaskManager
 from local_tasks import assert_metrics_match, expected_metrics, write_tasks
+from mamba_lm.evaluation.cli import EvaluationError
+from mamba_lm.evaluation.harness import run_harness, summarize
+from mamba_lm.evaluation.harness_model import MambaEvalLM
 
-import evaluation  # noqa: F401  (registers mamba_lm)
-from evaluation.cli import EvaluationError
-from evaluation.harness import run_harness, summarize
-from evaluation.harness_model import MambaEvalLM
 from mamba_lm.hf import to_hf
 
 

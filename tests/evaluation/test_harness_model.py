@@ -8,8 +8,7 @@ import torch
 from evaluation_parts import direct_logprob, tiny_lm
 from lm_eval.api.instance import Instance
 from lm_eval.utils import get_rolling_token_windows
-
-from evaluation.harness_model import MambaEvalLM
+from mamba_lm.evaluation.harness_model import MambaEvalLM
 
 
 def instances(request_type: str, arguments: list[tuple]) -> list[Instance]:

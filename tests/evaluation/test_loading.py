@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 from evaluation_parts import tiny_lm
+from mamba_lm.evaluation.loading import load_for_eval, resolve_device, resolve_dtype
 
-from evaluation.loading import load_for_eval, resolve_device, resolve_dtype
 from mamba_lm.hf import to_hf
 
 

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 from evaluation_parts import REPO_ROOT, subprocess_env
-
-from evaluation.__main__ import main
-from evaluation.lra import quick_tasks
-from evaluation.report.tables import lra_table
-from evaluation.results import load_results
+from mamba_lm.evaluation.__main__ import main
+from mamba_lm.evaluation.lra import quick_tasks
+from mamba_lm.evaluation.report.tables import lra_table
+from mamba_lm.evaluation.results import load_results
 
 
 @pytest.mark.slow

@@ -8,8 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from evaluation_parts import tiny_lm
-
-from evaluation.perplexity import perplexity_over_batches, perplexity_sliding, token_nll
+from mamba_lm.evaluation.perplexity import perplexity_over_batches, perplexity_sliding, token_nll
 
 VOCAB = 50
 

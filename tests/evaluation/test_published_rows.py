@@ -3,8 +3,8 @@ paper's Table 1 (selective copying) and Table 11 (induction heads)."""
 
 from __future__ import annotations
 
-from evaluation.published import LRA_PUBLISHED, SELECTIVE_COPYING_PUBLISHED, lra_average
-from evaluation.report.tables import lra_table, synthetic_table
+from mamba_lm.evaluation.published import LRA_PUBLISHED, SELECTIVE_COPYING_PUBLISHED, lra_average
+from mamba_lm.evaluation.report.tables import lra_table, synthetic_table
 
 
 def test_lra_table_labels_generated_pathfinder_and_keeps_it_out_of_the_average():

@@ -7,12 +7,11 @@ import math
 from pathlib import Path
 
 import pytest
+from mamba_lm.evaluation.published import lra_average
+from mamba_lm.evaluation.report import build_report
+from mamba_lm.evaluation.report.runs import read_metrics
+from mamba_lm.evaluation.results import load_results, update_results
 from PIL import Image
-
-from evaluation.published import lra_average
-from evaluation.report import build_report
-from evaluation.report.runs import read_metrics
-from evaluation.results import load_results, update_results
 
 
 def make_run(root: Path, name: str, losses: list[float], model: dict) -> Path:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from local_tasks import expected_metrics, write_tasks
+from mamba_lm.evaluation.__main__ import main
+from mamba_lm.evaluation.report.runs import read_metrics
+from mamba_lm.evaluation.results import load_results
+from mamba_lm.evaluation.text_tokenizer import TextTokenizer
 
-from evaluation.__main__ import main
-from evaluation.report.runs import read_metrics
-from evaluation.results import load_results
-from evaluation.text_tokenizer import TextTokenizer
 from mamba_lm.trainer.checkpoint import load_model
 
 pytestmark = pytest.mark.slow  # every test here uses a run trained by train.py (session fixtures)
@@ -103,7 +103,7 @@ def test_bad_inputs_give_one_line_errors(lm_run: Path, tmp_path: Path, capsys) -
     no_tokenizer = tmp_path / "copy_without_tokenizer"
     shutil.copytree(lm_run / "checkpoints", no_tokenizer / "checkpoints")
     shutil.copy(lm_run / "config.yaml", no_tokenizer)
-    from evaluation.loading import load_for_eval
+    from mamba_lm.evaluation.loading import load_for_eval
 
     with pytest.raises(FileNotFoundError, match="no tokenizer.json found for checkpoint"):
         load_for_eval(no_tokenizer)

@@ -8,11 +8,10 @@ import json
 import pytest
 import torch
 from evaluation_parts import tiny_lm
-
-from evaluation.__main__ import main
-from evaluation.recurrent import predictions_at_labels
-from evaluation.results import load_results
-from evaluation.synthetic import evaluate_length, length_generalization
+from mamba_lm.evaluation.__main__ import main
+from mamba_lm.evaluation.recurrent import predictions_at_labels
+from mamba_lm.evaluation.results import load_results
+from mamba_lm.evaluation.synthetic import evaluate_length, length_generalization
 
 
 @pytest.mark.parametrize("kind", ["mamba", "s4d", "transformer"])
@@ -99,7 +98,7 @@ def test_synthetic_refuses_other_runs_and_bad_keys(lm_run, induction_run, capsys
 
 @pytest.mark.parametrize("mode", ["parallel", "recurrent"])
 def test_selective_copying_accuracy_equals_a_direct_count(mode: str) -> None:
-    from data import build_datamodule
+    from mamba_lm.data import build_datamodule
 
     config = {
         "kind": "selective_copying",
@@ -127,8 +126,8 @@ def test_selective_copying_accuracy_equals_a_direct_count(mode: str) -> None:
 def test_long_lengths_run_in_the_parallel_form_in_batch_chunks() -> None:
     """A token budget per forward pass sets the parallel batch (at least one sequence); the accuracies
     equal the recurrent form's."""
-    from data import build_datamodule
-    from evaluation.synthetic import parallel_batch
+    from mamba_lm.data import build_datamodule
+    from mamba_lm.evaluation.synthetic import parallel_batch
 
     assert parallel_batch(32, 1 << 20, 1 << 22) == 4 and parallel_batch(32, 64, 1 << 22) == 32
     assert parallel_batch(32, 1 << 20, 1000) == 1 and parallel_batch(32, 64, None) == 32

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from evaluation.perplexity import sliding_windows, token_stream_from_batches
+from mamba_lm.evaluation.perplexity import sliding_windows, token_stream_from_batches
 
 
 @pytest.mark.parametrize(

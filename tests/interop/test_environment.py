@@ -9,10 +9,10 @@ import logging
 
 import pytest
 from helpers import tiny_trainer
+from mamba_lm.data.cache import hf_datasets_cache
+from mamba_lm.data.lm.config import TextDatasetConfig
+from mamba_lm.data.lm.sources import load_documents
 
-from data.cache import hf_datasets_cache
-from data.lm.config import TextDatasetConfig
-from data.lm.sources import load_documents
 from mamba_lm.trainer.config import LoggerConfig, WandbMode
 from mamba_lm.trainer.metrics import metrics_line, wandb_init_settings
 

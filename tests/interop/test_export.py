@@ -10,9 +10,9 @@ import torch
 import transformers
 from evaluation_parts import EOS, generated_sentences
 from helpers import CountingLoader, tiny_trainer
+from mamba_lm.evaluation.__main__ import main
+from mamba_lm.evaluation.text_tokenizer import TextTokenizer
 
-from evaluation.__main__ import main
-from evaluation.text_tokenizer import TextTokenizer
 from mamba_lm import MambaConfig, MambaLMHeadModel, TransformerConfig, TransformerLMHeadModel
 
 VOCAB = 320

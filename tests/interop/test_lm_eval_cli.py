@@ -10,8 +10,8 @@ import sys
 
 from evaluation_parts import REPO_ROOT, subprocess_env, tiny_lm
 from local_tasks import expected_metrics, write_tasks
+from mamba_lm.evaluation.text_tokenizer import TextTokenizer
 
-from evaluation.text_tokenizer import TextTokenizer
 from mamba_lm import save_pretrained
 
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 from evaluation_parts import tiny_lm
 from local_tasks import write_tasks
+from mamba_lm.evaluation.__main__ import main
+from mamba_lm.evaluation.harness_model import CPU_AUTO_BATCH_SIZE, MambaEvalLM
+from mamba_lm.evaluation.results import load_results
+from mamba_lm.evaluation.text_tokenizer import TextTokenizer
 
-from evaluation.__main__ import main
-from evaluation.harness_model import CPU_AUTO_BATCH_SIZE, MambaEvalLM
-from evaluation.results import load_results
-from evaluation.text_tokenizer import TextTokenizer
 from mamba_lm import save_pretrained
 
 

@@ -82,6 +82,10 @@ def test_wheel_holds_the_configs_and_the_commands(wheel):
         "experiment/lra/quick/listops.yaml",
     ):
         assert f"mamba_lm_configs/{config}" in names
+    # kernels/, data/, evaluation/ go inside mamba_lm: no top-level package that another could shadow
+    for package in ("kernels", "data", "evaluation"):
+        assert f"mamba_lm/{package}/__init__.py" in names
+        assert f"{package}/__init__.py" not in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     lines = zipfile.ZipFile(wheel).read(entry_points).decode().splitlines()
     targets = dict(line.split(" = ") for line in lines if " = " in line)
@@ -100,12 +104,17 @@ app.main()
 
 
 def test_installed_wheel_trains_from_pretrained_weights_in_a_user_folder(wheel, tmp_path):
-    """mamba-lm-train from the installed wheel, in a folder with its own data/ and evaluation/ packages,
-    starting from save_pretrained weights (model.init_from) with a learning rate too small to move them."""
+    """mamba-lm-train from the installed wheel, in a folder with its own data/ and evaluation/ packages and
+    with another ``kernels`` package installed (Hugging Face's), starting from save_pretrained weights
+    (model.init_from) with a learning rate too small to move them."""
     target = tmp_path / "site"
     command = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    (target / "kernels").mkdir()  # Hugging Face's kernels package, installed beside ours
+    (target / "kernels" / "__init__.py").write_text(
+        "raise ImportError('the other kernels package was imported')"
+    )
     user = tmp_path / "user"
     for package in ("data", "evaluation"):  # a user's own packages of the same names
         (user / package).mkdir(parents=True)
@@ -139,14 +148,17 @@ def test_installed_wheel_trains_from_pretrained_weights_in_a_user_folder(wheel, 
         "logger=none",
     ]
     env = dict(subprocess_env(), PYTHONPATH=str(target), HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
-    # -P: the user folder is not put first on the path, as for an installed console command
-    python = [sys.executable, "-P", "-c", TRAIN_FROM_INSTALLED, *overrides]
+    # python -c puts the user folder first on the path, ahead of the installed packages
+    python = [sys.executable, "-c", TRAIN_FROM_INSTALLED, *overrides]
     result = subprocess.run(python, cwd=user, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "finished at step 2" in result.stdout
     assert "step=2 train/loss=" in result.stdout + result.stderr  # the plain metric line
     checkpoint = user / "run" / "checkpoints" / "step_00000002"
     assert (checkpoint / "run_config.json").is_file()
+    evaluate = [sys.executable, "-m", "mamba_lm.evaluation", "lra", "colour=blue"]  # = mamba-lm-evaluate
+    result = subprocess.run(evaluate, cwd=user, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "unknown key 'colour' for 'lra'" in result.stderr, result.stderr[-3000:]
     trained = load_file(str(checkpoint / "model.safetensors"))
     for name, weight in pretrained.state_dict().items():
         if name in trained:  # the tied LM head is stored once

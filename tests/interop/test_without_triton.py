@@ -13,10 +13,10 @@ WITHOUT_TRITON = """
 import sys
 sys.modules["triton"] = None  # as if not installed: import fails, find_spec returns None
 import torch
-import kernels
+from mamba_lm import kernels
 import mamba_lm
 import mamba_lm.configs
-from kernels.dispatch import triton_enabled
+from mamba_lm.kernels.dispatch import triton_enabled
 assert not triton_enabled(torch.device("cpu"))
 for name in ("mamba_tiny", "s4d_tiny", "transformer_tiny"):
     model = mamba_lm.build_model(mamba_lm.configs.get(name, vocab_size=32))

@@ -4,10 +4,11 @@ the PyTorch row twin and through the Triton row kernel (on CPU in Triton's inter
 
 import pytest
 import torch
-
-from kernels import linear_cross_entropy, linear_cross_entropy_ref
-from kernels.cross_entropy.chunked import default_chunk_size, xent_rows_torch
-from kernels.cross_entropy.triton_rows import xent_rows_triton  # interpreted on a CPU (tests/conftest.py)
+from mamba_lm.kernels import linear_cross_entropy, linear_cross_entropy_ref
+from mamba_lm.kernels.cross_entropy.chunked import default_chunk_size, xent_rows_torch
+from mamba_lm.kernels.cross_entropy.triton_rows import (
+    xent_rows_triton,  # interpreted on a CPU (tests/conftest.py)
+)
 
 IGNORE = -100
 

@@ -8,16 +8,16 @@ import pytest
 import torch
 from conv_testing import make_inputs as conv_inputs
 from interpreted_kernels import TRITON_MODULES
-from scan_testing import make_inputs as scan_inputs
-
-import kernels
-from kernels import dispatch
-from kernels.selective_state_update import (
+from mamba_lm.kernels import dispatch
+from mamba_lm.kernels.selective_state_update import (
     conv_state_update,
     conv_state_update_ref,
     selective_state_update,
     selective_state_update_ref,
 )
+from scan_testing import make_inputs as scan_inputs
+
+from mamba_lm import kernels
 
 
 def _scan(fn):

@@ -4,9 +4,8 @@ model sizes run on a GPU (`pytest -m gpu`)."""
 
 import pytest
 import torch
-
-from kernels import layer_norm_fn, layer_norm_ref, rms_norm_fn
-from kernels.layer_norm.triton_norm import (  # interpreted on a CPU (tests/conftest.py)
+from mamba_lm.kernels import layer_norm_fn, layer_norm_ref, rms_norm_fn
+from mamba_lm.kernels.layer_norm.triton_norm import (  # interpreted on a CPU (tests/conftest.py)
     NormConfig,
     layer_norm_triton,
 )

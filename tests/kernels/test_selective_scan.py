@@ -10,10 +10,9 @@ import dataclasses
 
 import pytest
 import torch
+from mamba_lm.kernels import selective_scan_fn, selective_scan_ref
+from mamba_lm.kernels.selective_scan.triton_scan import ScanConfig, selective_scan_triton
 from scan_testing import assert_scan_close, make_inputs, run_with_grads
-
-from kernels import selective_scan_fn, selective_scan_ref
-from kernels.selective_scan.triton_scan import ScanConfig, selective_scan_triton
 
 if torch.cuda.is_available():
     pytest.skip("CPU interpreter tests; the GPU runs test_selective_scan_gpu.py", allow_module_level=True)
@@ -194,8 +193,8 @@ def test_bad_arguments_are_named(change, message):
 
 def test_large_state_sizes_take_the_pytorch_path(monkeypatch):
     """Past MAX_TRITON_DSTATE states the scan runs the PyTorch path, even where Triton could run."""
-    from kernels.selective_scan import interface
-    from kernels.selective_scan.torch_scan import selective_scan_torch
+    from mamba_lm.kernels.selective_scan import interface
+    from mamba_lm.kernels.selective_scan.torch_scan import selective_scan_torch
 
     inputs = make_inputs(batch=1, dim=2, dstate=interface.MAX_TRITON_DSTATE + 8, seqlen=5, seed=6)
     monkeypatch.setenv("TRITON_INTERPRET", "1")
@@ -253,7 +252,7 @@ def test_backward_switches_large_delta_times_A_stays_finite():
 
 
 def test_plan_takes_the_backward_variant_constant(monkeypatch):
-    from kernels.selective_scan import triton_scan as module
+    from mamba_lm.kernels.selective_scan import triton_scan as module
 
     assert module.BWD_VARIANT in module.BWD_VARIANTS
     for fields in module.BWD_VARIANTS.values():  # every entry names ScanConfig fields only

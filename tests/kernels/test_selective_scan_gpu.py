@@ -4,11 +4,10 @@ import dataclasses
 
 import pytest
 import torch
+from mamba_lm.kernels import selective_scan_fn, selective_scan_ref
+from mamba_lm.kernels.selective_scan import triton_scan
+from mamba_lm.kernels.selective_scan.triton_scan import plan, selective_scan_triton
 from scan_testing import assert_scan_close, make_inputs, run_with_grads
-
-from kernels import selective_scan_fn, selective_scan_ref
-from kernels.selective_scan import triton_scan
-from kernels.selective_scan.triton_scan import plan, selective_scan_triton
 
 pytestmark = [
     pytest.mark.gpu,

@@ -3,10 +3,9 @@ the sequential reference (it is what models use on CPUs)."""
 
 import pytest
 import torch
+from mamba_lm.kernels import selective_scan_ref
+from mamba_lm.kernels.selective_scan.torch_scan import selective_scan_torch
 from scan_testing import assert_scan_close, make_inputs, run_with_grads
-
-from kernels import selective_scan_ref
-from kernels.selective_scan.torch_scan import selective_scan_torch
 
 
 def torch_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,

@@ -9,14 +9,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
-from kernels import (
+from mamba_lm.kernels import (
     conv_state_update,
     selective_scan_ref,
     selective_state_update,
     selective_state_update_ref,
 )
-from kernels.selective_state_update import conv_state_update_ref, triton_step
+from mamba_lm.kernels.selective_state_update import conv_state_update_ref, triton_step
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 TOLERANCES = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.bfloat16: dict(rtol=1e-2, atol=1e-2)}

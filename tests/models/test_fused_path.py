@@ -11,9 +11,9 @@ import copy
 
 import pytest
 import torch
+from mamba_lm.kernels.selective_scan import triton_scan  # interpreted on a CPU (tests/conftest.py)
 from model_testing import VOCAB, relative_error, tiny_config
 
-from kernels.selective_scan import triton_scan  # interpreted on a CPU (tests/conftest.py)
 from mamba_lm import MambaConfig, MambaLMHeadModel, TransformerConfig, TransformerLMHeadModel
 from mamba_lm.modules.fusion import set_fused
 

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from mamba_lm.kernels import selective_scan_ref
 from model_testing import VOCAB, marked_no_weight_decay, relative_error, tiny_config
 
-from kernels import selective_scan_ref
 from mamba_lm import Mamba, MambaConfig, MambaLMHeadModel
 
 

@@ -12,15 +12,50 @@ import torch
 import transformers
 from transformers.utils import import_utils
 
-import kernels
+from mamba_lm import kernels
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_our_kernels_package_is_the_one_found():
-    spec = importlib.util.find_spec("kernels")
+    spec = importlib.util.find_spec("mamba_lm.kernels")
     assert spec is not None and Path(spec.origin).resolve().is_relative_to(REPO)
     assert hasattr(kernels, "selective_scan_fn")
+
+
+SHORT_NAMES = """
+import kernels, data, evaluation, mamba_lm.kernels, mamba_lm.data, mamba_lm.evaluation
+from kernels import selective_scan_fn
+from kernels.selective_scan import interface
+from data.lra.listops import generate
+import mamba_lm.data.lra.listops
+assert kernels is mamba_lm.kernels and data is mamba_lm.data and evaluation is mamba_lm.evaluation
+assert selective_scan_fn is mamba_lm.kernels.selective_scan_fn
+assert interface is sys.modules["mamba_lm.kernels.selective_scan.interface"]
+assert generate is mamba_lm.data.lra.listops.generate
+"""
+
+
+def test_short_names_in_a_checkout_are_the_same_modules():
+    """From the checkout's root, ``from kernels import ...`` and ``data.*`` give the mamba_lm.* modules."""
+    code = "import sys\n" + SHORT_NAMES
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_short_names_elsewhere_are_left_to_other_packages(tmp_path):
+    """Outside the checkout, ``kernels`` / ``data`` are whatever the user has; mamba_lm still imports."""
+    for package in ("kernels", "data"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("OWNER = 'user'\n")
+    code = (
+        "import kernels, data, mamba_lm, mamba_lm.kernels, mamba_lm.data\n"
+        "assert kernels.OWNER == data.OWNER == 'user'\n"
+        "assert hasattr(mamba_lm.kernels, 'selective_scan_fn')\n"
+        "assert hasattr(mamba_lm.data, 'build_datamodule')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_transformers_does_not_take_it_for_the_hub_kernels_package():

@@ -69,7 +69,7 @@ def main() -> None:
     if args.data is None:
         vocab, loader, val_loader = None, CountingLoader(4, rank=rank), validation_batches
     else:
-        from data import build_datamodule
+        from mamba_lm.data import build_datamodule
 
         datamodule = build_datamodule(args.data, seed=0, rank=rank, world_size=world_size)
         vocab, loader, val_loader = datamodule.vocab_size, datamodule.train_loader(4), datamodule.val_loader
