@@ -1,0 +1,237 @@
+"""Run the paper-reproduction experiments in resumable pieces on one GPU (docs/reproduction.md).
+
+    python benchmarks/reproduce.py --root outputs/repro --minutes 9                 # every lane, one piece
+    python benchmarks/reproduce.py --root outputs/repro --minutes 9 --lanes synthetic,lra
+    python benchmarks/reproduce.py --root outputs/repro --evaluate induction_heads  # evaluation only
+    python benchmarks/reproduce.py --list
+
+A run is ``python train.py <its overrides> hydra.run.dir=ROOT/NAME resume=auto``. Lanes run side by side
+(small models are launch-bound, so several share one GPU well); the runs of one lane run one after another.
+At the deadline every running training gets SIGTERM, saves a checkpoint and exits with 143; the next piece
+continues it from ROOT/NAME. A training that exits with 0 has reached its max_steps and is recorded as done
+in ROOT/status.json (this driver's own file); the next pieces skip it. ``--evaluate NAME,...`` runs the
+evaluation command of those runs on their latest checkpoint (synthetic length generalisation, LRA test
+accuracy), writing ROOT/NAME/eval/*.json. The last lines printed are a table: run, step, last losses, state.
+
+Constant-lr runs (the synthetic tasks, as the paper trains them) keep the paper's max_steps: a piece can stop
+anywhere and the report says how many steps were run. Runs with a decaying schedule (LRA, scaling) have a
+fixed budget and are reported only when done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mamba_lm.trainer.metrics import read_metrics
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: its train.py overrides and the evaluation command for its run folder."""
+
+    name: str
+    overrides: tuple[str, ...]
+    evaluate: tuple[str, ...] = ()  # python -m evaluation <these> (checkpoint= is added)
+
+
+@dataclass(frozen=True)
+class Lane:
+    """Runs that execute one after another (e.g. GPU-heavy runs that should not share the GPU)."""
+
+    name: str
+    runs: tuple[Run, ...] = field(default_factory=tuple)
+
+
+COMMON = ("logger=none", "trainer.progress_bar=false")
+SYNTHETIC_EVAL = ("synthetic", "max_log2=20")
+
+
+def _scaling_runs() -> tuple[Run, ...]:
+    """Mamba and Transformer++ at three sizes on the code corpus, the same data order and token budget."""
+    runs = []
+    for size in ("s", "m", "l"):
+        for family in ("mamba", "transformer"):
+            name = f"scaling_{family}_{size}"
+            runs.append(Run(name, (f"experiment=scaling/{family}_{size}",), ("perplexity",)))
+    return tuple(runs)
+
+
+def _single(name: str, experiment: str, evaluate: tuple[str, ...]) -> Lane:
+    """A lane of one run."""
+    return Lane(name, (Run(name, (f"experiment={experiment}",), evaluate),))
+
+
+LANES = (
+    _single("induction_heads", "synthetic/induction_heads", SYNTHETIC_EVAL),
+    _single("induction_heads_attention", "synthetic/induction_heads_attention", SYNTHETIC_EVAL),
+    _single("selective_copying", "synthetic/selective_copying", ("synthetic",)),
+    _single("selective_copying_s4d", "synthetic/selective_copying_s4d", ("synthetic",)),
+    _single("lra_s4_listops", "lra/s4/listops_v3", ("lra",)),
+    Lane("scaling", _scaling_runs()),
+)
+
+
+def all_runs() -> dict[str, Run]:
+    return {run.name: run for lane in LANES for run in lane.runs}
+
+
+def read_status(root: Path) -> dict:
+    path = root / "status.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_status(root: Path, status: dict) -> None:
+    tmp = root / ".status.json.tmp"
+    tmp.write_text(json.dumps(status, indent=1, sort_keys=True))
+    os.replace(tmp, root / "status.json")
+
+
+EXTRA_OVERRIDES: list[str] = []  # --override: appended to every run (e.g. a CPU smoke test)
+
+
+def train_command(run: Run, root: Path) -> list[str]:
+    where = (f"hydra.run.dir={root / run.name}", "resume=auto")
+    return [sys.executable, "train.py", *run.overrides, *COMMON, *where, *EXTRA_OVERRIDES]
+
+
+def evaluate_command(run: Run, root: Path) -> list[str]:
+    positional = [f"checkpoint={root / run.name}"] if run.evaluate[0] != "lra" else [str(root / run.name)]
+    return [sys.executable, "-m", "evaluation", run.evaluate[0], *positional, *run.evaluate[1:]]
+
+
+class LaneWorker:
+    """Starts the lane's next unfinished run, and the one after when it finishes, until the deadline."""
+
+    def __init__(self, lane: Lane, root: Path, status: dict):
+        self.lane, self.root, self.status = lane, root, status
+        self.pending = [run for run in lane.runs if status.get(run.name) != "done"]
+        self.process: subprocess.Popen | None = None
+        self.current: Run | None = None
+
+    def poll(self) -> None:
+        if self.process is not None:
+            code = self.process.poll()
+            if code is None:
+                return
+            self.status[self.current.name] = "done" if code == 0 else f"exit {code}"
+            self.process = None
+            if code != 0:  # a crash: stop the lane, the log says why
+                self.pending = []
+                return
+        if self.pending:
+            self.current = self.pending.pop(0)
+            log = open(self.root / f"{self.current.name}.log", "a")  # noqa: SIM115 (the child owns it)
+            print(f"start {self.current.name}", flush=True)
+            self.process = subprocess.Popen(
+                train_command(self.current, self.root), cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def stop(self, grace_s: float) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self.status[self.current.name] = (
+            "done" if code == 0 else ("stopped" if code == 143 else f"exit {code}")
+        )
+        self.process = None
+
+
+def train_pieces(lanes: list[Lane], root: Path, minutes: float, grace_s: float = 90.0) -> None:
+    status = read_status(root)
+    workers = [LaneWorker(lane, root, status) for lane in lanes]
+    deadline = time.monotonic() + 60 * minutes
+    while time.monotonic() < deadline:
+        for worker in workers:
+            worker.poll()
+        write_status(root, status)
+        if all(worker.process is None and not worker.pending for worker in workers):
+            break
+        time.sleep(2)
+    for worker in workers:
+        worker.stop(grace_s)
+    write_status(root, status)
+
+
+def evaluate(names: list[str], root: Path, timeout_s: float) -> None:
+    runs = all_runs()
+    for name in names:
+        command = evaluate_command(runs[name], root)
+        print("evaluate", " ".join(command[1:]), flush=True)
+        with open(root / f"{name}.eval.log", "a") as log:
+            try:
+                subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                print(f"  {name}: evaluation passed {timeout_s:.0f} s, stopped", flush=True)
+
+
+def summary(root: Path) -> str:
+    status = read_status(root)
+    header = f"{'run':28s} {'step':>8s} {'train/loss':>10s} {'eval/loss':>9s} {'eval/acc':>8s} {'tok/s':>9s}"
+    lines = [header + "  state"]
+    for name in all_runs():
+        records = read_metrics(root / name / "metrics.jsonl")
+        if not records:
+            continue
+
+        def last(key, records=records):
+            values = [r[key] for r in records if key in r]
+            return f"{values[-1]:.4g}" if values else "-"
+
+        step = max(r.get("step", 0) for r in records)
+        state = status.get(name, "started")
+        lines.append(
+            f"{name:28s} {step:8d} {last('loss'):>10s} {last('val_loss'):>9s} "
+            f"{last('val_accuracy'):>8s} {last('tokens_per_s'):>9s}  {state}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--root", type=Path, default=Path("outputs/repro"))
+    parser.add_argument("--minutes", type=float, default=0.0, help="train every selected lane this long")
+    parser.add_argument("--lanes", default="", help="comma-separated lane names (default: all)")
+    parser.add_argument("--evaluate", default="", help="comma-separated run names to evaluate afterwards")
+    parser.add_argument("--eval-timeout", type=float, default=600.0)
+    parser.add_argument("--list", action="store_true", help="print the lanes, runs and commands")
+    parser.add_argument("--override", action="append", default=[], help="a train.py override for every run")
+    args = parser.parse_args()
+    EXTRA_OVERRIDES.extend(args.override)
+    root = args.root.resolve()
+    if args.list:
+        for lane in LANES:
+            print(f"lane {lane.name}")
+            for run in lane.runs:
+                print("  " + " ".join(train_command(run, root)[1:]))
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    wanted = set(filter(None, args.lanes.split(",")))
+    unknown = wanted - {lane.name for lane in LANES}
+    if unknown:
+        raise SystemExit(f"unknown lanes {sorted(unknown)}; known: {[lane.name for lane in LANES]}")
+    if args.minutes > 0:
+        train_pieces([lane for lane in LANES if not wanted or lane.name in wanted], root, args.minutes)
+    if args.evaluate:
+        evaluate(args.evaluate.split(","), root, args.eval_timeout)
+    print(summary(root))
+
+
+if __name__ == "__main__":
+    main()
