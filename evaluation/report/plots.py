@@ -59,6 +59,28 @@ def plot_length_generalization(
     return True
 
 
+def plot_loss_against_flops(
+    curves: dict[tuple[str, str], tuple[list[float], list[float]]], path: Path
+) -> bool:
+    """Validation loss against training FLOPs, one line per (family, size): Mamba blue, Transformer++ red,
+    line style by size (s dotted, m dashed, l solid). False when there is nothing to plot."""
+    if not curves:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for (family, size), (flops, losses) in sorted(curves.items()):
+        color = "C0" if family == "mamba" else "C3"
+        style = {"s": ":", "m": "--", "l": "-"}[size]
+        ax.plot(flops, losses, style, color=color, marker="o", markersize=3, label=f"{family} {size}")
+    ax.set_xscale("log")
+    ax.set_xlabel("training FLOPs")
+    ax.set_ylabel("validation loss (nats/token)")
+    ax.set_title("Mamba (blue) vs Transformer++ (red) on the code corpus")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    return True
+
+
 def _save(fig, path: Path) -> None:
     """Write the figure as PNG and free it."""
     fig.tight_layout()
