@@ -90,6 +90,10 @@ class OptimConfig:
     """Shape after the warmup: cosine (down to min_lr at trainer.max_steps) or constant."""
     min_lr: float = 1e-5
     """Learning rate at the end of the cosine decay."""
+    replan_schedule: bool = False
+    """On resume, re-plan the schedule from the resume step for the config's values (cosine from the
+    current lr down to min_lr at trainer.max_steps). false: keep the plan the run started with (a
+    checkpoint carries it); steps past its planned end then train at its min_lr."""
     fused: bool | None = None
     """Use torch's fused AdamW (null: on CUDA yes, elsewhere no)."""
     param_groups: list[ParamGroupRule] = field(default_factory=list)
@@ -110,7 +114,8 @@ class TrainerConfig:
     """How the loop runs: length, batch, precision, evaluation, checkpoints."""
 
     max_steps: int = 300
-    """Optimizer steps of the whole run; a resumed run continues up to this count."""
+    """Optimizer steps of the whole run; a resumed run continues up to this count (its lr schedule
+    stays as planned at the start unless optim.replan_schedule=true)."""
     micro_batch_size: int = 8
     """Sequences per process in one forward/backward pass."""
     grad_accum_steps: int = 1
