@@ -2,7 +2,10 @@
 
 The paper's sizes (Gu & Dao 2023, Table 12 / ANCHORS.md) plus small ones for tests and CPU training.
 ``python -m mamba_lm.configs`` prints each one's parameter count (tied embeddings counted once).
-The Hydra files under configs/model/ mirror this registry.
+This registry is the only place the sizes are defined: the training command's model group
+(``python train.py model=mamba_130m``) takes them from here (``mamba_lm.trainer.config_store``).
+Every size has the GPT-NeoX vocabulary (vocab_size 50277, the config classes' default); a training
+run replaces it with its data's vocabulary.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ _REGISTRY: dict[str, Callable[[], MambaConfig | TransformerConfig]] = {
     "transformer_350m": lambda: TransformerConfig(d_model=1024, n_layer=24, n_head=16, d_intermediate=2688),
     "transformer_760m": lambda: TransformerConfig(d_model=1536, n_layer=24, n_head=16),
     "transformer_1.3b": lambda: TransformerConfig(d_model=2048, n_layer=24, n_head=32),
-    # Small: CPU training runs and quick experiments.
+    # Small: CPU training runs and quick experiments (mamba_small is train.py's default model).
     "mamba_small": lambda: MambaConfig(d_model=256, n_layer=8),
     "transformer_small": lambda: TransformerConfig(d_model=256, n_layer=4, n_head=4),
+    # S4D: the diagonal, time-invariant SSM in the Mamba LM's blocks, S4D-Lin init (d_state real dims =
+    # d_state / 2 complex modes).
     "s4d_small": lambda: MambaConfig(
         d_model=256, n_layer=8, d_state=64, ssm_cfg={"layer": "S4D", "init": "lin"}
     ),

@@ -1,10 +1,12 @@
-"""Hydra structured-config schemas: registered in Hydra's ConfigStore so `configs/` is validated.
+"""Hydra structured-config schemas and the named model sizes, registered in Hydra's ConfigStore.
 
 * ``train_schema`` (``RunConfig``) types the root: optim/, trainer/, logger/, seed, resume.
 * ``model/mamba_schema``, ``model/transformer_schema``, ``model/classifier_schema`` type the model
-  group; each ``configs/model/*.yaml`` starts with ``defaults: [<arch>_schema, _self_]``. These
-  schemas are generated from the model config dataclasses (``mamba_lm.config``), so they never
-  drift from the fields the models accept.
+  group. These schemas are generated from the model config dataclasses (``mamba_lm.config``), so they
+  never drift from the fields the models accept.
+* ``model/<name>`` for every named size of ``mamba_lm.configs`` (``model=mamba_130m``,
+  ``model=transformer_tiny``, ...): each is that size's config in its schema, so the sizes are defined
+  once, in ``mamba_lm/configs.py``, and ``model.d_model=512`` style overrides work on any of them.
 
 A misspelled key or a value of the wrong type then fails when Hydra composes the config, before
 any work, with a message naming the full key (e.g. ``trainer.max_step``). This module imports
@@ -20,8 +22,10 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
+from mamba_lm import configs as named_sizes
+
 from .config import RunConfig
-from .model_factory import ARCHITECTURES, INIT_FROM
+from .model_factory import ARCHITECTURES, INIT_FROM, arch_of
 
 _PRIMITIVES = (int, float, bool, str)
 
@@ -55,8 +59,14 @@ def model_schema(config_class: type, arch: str) -> type:
 
 
 def register_configs() -> None:
-    """Store the run schema and the model schemas in Hydra's ConfigStore (idempotent)."""
+    """Store the run schema, the model schemas and the named model sizes in Hydra's ConfigStore
+    (idempotent)."""
     store = ConfigStore.instance()
     store.store(name="train_schema", node=RunConfig)
-    for arch, config_class in ARCHITECTURES.items():
-        store.store(group="model", name=f"{arch}_schema", node=model_schema(config_class, arch))
+    schemas = {arch: model_schema(config_class, arch) for arch, config_class in ARCHITECTURES.items()}
+    for arch, schema in schemas.items():
+        store.store(group="model", name=f"{arch}_schema", node=schema)
+    for name in named_sizes.names():
+        config = named_sizes.get(name)
+        arch = arch_of(config)
+        store.store(group="model", name=name, node=schemas[arch](arch=arch, **dataclasses.asdict(config)))

@@ -77,7 +77,7 @@ def test_wheel_holds_the_configs_and_the_commands(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for config in (
         "train.yaml",
-        "model/mamba_tiny.yaml",
+        "optim/adamw.yaml",
         "data/local_files.yaml",
         "experiment/lra/quick/listops.yaml",
     ):
