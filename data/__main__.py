@@ -1,9 +1,18 @@
-"""``python -m data build NAME [KEY=VALUE ...]``: build (or find) a data config's cache and describe it.
+"""Data commands: build a data config's cache, verify token shards, build the code corpus.
 
-NAME is a file stem under configs/data/ or a path to a YAML file; KEY=VALUE pairs override its
-keys (dotted for nested ones, values parsed as YAML), e.g.
-``python -m data build lra_pathfinder workers=16`` or ``python -m data build embedded seqlen=512``.
-Useful to prepare large sets (Pathfinder, Path-X, OpenWebText) once before training.
+``python -m data build NAME [KEY=VALUE ...]``: build (or find) a data config's cache and describe
+it. NAME is a file stem under configs/data/ or a path to a YAML file; KEY=VALUE pairs override its
+keys (dotted for nested ones, values parsed as YAML), e.g. ``python -m data build lra_pathfinder
+workers=16`` or ``python -m data build embedded seqlen=512 verify=full``. Useful to prepare large
+sets (Pathfinder, Path-X, OpenWebText) once before training.
+
+``python -m data verify FOLDER [sample|full]``: check a token-shard folder (the ``shards`` path that
+``build`` prints) against its manifest; ``full`` (the default here) hashes every byte. Exit status
+1 and one line naming the shard when one differs.
+
+``python -m data code-corpus out=DIR [packages=[NAME==VERSION,...]] [downloads=DIR]
+[max_file_bytes=N]``: the Python-source corpus of ``configs/data/code_corpus.yaml``
+(:mod:`data.lm.code_corpus`).
 """
 
 from __future__ import annotations
@@ -16,7 +25,20 @@ from pathlib import Path
 import yaml
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "data"
-USAGE = "usage: python -m data build NAME|FILE.yaml [KEY=VALUE ...]"
+USAGE = """usage: python -m data build NAME|FILE.yaml [KEY=VALUE ...]
+       python -m data verify SHARD_FOLDER [sample|full]
+       python -m data code-corpus out=DIR [packages=[NAME==VERSION,...]] [downloads=DIR] [max_file_bytes=N]"""
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """{key: value} from KEY=VALUE strings, values parsed as YAML."""
+    parsed = {}
+    for item in items:
+        key, separator, value = item.partition("=")
+        if not separator:
+            raise SystemExit(f"argument {item!r} is not KEY=VALUE\n{USAGE}")
+        parsed[key] = yaml.safe_load(value)
+    return parsed
 
 
 def load_config(name: str, overrides: list[str]) -> dict:
@@ -26,28 +48,69 @@ def load_config(name: str, overrides: list[str]) -> dict:
         known = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
         raise SystemExit(f"no data config {name!r}; known: {known}")
     config = yaml.safe_load(path.read_text())
-    for item in overrides:
-        key, separator, value = item.partition("=")
-        if not separator:
-            raise SystemExit(f"override {item!r} is not KEY=VALUE\n{USAGE}")
+    for key, value in parse_overrides(overrides).items():
         *parents, leaf = key.removeprefix("data.").split(".")
         node = config
         for parent in parents:
             node = node.setdefault(parent, {})
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = value
     return config
 
 
+def build(args: list[str]) -> int:
+    from mamba_lm.data import build_datamodule
+
+    if not args:
+        print(USAGE, file=sys.stderr)
+        return 2
+    module = build_datamodule(load_config(args[0], args[1:]), seed=0)
+    print(json.dumps(module.describe(), indent=2))
+    return 0
+
+
+def verify(args: list[str]) -> int:
+    from mamba_lm.data.lm.shards import ShardError, load_manifest
+
+    if len(args) not in (1, 2) or args[1:] not in ([], ["sample"], ["full"]):
+        print(USAGE, file=sys.stderr)
+        return 2
+    mode = args[1] if len(args) == 2 else "full"
+    try:
+        manifest = load_manifest(Path(args[0]), mode)
+    except ShardError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    shards = sum(len(entry["shards"]) for entry in manifest["splits"].values())
+    tokens = {split: entry["tokens"] for split, entry in manifest["splits"].items()}
+    print(json.dumps({"folder": args[0], "check": mode, "ok": True, "shards": shards, "tokens": tokens}))
+    return 0
+
+
+def code_corpus(args: list[str]) -> int:
+    from mamba_lm.data.lm.code_corpus import build_code_corpus
+
+    options = parse_overrides(args)
+    unknown = sorted(set(options) - {"out", "packages", "downloads", "max_file_bytes", "shard_bytes"})
+    if "out" not in options or unknown:
+        print(f"unknown option(s) {unknown}\n{USAGE}" if unknown else USAGE, file=sys.stderr)
+        return 2
+    if isinstance(options.get("packages"), str):
+        options["packages"] = options["packages"].split(",")
+    manifest = build_code_corpus(**options)
+    summary = {key: manifest[key] for key in ("files", "text_bytes")}
+    print(json.dumps({**summary, "outputs": len(manifest["outputs"]), "out": str(options["out"])}, indent=2))
+    return 0
+
+
+COMMANDS = {"build": build, "verify": verify, "code-corpus": code_corpus}
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) < 2 or argv[0] != "build":
+    if not argv or argv[0] not in COMMANDS:
         print(USAGE, file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from mamba_lm.data import build_datamodule
-
-    module = build_datamodule(load_config(argv[1], argv[2:]), seed=0)
-    print(json.dumps(module.describe(), indent=2))
-    return 0
+    return COMMANDS[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":

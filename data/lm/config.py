@@ -124,6 +124,9 @@ class LMDataConfig:
     """Fail if the tokenizer's vocabulary exceeds this (e.g. the model's vocab_size); null = no check."""
     shuffle_buffer: int = 10_000
     """Streaming mode: documents in the shuffle buffer."""
+    verify: str = "sample"
+    """Check of the token shards at open: "sample" (size and a digest of sampled blocks: milliseconds),
+    "full" (every byte's digest), "off" (size only). A damaged cache is rebuilt with a warning."""
 
     def __post_init__(self) -> None:
         check_positive("data.seqlen", self.seqlen)
@@ -131,5 +134,6 @@ class LMDataConfig:
         check_positive("data.encode_batch_documents", self.encode_batch_documents)
         check_positive("data.max_vocab_size", self.max_vocab_size)
         check_positive("data.shuffle_buffer", self.shuffle_buffer)
+        check_choice("data.verify", self.verify, ("off", "sample", "full"))
         if self.dataset.streaming and self.validation.max_blocks is None:
             raise ValueError("data.validation.max_blocks must be set in streaming mode (a stream has no end)")

@@ -25,6 +25,7 @@ from mamba_lm.data.lm.shards import (
     ShardWriter,
     content_hash,
     load_manifest,
+    sampling_entry,
     token_dtype,
 )
 from mamba_lm.data.lm.sources import describe_source, iter_text_batches, load_documents, source_fingerprint
@@ -80,15 +81,21 @@ def prepare_corpus(config: LMDataConfig) -> tuple[Path, dict[str, Any]]:
     key = fingerprint(corpus_key(config, root), length=32)
     folder = root / "lm" / f"{config.name}-{key[:16]}"
 
+    reused: list[dict[str, Any]] = []  # the manifest of a cache that passed data.verify's check
+
     def is_valid(candidate: Path) -> bool:
         try:
-            return load_manifest(candidate)["fingerprint"] == key
+            manifest = load_manifest(candidate, config.verify)
         except (ShardError, KeyError) as error:
             log.warning("%s", error)
             return False
+        if manifest.get("fingerprint") != key:
+            return False
+        reused.append(manifest)
+        return True
 
     build_once(folder, is_valid, lambda temporary: build_corpus(config, root, key, temporary), log.warning)
-    manifest = load_manifest(folder)
+    manifest = reused[0] if reused else load_manifest(folder, "off")  # just built: sizes suffice
     log.info("token shards of %s: %s", manifest["source"], folder)
     check_vocab_fits(
         manifest["tokenizer"]["vocab_size"], config.max_vocab_size, f"tokenizer {config.tokenizer.source!r}"
@@ -162,6 +169,7 @@ def build_corpus(config: LMDataConfig, root: Path, key: str, folder: Path) -> No
             "dtype": dtype.name,
             "splits": splits,
             "content_hash": content_hash(splits),
+            "sampling": sampling_entry(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "build_seconds": round(time.time() - started, 2),
         },

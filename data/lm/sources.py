@@ -7,6 +7,7 @@ for existence, emptiness and the column before anything is tokenized.
 
 from __future__ import annotations
 
+import codecs
 import glob
 import os
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ EXTENSION_FORMATS = {
     ".csv": "csv",
 }
 """``datasets`` builder by file extension; a text file is read as one document."""
+TEXT_FORMATS = ("text", "json", "csv")
+"""Builders whose files must be UTF-8 text."""
 
 
 def resolve_files(patterns: list[str]) -> list[Path]:
@@ -104,6 +107,9 @@ def load_documents(config: TextDatasetConfig, split: str, cache_root: Path, stre
             raise ValueError(f"dataset {what} is empty: every file has 0 bytes")
         builder = files_format(files, config.format)
         extra = {"sample_by": "document"} if builder == "text" else {}
+        if builder in TEXT_FORMATS and not streaming:  # one pass over the files, once per shard build
+            if reason := find_unreadable_file(files):
+                raise ValueError(reason)
         try:
             dataset = datasets.load_dataset(
                 builder,
@@ -113,8 +119,10 @@ def load_documents(config: TextDatasetConfig, split: str, cache_root: Path, stre
                 streaming=streaming,
                 **extra,
             )
+            if streaming:
+                next(iter(dataset), None)  # reads the first file now, so an unreadable one is named here
         except Exception as error:  # datasets reports e.g. an empty JSON file as a bare StopIteration
-            raise ValueError(f"cannot read {what} as {builder}: {type(error).__name__} {error}") from error
+            raise read_error(config, error) from error
     elif config.source == "disk":
         folder = Path(config.path).expanduser()
         if not folder.is_dir():
@@ -140,6 +148,44 @@ def load_documents(config: TextDatasetConfig, split: str, cache_root: Path, stre
             raise ValueError(f"{what}: cannot load split {split!r}: {error}") from error
     check_text_column(dataset, config.text_column, f"{what} [{split}]")
     return dataset
+
+
+def find_unreadable_file(files: list[Path], chunk_bytes: int = 1 << 20) -> str | None:
+    """Why the first of ``files`` that is not UTF-8 text is unreadable (file, byte offset), else None.
+
+    A NUL byte counts as binary (UTF-16 text, archives, arrays), an invalid or truncated UTF-8
+    sequence as not UTF-8. Reads each file once in chunks.
+    """
+    for path in files:
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset = 0  # of the chunk's first byte in the file
+        with open(path, "rb") as handle:
+            while True:
+                chunk = handle.read(chunk_bytes)
+                if (nul := chunk.find(b"\0")) >= 0:
+                    return f"corpus file {path} is binary, not text: a NUL byte at offset {offset + nul}"
+                pending = len(decoder.getstate()[0])
+                try:
+                    decoder.decode(chunk, final=not chunk)
+                except UnicodeDecodeError as error:
+                    byte = error.object[error.start]
+                    position = offset - pending + error.start
+                    return f"corpus file {path} is not UTF-8 text: byte 0x{byte:02x} at offset {position}"
+                if not chunk:
+                    break
+                offset += len(chunk)
+    return None
+
+
+def read_error(config: TextDatasetConfig, error: Exception) -> ValueError:
+    """One-line error for a failure while reading ``config``'s documents, naming a file that is not UTF-8."""
+    if config.source == "files":
+        files = resolve_files(config.files or [])
+        if files_format(files, config.format) in TEXT_FORMATS and (reason := find_unreadable_file(files)):
+            return ValueError(reason)
+    cause = error.__cause__ or error.__context__
+    detail = f"{type(error).__name__} {error}" + (f" ({type(cause).__name__}: {cause})" if cause else "")
+    return ValueError(f"cannot read {describe_source(config)}: {detail}")
 
 
 def _require_train_split(split: str, what: str) -> None:

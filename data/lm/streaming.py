@@ -21,7 +21,13 @@ from mamba_lm.data.datamodule import DataModule
 from mamba_lm.data.lm.blocks import lm_batch
 from mamba_lm.data.lm.config import LMDataConfig
 from mamba_lm.data.lm.prepare import check_vocab_fits, is_held_out
-from mamba_lm.data.lm.sources import describe_source, iter_text_batches, load_documents, source_fingerprint
+from mamba_lm.data.lm.sources import (
+    describe_source,
+    iter_text_batches,
+    load_documents,
+    read_error,
+    source_fingerprint,
+)
 from mamba_lm.data.lm.tokenizer import TOKENIZER_FILE, materialize_tokenizer
 from mamba_lm.data.sampling import Batch, SequentialBatches
 
@@ -162,9 +168,16 @@ class StreamingLMDataModule(DataModule):
             dataset.set_epoch(epoch)
         limits = (None, None) if split == "val" else (data.max_documents, data.max_bytes)
         fraction = 0.0 if validation.split is not None else validation.fraction
-        for batch in iter_text_batches(
-            dataset, data.text_column, self.config.encode_batch_documents, *limits
-        ):
+        batches = iter_text_batches(dataset, data.text_column, self.config.encode_batch_documents, *limits)
+        while True:
+            try:
+                batch = next(batches, None)
+            except Exception as error:  # a local file that is not UTF-8 text fails here, mid-stream
+                if data.source != "files":
+                    raise
+                raise read_error(data, error) from error
+            if batch is None:
+                return
             for text in batch:
                 if named or is_held_out(text, fraction) == (split == "val"):
                     yield text

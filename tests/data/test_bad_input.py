@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 import mamba_lm.data.lm.prepare as prepare
 import numpy as np
 import pytest
 from conftest import lm_config, write_jsonl
 from mamba_lm.data import build_datamodule, check_vocab_fits, parse_data_config
 from mamba_lm.data.lm.shards import ShardError, ShardWriter, load_manifest
+from mamba_lm.data.lm.sources import find_unreadable_file
 
 
 def files(path) -> dict:
@@ -53,6 +56,43 @@ def test_empty_dataset(tmp_path):
     write_jsonl(tmp_path / "blank.jsonl", ["", "", ""])
     with pytest.raises(ValueError, match="no non-empty documents in column 'text'"):
         build_datamodule(lm_config(tmp_path, files(tmp_path / "blank.jsonl")), seed=0)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_binary_or_non_utf8_corpus_file_is_named(tmp_path, documents, streaming):
+    write_jsonl(tmp_path / "a.jsonl", documents)
+    binary = tmp_path / "b.jsonl"
+    binary.write_bytes(random.Random(0).randbytes(4096))  # a generated binary file
+    for pattern in ("*.jsonl", "b.jsonl"):  # after a good file, and alone (read first when streaming)
+        dataset = {"source": "files", "files": [str(tmp_path / pattern)], "streaming": streaming}
+        with pytest.raises(
+            ValueError, match=r"^corpus file .*/b.jsonl is binary, not text: a NUL byte at offset"
+        ):
+            module = build_datamodule(lm_config(tmp_path, dataset), seed=0)
+            next(module.train_loader(2))
+    binary.unlink()
+    (tmp_path / "c.jsonl").write_bytes(b'{"text": "caf\xe9 au lait"}\n' * 50)  # Latin-1, valid JSON
+    with pytest.raises(
+        ValueError, match=r"^corpus file .*/c.jsonl is not UTF-8 text: byte 0xe9 at offset 13$"
+    ):
+        dataset = {"source": "files", "files": [str(tmp_path / "*.jsonl")], "streaming": streaming}
+        module = build_datamodule(lm_config(tmp_path, dataset), seed=0)
+        next(module.train_loader(2))
+
+
+def test_find_unreadable_file(tmp_path):
+    text = tmp_path / "ok.txt"
+    text.write_text("naïve – ünïcode € 𝔘\n" * 3)
+    assert find_unreadable_file([text], chunk_bytes=1) is None  # characters split across reads
+    cut = tmp_path / "cut.txt"
+    cut.write_bytes("ab€".encode()[:-1])
+    assert (
+        find_unreadable_file([text, cut], chunk_bytes=2)
+        == f"corpus file {cut} is not UTF-8 text: byte 0xe2 at offset 2"
+    )
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_text("plain words", encoding="utf-16-le")
+    assert find_unreadable_file([utf16]) == f"corpus file {utf16} is binary, not text: a NUL byte at offset 1"
 
 
 def test_text_column_that_does_not_exist(tmp_path, documents):
@@ -103,7 +143,7 @@ def test_interrupted_build_leaves_nothing_that_loads(tmp_path, jsonl_corpus, mon
     assert not [p for p in (tmp_path / "lm").iterdir() if not p.name.startswith(".") or p.suffix != ".lock"]
     monkeypatch.setattr(ShardWriter, "add_document", original)
     module = build_datamodule(config, seed=0)
-    assert load_manifest(module.folder, verify_digests=True)["splits"]["train"]["tokens"] > 0
+    assert load_manifest(module.folder, "full")["splits"]["train"]["tokens"] > 0
 
 
 def test_damaged_shards_are_detected_and_rebuilt(tmp_path, jsonl_corpus, caplog):
@@ -116,7 +156,7 @@ def test_damaged_shards_are_detected_and_rebuilt(tmp_path, jsonl_corpus, caplog)
         load_manifest(module.folder)
     shard.write_bytes(bytes(len(good)))  # right size, wrong content
     with pytest.raises(ShardError, match="damaged"):
-        load_manifest(module.folder, verify_digests=True)
+        load_manifest(module.folder, "full")
     shard.write_bytes(good[:-2])
     rebuilt = build_datamodule(config, seed=0)
     assert "rebuilding" in caplog.text
