@@ -1,21 +1,23 @@
-"""``key=value`` command-line arguments parsed into a command's options dataclass.
+"""``key=value`` command-line arguments parsed into a command's options dataclass, through OmegaConf.
 
-Each command declares a dataclass whose fields (with a ``help`` in their metadata) are its keys;
-values are converted to the field's type (int, float, bool, str, list of str, or Optional of those).
-Unknown keys, malformed arguments and missing required keys raise ``UsageError`` with a message
-that names the key and lists the valid ones.
+Each command declares a dataclass whose fields (with a ``help`` in their metadata) are its keys. The
+dataclass is the command's OmegaConf structured config, the same schema system as the training and data
+configs: OmegaConf converts each value to its field's type (int, float, bool, str, a list of those,
+Optional of those). On top of OmegaConf's rules: a list also reads as ``a,b,c``; ``none``, ``null``
+or ``~`` is null. Unknown keys, bad values and missing required keys raise ``UsageError`` with one
+line that names the key (and the value, or the valid keys).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from typing import Any, TypeVar
 
+from omegaconf import OmegaConf
+from omegaconf.errors import ValidationError
+
 T = TypeVar("T")
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off"}
 NONE_WORDS = {"none", "null", "~"}
 
 
@@ -56,78 +58,46 @@ def split_arguments(arguments: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def parse_options(options_class: type[T], pairs: dict[str, str], command: str) -> T:
-    """Build ``options_class`` from ``key=value`` strings, converting each to its field's type.
+    """Build ``options_class`` from ``key=value`` strings, each converted to its field's type by OmegaConf.
 
     Keys with a dot (``data.seqlen=512``) go to a field named ``overrides`` (a dict) when the class
     has one: they are passed on to the config they address.
     """
-    fields = {field.name: field for field in dataclasses.fields(options_class)}
+    names = [field.name for field in dataclasses.fields(options_class)]
     hints = typing.get_type_hints(options_class)
-    values: dict[str, Any] = {}
+    schema = OmegaConf.structured(options_class)
     overrides: dict[str, str] = {}
     for key, text in pairs.items():
-        if "." in key and "overrides" in fields:
+        if "." in key and "overrides" in names:
             overrides[key] = text
             continue
-        if key not in fields or key == "overrides":
-            valid = ", ".join(name for name in fields if name != "overrides")
+        if key not in names or key == "overrides":
+            valid = ", ".join(name for name in names if name != "overrides")
             raise UsageError(f"unknown key {key!r} for '{command}'; valid keys: {valid}")
         try:
-            values[key] = convert(text, hints[key])
-        except ValueError as error:
-            raise UsageError(f"{command}: bad value for {key}: {error}") from error
-    if overrides:
-        values["overrides"] = overrides
-    missing = [
-        name
-        for name, field in fields.items()
-        if name not in values
-        and field.default is dataclasses.MISSING
-        and field.default_factory is dataclasses.MISSING
-    ]
+            schema[key] = _command_line_value(text, typing.get_origin(hints[key]) is list)
+        except ValidationError as error:
+            reason = str(error).splitlines()[0]
+            raise UsageError(f"{command}: bad value for {key}={text}: {reason}") from None
+    missing = [name for name in names if name in OmegaConf.missing_keys(schema)]
     if missing:
         raise UsageError(f"'{command}' needs {', '.join(f'{name}=...' for name in missing)}")
-    return options_class(**values)
+    options = OmegaConf.to_object(schema)
+    if overrides:
+        options.overrides = overrides
+    return options
 
 
-def convert(text: str, hint: Any) -> Any:
-    """Convert one command-line string to the type ``hint`` (see the module docstring)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        arguments = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        if text.strip().lower() in NONE_WORDS and len(arguments) < len(typing.get_args(hint)):
-            return None
-        errors = []
-        for argument in arguments:
-            try:
-                return convert(text, argument)
-            except ValueError as error:
-                errors.append(str(error))
-        raise ValueError("; ".join(errors))
-    if origin is list:
-        (item,) = typing.get_args(hint) or (str,)
+def _command_line_value(text: str, is_list: bool) -> Any:
+    """What OmegaConf should check for one argument: null, a list of strings, or the string itself (with
+    ``${`` escaped: an argument is never an OmegaConf interpolation)."""
+    if text.strip().lower() in NONE_WORDS:
+        return None
+    text = text.replace("${", "\\${")
+    if is_list:
         text = text.strip().removeprefix("[").removesuffix("]")
-        return [convert(part.strip(), item) for part in text.split(",") if part.strip()]
-    if hint is bool:
-        word = text.strip().lower()
-        if word in TRUE_WORDS | FALSE_WORDS:
-            return word in TRUE_WORDS
-        raise ValueError(f"expected true/false, got {text!r}")
-    if hint is int:
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError(f"expected an integer, got {text!r}") from None
-    if hint is float:
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"expected a number, got {text!r}") from None
-    if hint is str:
-        return text
-    if hint is dict or origin is dict:
-        raise ValueError("this key takes dotted sub-keys (key.sub=value)")
-    raise TypeError(f"unsupported option type {hint!r}")
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
 
 
 def describe_options(options_class: type) -> list[str]:

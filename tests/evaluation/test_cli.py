@@ -46,6 +46,12 @@ def test_values_are_converted_to_the_field_types() -> None:
     assert parse_options(ExampleOptions, {"checkpoint": "c", "stride": "16"}, "example").stride == 16
 
 
+def test_values_are_never_interpolated_and_lists_take_brackets() -> None:
+    options = parse_options(ExampleOptions, {"checkpoint": "${oops}/x", "tasks": "[a, b]"}, "example")
+    assert options.checkpoint == "${oops}/x" and options.tasks == ["a", "b"]
+    assert parse_options(ExampleOptions, {"checkpoint": "c", "quick": "1"}, "example").quick is True
+
+
 @pytest.mark.parametrize(
     ("pairs", "message"),
     [
@@ -55,9 +61,14 @@ def test_values_are_converted_to_the_field_types() -> None:
         ),
         (
             {"checkpoint": "c", "batch_size": "four"},
-            "bad value for batch_size: expected an integer, got 'four'",
+            "example: bad value for batch_size=four: Value 'four' of type 'str' could not be converted",
         ),
-        ({"checkpoint": "c", "quick": "maybe"}, "expected true/false"),
+        (
+            {"checkpoint": "c", "quick": "maybe"},
+            "bad value for quick=maybe: Value 'maybe' is not a valid bool",
+        ),
+        ({"checkpoint": "c", "temperature": "hot"}, "bad value for temperature=hot"),
+        ({"checkpoint": "none"}, "bad value for checkpoint=none: field 'checkpoint' is not Optional"),
         ({"batch_size": "1"}, "'example' needs checkpoint=..."),
     ],
 )
