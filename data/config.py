@@ -1,9 +1,11 @@
 """Typed data configs: one dataclass per ``kind``, every field documented where declared.
 
 ``configs/data/*.yaml`` fill these. :func:`parse_data_config` turns the Hydra ``data`` node (a
-DictConfig or a plain dict) into the dataclass of its ``kind``, failing before any work with a
-message that names a misspelled key, a wrong type or a bad value. The dataclasses live beside
-their data: :mod:`data.lm.config`, :mod:`data.synthetic.config`, :mod:`data.lra.config`.
+DictConfig or a plain dict) into the dataclass of its ``kind`` through OmegaConf (the dataclass is
+the structured config that checks and converts the values, as for the training config), failing
+before any work with a message that names a misspelled key, a wrong type or a bad value. The
+dataclasses live beside their data: :mod:`data.lm.config`, :mod:`data.synthetic.config`,
+:mod:`data.lra.config`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from mamba_lm.data.lra.config import (
     TextConfig,
 )
 from mamba_lm.data.synthetic.config import InductionHeadsConfig, SelectiveCopyingConfig
+from omegaconf import DictConfig, Node, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
 
 __all__ = [
     "CONFIG_TYPES",
@@ -62,9 +66,7 @@ def to_plain_dict(config: Any) -> dict[str, Any]:
     """A plain dict from a DictConfig (resolved), a mapping or a config dataclass."""
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         return dataclasses.asdict(config)
-    if type(config).__module__.startswith("omegaconf"):
-        from omegaconf import OmegaConf  # only present when called from Hydra
-
+    if isinstance(config, DictConfig):
         return OmegaConf.to_container(config, resolve=True)
     if isinstance(config, Mapping):
         return {
@@ -75,46 +77,47 @@ def to_plain_dict(config: Any) -> dict[str, Any]:
 
 
 def parse_data_config(config: Any) -> Any:
-    """The typed config (one of CONFIG_TYPES' values) for a ``data`` node; clear errors on bad keys/values."""
+    """The typed config (one of CONFIG_TYPES' values) for a ``data`` node; clear errors on bad keys/values.
+
+    Raises ValueError for an unknown ``kind`` or key and for a value out of range (the dataclass's own
+    check), TypeError for a value of the wrong type; each message names the key (``data.seqlen``).
+    """
     mapping = to_plain_dict(config)
     kind = mapping.get("kind")
     if kind not in CONFIG_TYPES:
         raise ValueError(f"data.kind must be one of {sorted(CONFIG_TYPES)}, got {kind!r}")
-    return _from_mapping(CONFIG_TYPES[kind], mapping, "data")
+    schema = OmegaConf.structured(CONFIG_TYPES[kind])
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(schema, mapping))
+    except ConfigKeyError as error:
+        parent = "".join(f".{part}" for part in str(error.full_key).split(".")[:-1])
+        owner = error.object_type
+        known = [field.name for field in dataclasses.fields(owner)]
+        raise ValueError(
+            f"data{parent}: unknown key(s) [{error.key!r}] for {owner.__name__}; known keys: {known}"
+        ) from None
+    except ValidationError as error:
+        raise TypeError(_type_error(error)) from None
 
 
-def _from_mapping(cls: type, mapping: Mapping[str, Any], where: str) -> Any:
-    if not isinstance(mapping, Mapping):
-        raise TypeError(f"{where} must be a mapping, got {type(mapping).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(mapping) - set(names))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; known keys: {names}")
-    return cls(**{key: _coerce(hints[key], value, f"{where}.{key}") for key, value in mapping.items()})
+def _type_error(error: ValidationError) -> str:
+    """``data.KEY must be TYPE, got VALUE`` for a value OmegaConf could not convert to its field's type."""
+    where = f"data.{error.full_key}" if error.full_key else "data"
+    owner = error.object_type
+    if dataclasses.is_dataclass(owner) and error.key in {field.name for field in dataclasses.fields(owner)}:
+        expected = _type_name(typing.get_type_hints(owner)[error.key])
+        value = (
+            error.value._value() if isinstance(error.value, Node) else error.value
+        )  # unwrap OmegaConf's node
+        return f"{where} must be {expected}, got {type(value).__name__} {value!r}"
+    return f"{where}: {str(error).splitlines()[0]}"
 
 
-def _coerce(annotation: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None:
-            if type(None) in options:
-                return None
-            raise TypeError(f"{where} must not be null")
-        (inner,) = [option for option in options if option is not type(None)]
-        return _coerce(inner, value, where)
-    if dataclasses.is_dataclass(annotation):
-        return _from_mapping(annotation, value, where)
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"{where} must be a list, got {value!r}")
-        (inner,) = typing.get_args(annotation)
-        return [_coerce(inner, item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if annotation is int and isinstance(value, bool):
-        raise TypeError(f"{where} must be an int, got {value!r}")
-    if not isinstance(value, annotation):
-        raise TypeError(f"{where} must be {annotation.__name__}, got {type(value).__name__} {value!r}")
-    return value
+def _type_name(annotation: Any) -> str:
+    """'int', 'int or null', 'a list of str' ..."""
+    arguments = [argument for argument in typing.get_args(annotation) if argument is not type(None)]
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return " or ".join(_type_name(argument) for argument in arguments) + " or null"
+    if typing.get_origin(annotation) is list:
+        return f"a list of {_type_name(arguments[0])}"
+    return getattr(annotation, "__name__", str(annotation))

@@ -11,8 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from hydra import compose, initialize_config_dir
+from mamba_lm.data import build_datamodule
+from omegaconf import OmegaConf
 
 from mamba_lm.trainer.config_files import config_dir
+from mamba_lm.trainer.config_store import register_configs
 
 from .text_tokenizer import TextTokenizer
 
@@ -30,11 +34,6 @@ def compose_data_config(name: str, overrides: dict[str, str] | None = None) -> d
     if name not in available_data_configs():
         known = ", ".join(available_data_configs()) or "nothing"
         raise ValueError(f"unknown data config {name!r}; configs/data/ has: {known}")
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from mamba_lm.trainer.config_store import register_configs
-
     register_configs()  # train.yaml's schemas live in Hydra's ConfigStore
     hydra_overrides = [f"data={name}"] + [f"{key}={value}" for key, value in (overrides or {}).items()]
     with initialize_config_dir(config_dir=str(CONFIGS_DIR), version_base="1.3", job_name="evaluation"):
@@ -46,8 +45,6 @@ def apply_overrides(data_config: dict[str, Any], overrides: dict[str, str]) -> d
     """``data.KEY=VALUE`` overrides merged into a resolved data config (values parsed as YAML)."""
     if not overrides:
         return data_config
-    from omegaconf import OmegaConf
-
     dotlist = [f"{key.removeprefix('data.')}={value}" for key, value in overrides.items()]
     return OmegaConf.to_container(
         OmegaConf.merge(OmegaConf.create(data_config), OmegaConf.from_dotlist(dotlist))
@@ -61,8 +58,6 @@ def build_eval_datamodule(
 
     Overrides must address the data config (``data.KEY``); others raise ``ValueError``.
     """
-    from mamba_lm.data import build_datamodule
-
     bad = [key for key in overrides if not key.startswith("data.")]
     if bad:
         raise ValueError(f"only data.KEY=VALUE overrides are accepted here, got {bad}")
