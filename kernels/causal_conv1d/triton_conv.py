@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import triton
 
+from ..launch import optional_ptr, strides
 from .checks import empty_like_layout, is_channel_last, weight_2d
 from .triton_bwd import conv_bwd_dx_kernel, conv_bwd_gate_kernel
 from .triton_fwd import conv_fwd_kernel
@@ -65,10 +66,6 @@ def backward_chunks(batch: int, dim: int, seqlen: int, x: torch.Tensor, cfg: Con
     return n_sub, triton.cdiv(n_tiles, n_sub)
 
 
-def _strides(t: torch.Tensor | None, n: int) -> tuple[int, ...]:
-    return tuple(t.stride()) if t is not None else (0,) * n
-
-
 def conv_forward(x, weight, bias, seq_idx, initial_states, silu, cfg: ConvConfig) -> torch.Tensor:
     """y (batch, dim, seqlen) in x's dtype and layout kind; weight (dim, width)."""
     batch, dim, seqlen = x.shape
@@ -77,10 +74,14 @@ def conv_forward(x, weight, bias, seq_idx, initial_states, silu, cfg: ConvConfig
         return y
     grid = (triton.cdiv(dim, cfg.block_d), triton.cdiv(seqlen, cfg.block_l), batch)
     conv_fwd_kernel[grid](
-        x, weight, bias if bias is not None else weight, seq_idx if seq_idx is not None else x,
-        initial_states if initial_states is not None else x, y,
-        *x.stride(), *weight.stride(), *_strides(seq_idx, 2), *_strides(initial_states, 3), *y.stride(),
-        seqlen, dim,
+        x_ptr=x, w_ptr=weight, bias_ptr=optional_ptr(bias, weight), seq_ptr=optional_ptr(seq_idx, x),
+        h_ptr=optional_ptr(initial_states, x), y_ptr=y,
+        **strides(x, "stride_xb", "stride_xd", "stride_xl"),
+        **strides(weight, "stride_wd", "stride_wk"),
+        **strides(seq_idx, "stride_seqb", "stride_seql"),
+        **strides(initial_states, "stride_hb", "stride_hd", "stride_hk"),
+        **strides(y, "stride_yb", "stride_yd", "stride_yl"),
+        L=seqlen, dim=dim,
         WIDTH=weight.shape[1], HAS_BIAS=bias is not None, HAS_SEQ=seq_idx is not None,
         HAS_INIT=initial_states is not None, SILU=silu,
         BLOCK_L=cfg.block_l, BLOCK_D=cfg.block_d, num_warps=cfg.num_warps,
@@ -114,11 +115,16 @@ def backward_gate(dy, x, weight, bias, seq_idx, initial_states, silu, cfg: ConvC
     dbias_part = torch.empty(batch * n_chunks, dim, **f32)
     grid = (triton.cdiv(dim, cfg.bwd_block_d), n_chunks, batch)
     conv_bwd_gate_kernel[grid](
-        x, weight, bias if bias is not None else weight, seq_idx if seq_idx is not None else x,
-        initial_states if initial_states is not None else x, dy, g, dw_part, dbias_part,
-        *x.stride(), *weight.stride(), *_strides(seq_idx, 2), *_strides(initial_states, 3),
-        *dy.stride(), *g.stride(),
-        seqlen, dim, n_chunks, n_sub,
+        x_ptr=x, w_ptr=weight, bias_ptr=optional_ptr(bias, weight), seq_ptr=optional_ptr(seq_idx, x),
+        h_ptr=optional_ptr(initial_states, x), dy_ptr=dy, g_ptr=g, dw_part_ptr=dw_part,
+        dbias_part_ptr=dbias_part,
+        **strides(x, "stride_xb", "stride_xd", "stride_xl"),
+        **strides(weight, "stride_wd", "stride_wk"),
+        **strides(seq_idx, "stride_seqb", "stride_seql"),
+        **strides(initial_states, "stride_hb", "stride_hd", "stride_hk"),
+        **strides(dy, "stride_dyb", "stride_dyd", "stride_dyl"),
+        **strides(g, "stride_gb", "stride_gd", "stride_gl"),
+        L=seqlen, dim=dim, n_chunks=n_chunks, n_sub=n_sub,
         WIDTH=width, HAS_BIAS=bias is not None, HAS_SEQ=seq_idx is not None,
         HAS_INIT=initial_states is not None, SILU=silu,
         BLOCK_L=cfg.bwd_block_l, BLOCK_D=cfg.bwd_block_d, num_warps=cfg.bwd_num_warps,
@@ -137,9 +143,13 @@ def backward_dx(g, x, weight, seq_idx, want_dinit, cfg: ConvConfig):
     n_tiles = triton.cdiv(seqlen, cfg.dx_block_l)
     grid = (triton.cdiv(dim, cfg.dx_block_d), n_tiles + (1 if want_dinit else 0), batch)
     conv_bwd_dx_kernel[grid](
-        g, weight, seq_idx if seq_idx is not None else x, dx, dinit if dinit is not None else dx,
-        *g.stride(), *weight.stride(), *_strides(seq_idx, 2), *dx.stride(), *_strides(dinit, 3),
-        seqlen, dim, n_tiles,
+        g_ptr=g, w_ptr=weight, seq_ptr=optional_ptr(seq_idx, x), dx_ptr=dx, dh_ptr=optional_ptr(dinit, dx),
+        **strides(g, "stride_gb", "stride_gd", "stride_gl"),
+        **strides(weight, "stride_wd", "stride_wk"),
+        **strides(seq_idx, "stride_seqb", "stride_seql"),
+        **strides(dx, "stride_dxb", "stride_dxd", "stride_dxl"),
+        **strides(dinit, "stride_dhb", "stride_dhd", "stride_dhk"),
+        L=seqlen, dim=dim, n_tiles=n_tiles,
         WIDTH=width, HAS_SEQ=seq_idx is not None, WANT_DINIT=want_dinit,
         BLOCK_L=cfg.dx_block_l, BLOCK_D=cfg.dx_block_d, num_warps=cfg.dx_num_warps,
     )  # fmt: skip

@@ -66,11 +66,13 @@ def xent_rows_triton(logits, labels, ignore_index, count_correct, write_grad):
     logits' dtype: the logits tensor itself, overwritten, or None)."""
     n_rows, vocab = logits.shape
     loss = torch.empty(n_rows, dtype=torch.float32, device=logits.device)
+    # Without count_correct the kernel never writes HIT: loss stands in.
     hits = torch.empty(n_rows, dtype=torch.int32, device=logits.device) if count_correct else loss
     on_gpu = logits.device.type == "cuda"
     block_v = min(4096 if on_gpu else 32, triton.next_power_of_2(vocab))
     xent_rows_kernel[(n_rows,)](
-        logits, labels, loss, hits, vocab, logits.stride(0), ignore_index,
+        LOGITS=logits, LABELS=labels, LOSS=loss, HIT=hits,
+        vocab=vocab, stride_row=logits.stride(0), ignore_index=ignore_index,
         COUNT_CORRECT=count_correct, WRITE_GRAD=write_grad, BLOCK_V=block_v,
         num_warps=8 if on_gpu else 1,
     )  # fmt: skip

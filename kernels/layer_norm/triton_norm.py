@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import triton
 
+from ..launch import optional_ptr
 from .checks import residual_dtype
 from .triton_kernels import norm_bwd_kernel, norm_fwd_kernel
 
@@ -54,10 +55,12 @@ def norm_forward(x, weight, bias, residual, eps, is_rms_norm, out_dtype, res_dty
     z = torch.empty(n_rows, n_cols, dtype=res_dtype, device=x.device) if store_residual else x
     rstd = torch.empty(n_rows, dtype=torch.float32, device=x.device)
     mean = None if is_rms_norm else torch.empty_like(rstd)
-    res = residual if residual is not None else x
+    res = optional_ptr(residual, x)  # its row stride is x's when the residual is absent
     norm_fwd_kernel[(triton.cdiv(n_rows, cfg.block_m),)](
-        x, res, weight, bias if bias is not None else weight, y, z, mean if mean is not None else rstd, rstd,
-        n_rows, n_cols, x.stride(0), res.stride(0), y.stride(0), z.stride(0), eps,
+        X=x, RES=res, W=weight, B=optional_ptr(bias, weight), Y=y, RES_OUT=z, MEAN=optional_ptr(mean, rstd),
+        RSTD=rstd, n_rows=n_rows, n_cols=n_cols,
+        stride_x=x.stride(0), stride_res=res.stride(0), stride_y=y.stride(0), stride_res_out=z.stride(0),
+        eps=eps,
         IS_RMS_NORM=is_rms_norm, HAS_RESIDUAL=residual is not None, HAS_BIAS=bias is not None,
         STORE_RESIDUAL=store_residual, BLOCK_M=cfg.block_m, BLOCK_N=triton.next_power_of_2(n_cols),
         num_warps=cfg.num_warps,
@@ -75,11 +78,13 @@ def norm_backward(dy, dres_out, z, weight, has_bias, mean, rstd, x_dtype, dres_d
     dres = torch.empty(n_rows, n_cols, dtype=dres_dtype, device=z.device) if store_dres else dx
     dw_part = torch.empty(n_prog, n_cols, dtype=torch.float32, device=z.device)
     db_part = torch.empty_like(dw_part) if has_bias else dw_part
-    dro = dres_out if dres_out is not None else dy
+    dro = optional_ptr(dres_out, dy)  # its row stride is dy's when dres_out is absent
     norm_bwd_kernel[(n_prog,)](
-        z, weight, dy, dro, dx, dres, dw_part, db_part, mean if mean is not None else rstd, rstd,
-        n_rows, n_cols, triton.cdiv(n_rows, n_prog),
-        z.stride(0), dy.stride(0), dro.stride(0), dx.stride(0), dres.stride(0),
+        Z=z, W=weight, DY=dy, DRES_OUT=dro, DX=dx, DRES=dres, DW_PART=dw_part, DB_PART=db_part,
+        MEAN=optional_ptr(mean, rstd), RSTD=rstd,
+        n_rows=n_rows, n_cols=n_cols, rows_per_program=triton.cdiv(n_rows, n_prog),
+        stride_z=z.stride(0), stride_dy=dy.stride(0), stride_dres_out=dro.stride(0),
+        stride_dx=dx.stride(0), stride_dres=dres.stride(0),
         IS_RMS_NORM=mean is None, HAS_BIAS=has_bias, HAS_DRES_OUT=dres_out is not None,
         STORE_DRES=store_dres, BLOCK_M=cfg.bwd_block_m, BLOCK_N=triton.next_power_of_2(n_cols),
         num_warps=cfg.bwd_num_warps,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import triton
 
+from ..launch import optional_ptr, strides
 from .ref import as_grouped
 from .triton_bwd import adjoint_local_kernel, scan_bwd_kernel
 from .triton_chunks import combine_states_kernel
@@ -112,8 +113,13 @@ def _dim_contiguous_like(x: torch.Tensor) -> torch.Tensor:
     return torch.empty(batch, seqlen, dim, dtype=x.dtype, device=x.device).transpose(1, 2)
 
 
-def _strides3(x: torch.Tensor | None, like: torch.Tensor) -> tuple[int, int, int]:
-    return tuple((x if x is not None else like).stride())
+def _state_strides(x: torch.Tensor | None, *names: str) -> dict[str, int]:
+    """Keyword strides (batch, segment, state, channel) of a state tensor: x is (batch, n_seg,
+    dstate, dim), or (batch, dim, dstate) read as one segment (segment stride 0), or None (all 0)."""
+    if x is not None and x.dim() == 3:
+        batch_name, segment_name, state_name, channel_name = names
+        return {batch_name: x.stride(0), segment_name: 0, state_name: x.stride(2), channel_name: x.stride(1)}
+    return strides(x, *names)
 
 
 def vector_rows_ok(x: torch.Tensor) -> bool:
@@ -144,12 +150,15 @@ def _combine(local, dtsum, reset, A, carry_in, reverse, cfg):
     batch, n_seg, dstate, dim = local.shape
     out = torch.empty_like(local)
     carry_out = torch.empty(batch, dim, dstate, dtype=torch.float32, device=local.device)
-    ci = carry_in if carry_in is not None else carry_out
+    carry_in_or_stand_in = optional_ptr(carry_in, carry_out)
     grid = (triton.cdiv(dim, cfg.block_d), batch)
     combine_states_kernel[grid](
-        local, dtsum, reset if reset is not None else dtsum, A, ci, out, carry_out,
-        A.stride(0), A.stride(1), *ci.stride(), *carry_out.stride(),
-        dim, n_seg,
+        local_ptr=local, dtsum_ptr=dtsum, reset_ptr=optional_ptr(reset, dtsum), A_ptr=A,
+        carry_in_ptr=carry_in_or_stand_in, out_ptr=out, carry_out_ptr=carry_out,
+        **strides(A, "stride_Ad", "stride_An"),
+        **strides(carry_in_or_stand_in, "stride_cib", "stride_cid", "stride_cin"),
+        **strides(carry_out, "stride_cob", "stride_cod", "stride_con"),
+        dim=dim, n_seg=n_seg,
         HAS_CARRY_IN=carry_in is not None, HAS_RESET=reset is not None, REVERSE=reverse,
         BLOCK_D=cfg.block_d, DSTATE=dstate, num_warps=cfg.num_warps,
     )  # fmt: skip
@@ -173,22 +182,28 @@ def scan_forward(u, delta, A, B4, C4, D, z, delta_bias, delta_softplus, initial_
     hend = torch.empty(batch, n_seg, dstate, dim, **f32) if n_seg > 1 else last_state
     dtsum = torch.empty(batch, n_seg, dim, **f32)
     reset = torch.empty(batch, n_seg, **f32) if seq_idx is not None else None
-    seq = seq_idx if seq_idx is not None else dtsum  # placeholder pointer, never read
-    zz = z if z is not None else u
+    zz = optional_ptr(z, u)  # z's strides are u's when z is absent
     flags = _flags(D, z, delta_bias, delta_softplus, seq_idx)
 
-    def state_strides(x):  # (batch, segment, state, channel)
-        return (x.stride(0), 0, x.stride(2), x.stride(1)) if x.dim() == 3 else x.stride()
-
     def launch(h0, write_out, save_ckpt, save_end):
+        h0_or_stand_in = optional_ptr(h0, hend)
         scan_fwd_kernel[(n_dblocks, batch, n_seg)](
-            u, delta, zz, out, A, B4, C4,
-            D if D is not None else A, delta_bias if delta_bias is not None else A, seq,
-            h0 if h0 is not None else hend, ckpt, hend, dtsum, reset if reset is not None else dtsum,
-            *u.stride(), *delta.stride(), *zz.stride(), *out.stride(), *A.stride(),
-            *B4.stride(), *C4.stride(), *(seq_idx.stride() if seq_idx is not None else (0, 0)),
-            *state_strides(h0 if h0 is not None else hend), *state_strides(hend),
-            L, dim, dpg, n_seg, cfg.seg_len, n_chunks, cfg.chunk_len,
+            u_ptr=u, delta_ptr=delta, z_ptr=zz, out_ptr=out, A_ptr=A, B_ptr=B4, C_ptr=C4,
+            Dskip_ptr=optional_ptr(D, A), bias_ptr=optional_ptr(delta_bias, A),
+            seq_ptr=optional_ptr(seq_idx, dtsum), h0_ptr=h0_or_stand_in, ckpt_ptr=ckpt, hend_ptr=hend,
+            dtsum_ptr=dtsum, reset_ptr=optional_ptr(reset, dtsum),
+            **strides(u, "stride_ub", "stride_ud", "stride_ul"),
+            **strides(delta, "stride_deltab", "stride_deltad", "stride_deltal"),
+            **strides(zz, "stride_zb", "stride_zd", "stride_zl"),
+            **strides(out, "stride_ob", "stride_od", "stride_ol"),
+            **strides(A, "stride_Ad", "stride_An"),
+            **strides(B4, "stride_Bb", "stride_Bg", "stride_Bn", "stride_Bl"),
+            **strides(C4, "stride_Cb", "stride_Cg", "stride_Cn", "stride_Cl"),
+            **strides(seq_idx, "stride_seqb", "stride_seql"),
+            **_state_strides(h0_or_stand_in, "stride_h0b", "stride_h0s", "stride_h0n", "stride_h0d"),
+            **_state_strides(hend, "stride_heb", "stride_hes", "stride_hen", "stride_hed"),
+            L=L, dim=dim, dim_per_group=dpg, n_seg=n_seg, seg_len=cfg.seg_len, n_chunks=n_chunks,
+            chunk_len=cfg.chunk_len,
             HAS_H0=h0 is not None, WRITE_OUT=write_out, SAVE_CKPT=save_ckpt, SAVE_END=save_end,
             BLOCK_D=cfg.block_d, DSTATE=dstate, num_warps=cfg.num_warps, **flags,
             VEC_BC=vector_rows_ok(B4) and vector_rows_ok(C4),
@@ -216,29 +231,30 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
     n_seg = triton.cdiv(L, cfg.seg_len)
     dev = u.device
     f32 = dict(dtype=torch.float32, device=dev)
-    seq = seq_idx if seq_idx is not None else ckpt
-    seq_strides = seq_idx.stride() if seq_idx is not None else (0, 0)
-    zz = z if z is not None else u
+    seq = optional_ptr(seq_idx, ckpt)
+    zz = optional_ptr(z, u)  # z's strides are u's when z is absent
     flags = _flags(D, z, delta_bias, delta_softplus, seq_idx)
     grid = (n_dblocks, batch, n_seg)
 
     if n_seg > 1:
         q = torch.empty(batch, n_seg, dstate, dim, **f32)
         adjoint_local_kernel[grid](
-            delta, zz, dout, A, C4, delta_bias if delta_bias is not None else A, seq, q,
-            *delta.stride(), *zz.stride(), *dout.stride(), *A.stride(), *C4.stride(), *seq_strides,
-            L, dim, dpg, n_seg, cfg.seg_len,
+            delta_ptr=delta, z_ptr=zz, dout_ptr=dout, A_ptr=A, C_ptr=C4,
+            bias_ptr=optional_ptr(delta_bias, A), seq_ptr=seq, q_ptr=q,
+            **strides(delta, "stride_deltab", "stride_deltad", "stride_deltal"),
+            **strides(zz, "stride_zb", "stride_zd", "stride_zl"),
+            **strides(dout, "stride_dob", "stride_dod", "stride_dol"),
+            **strides(A, "stride_Ad", "stride_An"),
+            **strides(C4, "stride_Cb", "stride_Cg", "stride_Cn", "stride_Cl"),
+            **strides(seq_idx, "stride_seqb", "stride_seql"),
+            L=L, dim=dim, dim_per_group=dpg, n_seg=n_seg, seg_len=cfg.seg_len,
             HAS_Z=flags["HAS_Z"], HAS_BIAS=flags["HAS_BIAS"], DELTA_SOFTPLUS=flags["DELTA_SOFTPLUS"],
             HAS_SEQ_IDX=flags["HAS_SEQ_IDX"], BLOCK_D=bd, DSTATE=dstate, num_warps=nw,
             VEC_BC=vector_rows_ok(C4),
         )  # fmt: skip
-        gend, _ = _combine(q, dtsum, reset, A, dlast, True, cfg)
-        gend_strides = gend.stride()
+        gend, _ = _combine(q, dtsum, reset, A, dlast, True, cfg)  # (batch, n_seg, dstate, dim)
     else:
-        gend = dlast
-        gend_strides = (
-            (dlast.stride(0), 0, dlast.stride(2), dlast.stride(1)) if dlast is not None else (0,) * 4
-        )
+        gend = dlast  # (batch, dim, dstate) or None
 
     du, ddelta = _dim_contiguous_like(u), _dim_contiguous_like(u)
     dz = _dim_contiguous_like(u) if z is not None else du
@@ -253,13 +269,23 @@ def scan_backward(dout, dlast, u, delta, A, B4, C4, D, z, delta_bias, delta_soft
         scratch_steps = cfg.bwd_tile + triton.cdiv(cfg.chunk_len, cfg.bwd_tile)
     scratch = torch.empty(batch * n_seg * n_dblocks * scratch_steps * dstate * bd, **f32)
     scan_bwd_kernel[grid](
-        u, delta, zz, dout, A, B4, C4,
-        D if D is not None else A, delta_bias if delta_bias is not None else A, seq,
-        ckpt, gend if gend is not None else ckpt, scratch,
-        du, ddelta, dz, dB_part, dC_part, dA_part, dD_part, dbias_part, dh0,
-        *u.stride(), *delta.stride(), *zz.stride(), *dout.stride(), *du.stride(), *A.stride(),
-        *B4.stride(), *C4.stride(), *seq_strides, *gend_strides,
-        L, dim, dpg, n_dblocks, n_seg, cfg.seg_len, n_chunks, cfg.chunk_len,
+        u_ptr=u, delta_ptr=delta, z_ptr=zz, dout_ptr=dout, A_ptr=A, B_ptr=B4, C_ptr=C4,
+        Dskip_ptr=optional_ptr(D, A), bias_ptr=optional_ptr(delta_bias, A), seq_ptr=seq,
+        ckpt_ptr=ckpt, gend_ptr=optional_ptr(gend, ckpt), scratch_ptr=scratch,
+        du_ptr=du, ddelta_ptr=ddelta, dz_ptr=dz, dB_ptr=dB_part, dC_ptr=dC_part, dA_ptr=dA_part,
+        dD_ptr=dD_part, dbias_ptr=dbias_part, dh0_ptr=dh0,
+        **strides(u, "stride_ub", "stride_ud", "stride_ul"),
+        **strides(delta, "stride_deltab", "stride_deltad", "stride_deltal"),
+        **strides(zz, "stride_zb", "stride_zd", "stride_zl"),
+        **strides(dout, "stride_dob", "stride_dod", "stride_dol"),
+        **strides(du, "stride_gb", "stride_gd", "stride_gl"),  # du, ddelta and dz share one layout
+        **strides(A, "stride_Ad", "stride_An"),
+        **strides(B4, "stride_Bb", "stride_Bg", "stride_Bn", "stride_Bl"),
+        **strides(C4, "stride_Cb", "stride_Cg", "stride_Cn", "stride_Cl"),
+        **strides(seq_idx, "stride_seqb", "stride_seql"),
+        **_state_strides(gend, "stride_geb", "stride_ges", "stride_gen", "stride_ged"),
+        L=L, dim=dim, dim_per_group=dpg, n_dblocks=n_dblocks, n_seg=n_seg, seg_len=cfg.seg_len,
+        n_chunks=n_chunks, chunk_len=cfg.chunk_len,
         HAS_GEND=gend is not None, BLOCK_D=bd, DSTATE=dstate,
         VEC_BC=vector_rows_ok(B4) and vector_rows_ok(C4),
         PREFETCH_STATES=cfg.prefetch_states, DEFER_SUMS=cfg.defer_sums, TILE=cfg.bwd_tile,

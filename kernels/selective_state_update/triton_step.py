@@ -14,6 +14,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ..launch import optional_ptr, strides
+
 
 @triton.jit
 def conv_state_update_kernel(
@@ -166,16 +168,16 @@ def conv_state_update_triton(
         block_d = 128 if x.is_cuda else 4
     grid = (triton.cdiv(dim, block_d), batch)
     conv_state_update_kernel[grid](
-        x,
-        conv_state,
-        weight,
-        bias if bias is not None else weight,
-        out,
-        dim,
-        *x.stride(),
-        *conv_state.stride(),
-        *weight.stride(),
-        *out.stride(),
+        x_ptr=x,
+        state_ptr=conv_state,
+        weight_ptr=weight,
+        bias_ptr=optional_ptr(bias, weight),
+        out_ptr=out,
+        dim=dim,
+        **strides(x, "stride_x_b", "stride_x_d"),
+        **strides(conv_state, "stride_s_b", "stride_s_d", "stride_s_w"),
+        **strides(weight, "stride_w_d", "stride_w_w"),
+        **strides(out, "stride_o_b", "stride_o_d"),
         WIDTH=width,
         BLOCK_W=triton.next_power_of_2(width),
         HAS_BIAS=bias is not None,
@@ -210,33 +212,31 @@ def selective_state_update_triton(
         block_d = (16 if batch * dim <= 16384 else 32) if x.is_cuda else 4
         block_d = max(1, min(block_d, 2048 // block_n))
     grid = (triton.cdiv(dim, block_d), batch)
-    z_strides = z.stride() if z is not None else (0, 0)
     rank = dt_proj_weight.shape[1] if dt_proj_weight is not None else 0
-    w_strides = dt_proj_weight.stride() if dt_proj_weight is not None else (0, 0)
     selective_state_update_kernel[grid](
-        state,
-        x,
-        dt,
-        A,
-        B,
-        C,
-        D if D is not None else A,
-        z if z is not None else x,
-        dt_bias if dt_bias is not None else A,
-        dt_proj_weight if dt_proj_weight is not None else A,
-        y,
-        dim,
-        dstate,
-        rank,
-        *state.stride(),
-        *x.stride(),
-        *dt.stride(),
-        *A.stride(),
-        *B.stride(),
-        *C.stride(),
-        *z_strides,
-        *y.stride(),
-        *w_strides,
+        state_ptr=state,
+        x_ptr=x,
+        dt_ptr=dt,
+        A_ptr=A,
+        B_ptr=B,
+        C_ptr=C,
+        D_ptr=optional_ptr(D, A),
+        z_ptr=optional_ptr(z, x),
+        dt_bias_ptr=optional_ptr(dt_bias, A),
+        dt_proj_ptr=optional_ptr(dt_proj_weight, A),
+        y_ptr=y,
+        dim=dim,
+        dstate=dstate,
+        rank=rank,
+        **strides(state, "stride_s_b", "stride_s_d", "stride_s_n"),
+        **strides(x, "stride_x_b", "stride_x_d"),
+        **strides(dt, "stride_dt_b", "stride_dt_d"),
+        **strides(A, "stride_A_d", "stride_A_n"),
+        **strides(B, "stride_B_b", "stride_B_n"),
+        **strides(C, "stride_C_b", "stride_C_n"),
+        **strides(z, "stride_z_b", "stride_z_d"),
+        **strides(y, "stride_y_b", "stride_y_d"),
+        **strides(dt_proj_weight, "stride_w_d", "stride_w_r"),
         HAS_D=D is not None,
         HAS_Z=z is not None,
         HAS_DT_BIAS=dt_bias is not None,
