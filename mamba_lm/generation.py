@@ -4,15 +4,26 @@ The prompt runs once in parallel form and leaves each mixer's final state in the
 window and SSM state; S4D: its state; attention: keys and values); every new token is then one
 recurrent step of every layer. ``generate`` runs those steps through ``static_decoder.StaticDecoder``:
 static buffers, sampling on the device, and on a GPU one CUDA graph replayed per token.
+
+Attention's KV cache grows with the length it is allocated for: before allocating, the decoding
+memory is sized on the meta device and compared with what the device has free
+(``check_decoding_fits``, ``InferenceParams.layer_state``), so an impossible length fails with one
+ValueError naming the length and the limit instead of an allocator error.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+GIB = 1024**3
+TOKEN_BYTES = 8
+"""Bytes per position and row of the decoder's int64 token buffer (besides the mixers' caches)."""
 
 
 @dataclass
@@ -44,6 +55,7 @@ class InferenceParams:
                 f"inference cache holds batches of up to {self.max_batch_size}, got {batch_size}"
             )
         if mixer.layer_idx not in self.key_value_memory_dict:
+            _check_state_fits(mixer, batch_size, self.max_seqlen)
             state = mixer.allocate_inference_cache(batch_size, self.max_seqlen)
             self.key_value_memory_dict[mixer.layer_idx] = state
         state = self.key_value_memory_dict[mixer.layer_idx]
@@ -53,6 +65,68 @@ class InferenceParams:
                 f"the inference cache holds states for batch {cached_batch}, got batch {batch_size}"
             )
         return state
+
+
+def device_memory(device: str | torch.device) -> tuple[int, int] | None:
+    """(free, total) bytes of ``device``: CUDA's ``mem_get_info``, the CPU's MemAvailable and MemTotal; None
+    if unknown (another device type, no /proc/meminfo)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        return int(free), int(total)
+    meminfo = Path("/proc/meminfo")
+    if device.type != "cpu" or not meminfo.is_file():
+        return None
+    values = {}
+    for line in meminfo.read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("MemAvailable", "MemTotal"):
+            values[name] = int(rest.split()[0]) * 1024
+    return (values["MemAvailable"], values["MemTotal"]) if len(values) == 2 else None
+
+
+def check_decoding_fits(model: nn.Module, batch_size: int, max_seqlen: int, device: torch.device) -> None:
+    """Raise ValueError when decoding ``max_seqlen`` positions (prompt + new tokens) for ``batch_size`` rows
+    needs more than all the memory of ``device``: the mixers' caches (attention's KV cache and RoPE tables
+    grow with the length; SSM states do not) and the token buffer, sized on the meta device. The message
+    names the length, the memory and the most positions that could fit. (Compared with the whole memory,
+    not what is free now: a decoder kept from an earlier call holds memory it would give back.)
+    Call under the autocast the decoding uses.
+    """
+    from .static_decoder import inference_cache_bytes
+
+    def needed(length: int) -> int:
+        return inference_cache_bytes(model, batch_size, length) + batch_size * length * TOKEN_BYTES
+
+    memory = device_memory(device)
+    total = needed(max_seqlen)
+    if memory is None or total <= memory[1]:
+        return
+    limit, per_position = memory[1], needed(2) - needed(1)
+    fits = max(0, (limit - needed(1)) // per_position + 1)
+    raise ValueError(
+        f"decoding {max_seqlen:,} positions (prompt + max_new_tokens) for batch {batch_size} needs "
+        f"{total / GIB:.3g} GiB (KV cache and buffers), more than all {limit / GIB:.3g} GiB of {device}: "
+        f"at most {fits:,} positions could fit at this batch size"
+    )
+
+
+def _check_state_fits(mixer: nn.Module, batch_size: int, max_seqlen: int) -> None:
+    """Raise ValueError when ``mixer``'s cache for ``max_seqlen`` positions is larger than all the memory
+    of the device its weights are on (sized on the meta device; a mixer that cannot is not checked)."""
+    if "device" not in inspect.signature(mixer.allocate_inference_cache).parameters:
+        return
+    state = mixer.allocate_inference_cache(batch_size, max_seqlen, device="meta")
+    tensors = state if isinstance(state, tuple) else (state,)
+    needed = sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+    device = next(mixer.parameters()).device
+    memory = device_memory(device) if device.type != "meta" else None
+    if memory is not None and needed > memory[1]:
+        raise ValueError(
+            f"an inference cache of {max_seqlen:,} positions (InferenceParams.max_seqlen) for batch "
+            f"{batch_size} needs {needed / GIB:.3g} GiB in layer {mixer.layer_idx} alone, more than all "
+            f"{memory[1] / GIB:.3g} GiB of {device}: lower max_seqlen"
+        )
 
 
 def sample(
@@ -127,6 +201,7 @@ def generate(
     if max_new_tokens == 0:
         return input_ids.long().clone()
     device = input_ids.device
+    check_decoding_fits(model, batch, max(prompt_len + max_new_tokens, 2), device)
     decoder = decoder_for(
         model,
         batch,

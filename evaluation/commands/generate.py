@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from mamba_lm.generation import GIB, device_memory
 from mamba_lm.static_decoder import inference_cache_bytes
 
 from ..cli import option
@@ -26,7 +27,6 @@ from ..decoding import decode_until
 from ..loading import load_for_eval, resolve_device, resolve_dtype
 from ..perplexity import autocast_context
 
-GIB = 1024**3
 PREFILL_BYTES_PER_TOKEN_AND_WIDTH = 64
 """Rough peak of the prompt's parallel forward, per token and model width (fp32 intermediates of one
 layer at a time, Mamba's expand 2 included); added to the cache when checking what fits."""
@@ -146,9 +146,10 @@ def _check_memory(
     if options.max_memory_gb is not None:
         free, where = options.max_memory_gb * GIB, f"max_memory_gb={options.max_memory_gb}"
     else:
-        free, where = _free_memory(device), f"free on {device}"
-    if free is None:
-        return
+        memory = device_memory(device)
+        if memory is None:
+            return
+        free, where = memory[0], f"free on {device}"
     if per_row > free:
         raise ValueError(
             f"prompt ({longest_prompt} tokens) + max_new_tokens={options.max_new_tokens} is too long: "
@@ -161,15 +162,3 @@ def _check_memory(
             f"{batch * per_row / GIB:.3g} GiB of cache, {free / GIB:.3g} GiB {where}; "
             f"at most {int(free // per_row)} fit"
         )
-
-
-def _free_memory(device: torch.device) -> float | None:
-    """Bytes free on the device: CUDA's free memory, or the CPU's MemAvailable (None if unknown)."""
-    if device.type == "cuda":
-        return float(torch.cuda.mem_get_info(device)[0])
-    meminfo = Path("/proc/meminfo")
-    if meminfo.is_file():
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return float(line.split()[1]) * 1024
-    return None
