@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import nn
 
+from mamba_lm.build import build_model
 from mamba_lm.config import ClassifierConfig, MambaConfig, TransformerConfig
 
 INIT_FROM = "init_from"
@@ -52,9 +53,7 @@ def model_config_from_dict(values: dict[str, Any]) -> Any:
 
 def build_model_from_dict(values: dict[str, Any]) -> nn.Module:
     """Build the (freshly initialized) model a ``{"arch": ..., **fields}`` dict describes."""
-    import mamba_lm
-
-    return mamba_lm.build_model(model_config_from_dict(values))
+    return build_model(model_config_from_dict(values))
 
 
 def fit_model_to_data(
