@@ -51,7 +51,8 @@ def sampled_digest(handle: BinaryIO, size: int, blocks: int, block_bytes: int) -
     if size <= blocks * block_bytes:
         offsets, length = [0], size
     else:
-        offsets, length = [i * (size - block_bytes) // (blocks - 1) for i in range(blocks)], block_bytes
+        last = size - block_bytes
+        offsets, length = [i * last // max(blocks - 1, 1) for i in range(blocks)], block_bytes
     for offset in offsets:
         handle.seek(offset)
         digest.update(handle.read(length))
