@@ -55,10 +55,10 @@ DEVIATIONS = {
     ],
     "scaling": [
         "Not the Pile: Python source of pinned PyPI packages (configs/data/code_corpus.yaml), a BPE "
-        "tokenizer "
-        "trained on it. These losses are not comparable with the paper's Pile perplexities.",
-        "2^26 = 67.1M tokens per run, 65,536-token batches and a peak lr of 2e-3 for every run (the paper: "
-        "Chinchilla-style token counts from 125M up, 0.5M-token batches, 5x GPT-3's per-size lr).",
+        "tokenizer trained on it. These losses are not comparable with the paper's Pile perplexities.",
+        "62.9M tokens per run (one pass over the corpus), 65,536-token batches and a peak lr of 2e-3 for "
+        "every run (the paper: Chinchilla-style token counts from 125M up, 0.5M-token batches, 5x GPT-3's "
+        "per-size lr).",
         "Widths 256 / 512 / 768; Mamba has twice the layers of Transformer++ at each width, as in the "
         "paper, so each pair has about the same parameter count.",
     ],
