@@ -17,10 +17,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from mamba_lm.files import atomic_directory, atomic_write_bytes, leftover_temporaries  # noqa: F401 (re-exported)
+from mamba_lm.files import atomic_write_json as _atomic_write_json
 
 CACHE_ENV = "MAMBA_LM_CACHE"
 HF_CACHE_ENVS = ("HF_DATASETS_CACHE", "HF_HOME")
@@ -55,26 +57,9 @@ def file_digest(path: str | os.PathLike, chunk_bytes: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a fsynced temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
 def atomic_write_json(path: str | os.PathLike, value: Any) -> None:
-    """Write ``value`` as indented JSON to ``path`` atomically."""
-    atomic_write_bytes(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+    """Write ``value`` as indented JSON with sorted keys to ``path`` atomically (``mamba_lm.files``)."""
+    _atomic_write_json(path, value, sort_keys=True)
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -114,17 +99,12 @@ def build_once(
     with file_lock(target.parent / f".{target.name}.lock"):
         if target.exists() and is_valid(target):
             return target
-        for leftover in target.parent.glob(f".{target.name}.*.tmp"):  # from a process killed mid-build
+        for leftover in leftover_temporaries(target):  # from a process killed mid-build
             shutil.rmtree(leftover, ignore_errors=True)
         if target.exists():
             if on_rebuild is not None:
                 on_rebuild(f"{target} is incomplete or damaged; rebuilding it")
             shutil.rmtree(target)
-        temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-        try:
+        with atomic_directory(target) as temporary:
             build(temporary)
-            os.rename(temporary, target)
-        except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise
     return target

@@ -2,8 +2,8 @@
 
 ``load_for_eval(path)`` accepts what ``mamba_lm.from_pretrained`` reads (``mamba_lm.pretrained``):
 
-1. a run folder of ``train.py`` or one of its checkpoint folders (``mamba_lm.trainer.checkpoint.load_model``);
-   the tokenizer is the run's copy of ``tokenizer.json``;
+1. a run folder of ``train.py`` or one of its checkpoint folders (``mamba_lm.trainer.load_checkpoint``);
+   the tokenizer is the run's copy of ``tokenizer.json`` (``mamba_lm.trainer.RunFolder``);
 2. a Hugging Face folder (``config.json`` with ``model_type`` "mamba" or "llama", weights in
    ``model.safetensors`` / ``pytorch_model.bin``, possibly sharded), converted with ``mamba_lm.hf.from_hf``;
 3. a reference ``mamba_ssm`` folder (``config.json`` with ``d_model``/``n_layer``, weights in its key
@@ -21,8 +21,9 @@ from typing import Any
 
 import torch
 
+from mamba_lm import SequenceClassifier
 from mamba_lm.pretrained import folder_format, from_pretrained, local_folder
-from mamba_lm.trainer.checkpoint import load_model
+from mamba_lm.trainer import find_run_folder, load_checkpoint
 
 from .text_tokenizer import TextTokenizer
 
@@ -40,6 +41,10 @@ class LoadedModel:
     """The resolved training config for runs of train.py; {} otherwise."""
     seqlen: int | None = None
     """The training sequence length when known (the default max_length for lm-eval)."""
+    step: int | None = None
+    """For runs of train.py: the optimizer steps done when the checkpoint was saved."""
+    checkpoint: Path | None = None
+    """For runs of train.py: the checkpoint folder the weights came from."""
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -118,24 +123,25 @@ def load_for_eval(
 
 
 def _load_run(path: Path) -> LoadedModel:
-    model, run_config = load_model(path, device="cpu")
-    data = run_config.get("data") or {}
+    loaded = load_checkpoint(path, device="cpu")
+    data = loaded.run_config.get("data") or {}
     seqlen = data.get("seqlen") if isinstance(data, dict) else None
-    return LoadedModel(model, None, "run", path, run_config, int(seqlen) if seqlen else None)
+    seqlen = int(seqlen) if seqlen else None
+    return LoadedModel(loaded.model, None, "run", path, loaded.run_config, seqlen, loaded.step, loaded.folder)
 
 
 def _find_tokenizer_file(path: Path) -> Path | None:
-    """tokenizer.json in the checkpoint folder or up to two folders above (run/checkpoints/step_N)."""
+    """tokenizer.json in the model folder itself, else the copy in the run folder it belongs to."""
     folder = path if path.is_dir() else path.parent
-    for candidate in (folder, folder.parent, folder.parent.parent):
-        if (candidate / "tokenizer.json").is_file():
-            return candidate / "tokenizer.json"
+    if (folder / "tokenizer.json").is_file():
+        return folder / "tokenizer.json"
+    run_folder = find_run_folder(folder)
+    if run_folder is not None and run_folder.tokenizer_file.is_file():
+        return run_folder.tokenizer_file
     return None
 
 
 def _check_model_type(loaded: LoadedModel, expect: str) -> None:
-    from mamba_lm import SequenceClassifier
-
     is_classifier = isinstance(loaded.model, SequenceClassifier)
     if expect == "lm" and is_classifier:
         raise ValueError(

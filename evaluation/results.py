@@ -11,38 +11,22 @@ them later:
 | ``eval/synthetic.json`` | ``synthetic`` | ``{task: {"lengths": [...], "accuracy": [...]}}`` |
 
 A file is a JSON object; ``update_results`` merges new keys into it (a later evaluation of the
-same key replaces the earlier one), through a temporary file and ``os.replace`` so that a crash
-never leaves half a file.
+same key replaces the earlier one), written atomically (``mamba_lm.files``) so that a crash never
+leaves half a file. Where the files lie is the run folder's (``mamba_lm.trainer.RunFolder``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-EVAL_DIR_NAME = "eval"
-RESULT_FILES = ("perplexity", "harness", "lra", "synthetic")
+from mamba_lm.files import atomic_write_json
+from mamba_lm.files import atomic_write_text as write_text_atomic  # noqa: F401 (the report writes with it)
+from mamba_lm.trainer import RESULT_KINDS, RunFolder, find_run_folder
 
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as tmp:
-            tmp.write(text)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+RESULT_FILES = RESULT_KINDS
 
 
 def write_json_atomic(path: str | Path, payload: Any) -> Path:
@@ -50,8 +34,7 @@ def write_json_atomic(path: str | Path, payload: Any) -> Path:
 
     Non-finite floats are written as ``null`` so that the file stays strict JSON.
     """
-    text = json.dumps(_finite_or_none(payload), indent=2, sort_keys=True, allow_nan=False)
-    return write_text_atomic(path, text + "\n")
+    return atomic_write_json(path, _finite_or_none(payload), sort_keys=True)
 
 
 def read_json(path: str | Path) -> Any:
@@ -65,9 +48,7 @@ def read_json(path: str | Path) -> Any:
 
 def result_path(run_dir: str | Path, kind: str) -> Path:
     """``RUN_DIR/eval/<kind>.json`` for one of ``RESULT_FILES``."""
-    if kind not in RESULT_FILES:
-        raise ValueError(f"unknown result kind {kind!r}; expected one of {', '.join(RESULT_FILES)}")
-    return Path(run_dir) / EVAL_DIR_NAME / f"{kind}.json"
+    return RunFolder(run_dir).result_file(kind)
 
 
 def load_results(run_dir: str | Path, kind: str) -> dict[str, Any]:
@@ -100,10 +81,7 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def run_folder_of(path: str | Path) -> Path | None:
-    """The train.py run folder a run or checkpoint path belongs to (the nearest of the path, its parent
-    and grandparent that holds metrics.jsonl), or None for checkpoints from elsewhere."""
-    path = Path(path)
-    for candidate in (path, path.parent, path.parent.parent):
-        if (candidate / "metrics.jsonl").is_file():
-            return candidate
-    return None
+    """The train.py run folder a run or checkpoint path belongs to (``find_run_folder``), or None for
+    checkpoints from elsewhere."""
+    folder = find_run_folder(path)
+    return folder.path if folder is not None else None

@@ -29,9 +29,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import MambaConfig
+from .files import atomic_write_json, atomic_write_with
 from .models.lm import LMHeadModel
 from .models.mamba_lm import MambaLMHeadModel
-from .trainer.checkpoint import CHECKPOINTS, MANIFEST, MODEL_FILE, load_model
+from .trainer import holds_training_output, load_model
 from .trainer.model_factory import build_model_from_dict, model_config_to_dict
 
 CONFIG_JSON = "config.json"
@@ -71,7 +72,7 @@ def folder_format(path: str | Path) -> str:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}: the path does not exist")
-    if (path / CHECKPOINTS).is_dir() or (path / MANIFEST).is_file() or (path / MODEL_FILE).is_file():
+    if holds_training_output(path):
         if not (path / CONFIG_JSON).is_file() or "model" in _read_config(path):
             return "run"
     if (path / CONFIG_JSON).is_file():
@@ -87,7 +88,7 @@ def folder_format(path: str | Path) -> str:
             "(d_model, n_layer) nor one written by save_pretrained (arch)"
         )
     raise ValueError(
-        f"{path} is neither a run folder (with {CHECKPOINTS}/) nor a checkpoint folder (with {MANIFEST}) "
+        f"{path} is neither a run folder (with checkpoints/) nor a checkpoint folder (with manifest.json) "
         f"nor a model folder with {CONFIG_JSON} and weights (transformers, mamba_ssm or save_pretrained)"
     )
 
@@ -125,8 +126,9 @@ def save_pretrained(model: nn.Module, save_directory: str | Path) -> Path:
     state_dict = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     if getattr(model.config, "tie_embeddings", False):
         state_dict.pop("lm_head.weight", None)  # the embedding's own matrix
-    save_file(state_dict, str(folder / WEIGHT_FILES[0]), metadata={"format": "pt"})
-    (folder / CONFIG_JSON).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    metadata = {"format": "pt"}
+    atomic_write_with(folder / WEIGHT_FILES[0], lambda tmp: save_file(state_dict, str(tmp), metadata))
+    atomic_write_json(folder / CONFIG_JSON, config)
     return folder
 
 

@@ -3,7 +3,8 @@
 Default data: the run's own data config (its held-out split). ``data=NAME`` takes any data config
 under configs/data/ instead (``data.KEY=VALUE`` overrides its keys). ``stride=0`` scores the data
 loader's blocks as the trainer validates; ``stride=S`` a sliding window of ``context`` tokens.
-Prints perplexity, loss, tokens and tokens/s; saves them in RUN_DIR/eval/perplexity.json.
+Prints perplexity, loss, tokens and tokens/s; saves them in RUN_DIR/eval/perplexity.json with the step of
+the checkpoint scored.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def run(options: Options, positional: list[str]) -> int:
     summary = {
         **result.to_dict(),
         "checkpoint": str(options.checkpoint),
+        "step": loaded.step,  # the checkpoint's optimizer steps (None for models from elsewhere)
         "data": data_name,
         "split": options.split,
         "mode": mode,

@@ -1,19 +1,18 @@
-"""Read what a run folder holds for the report: its resolved config, metrics.jsonl and eval results."""
+"""Read what a run folder holds for the report: its resolved config, metrics.jsonl and eval results,
+through the run folder's own reader (``mamba_lm.trainer.RunFolder``)."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from mamba_lm.trainer import RunFolder, read_metrics
 
 from ..results import RESULT_FILES, load_results
 
-# Where the resolved config of a run may live: the trainer's own copy first, then Hydra's.
-CONFIG_CANDIDATES = ("config.yaml", "resolved_config.yaml", ".hydra/config.yaml", "config.json")
+__all__ = ["RunRecord", "hydra_choices", "load_run", "read_metrics", "read_run_config"]
 
 
 @dataclass
@@ -63,7 +62,8 @@ def load_run(path: str | Path) -> RunRecord:
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"run folder {path} does not exist or is not a folder")
-    metrics = read_metrics(path / "metrics.jsonl") if (path / "metrics.jsonl").exists() else []
+    folder = RunFolder(path)
+    metrics = folder.read_metrics()
     results = {kind: load_results(path, kind) for kind in RESULT_FILES}
     results = {kind: value for kind, value in results.items() if value}
     if not metrics and not results:
@@ -72,47 +72,15 @@ def load_run(path: str | Path) -> RunRecord:
             "(the directory train.py wrote, hydra.run.dir)?"
         )
     return RunRecord(
-        name=path.resolve().name, path=path, config=read_run_config(path), metrics=metrics, results=results
+        name=path.resolve().name, path=path, config=folder.read_config(), metrics=metrics, results=results
     )
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a metrics.jsonl file; a truncated last line (a run killed mid-write) is skipped,
-    a damaged line elsewhere raises ``ValueError`` with its line number."""
-    path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            if number == len(lines):
-                break
-            raise ValueError(f"{path}:{number} is not a JSON object ({error})") from error
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """The resolved config of a run as a plain dict ({} when none of CONFIG_CANDIDATES exists)."""
-    for name in CONFIG_CANDIDATES:
-        path = Path(run_dir) / name
-        if path.is_file():
-            text = path.read_text(encoding="utf-8")
-            loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-            return loaded if isinstance(loaded, dict) else {}
-    return {}
+    """The resolved config of a run as a plain dict ({} when it has none; ``RunFolder.read_config``)."""
+    return RunFolder(run_dir).read_config()
 
 
 def hydra_choices(run_dir: str | Path) -> dict[str, str]:
-    """The config-group choices Hydra recorded for a run (``.hydra/hydra.yaml``: experiment, model,
-    data, ...), or {} when the folder has none (runs made outside Hydra, checkpoints from elsewhere)."""
-    path = Path(run_dir) / ".hydra" / "hydra.yaml"
-    if not path.is_file():
-        return {}
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    choices = (loaded.get("hydra") or {}).get("runtime", {}).get("choices") or {}
-    return {str(key): str(value) for key, value in choices.items() if value is not None}
+    """The config-group choices Hydra recorded for a run (``RunFolder.hydra_choices``)."""
+    return RunFolder(run_dir).hydra_choices()

@@ -1,27 +1,50 @@
-"""Training machinery: config schema, optimizer and schedule, the loop, checkpoints, metrics.
+"""Training machinery: config schema, optimizer and schedule, the loop, checkpoints, metrics, the run folder.
+
+Evaluation and reports use the public names below: ``load_checkpoint`` / ``load_model`` and
+``CheckpointError`` to rebuild a trained model, ``RunFolder`` / ``find_run_folder`` / ``read_metrics`` to
+read what a run wrote.
 
 Importing this package needs neither Hydra nor wandb (the Hydra schema registration lives in
 ``mamba_lm.trainer.config_store``; wandb is imported only when a run logs to it).
 """
 
-from .checkpoint import CheckpointError, find_latest_checkpoint, load_model, resolve_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    LoadedCheckpoint,
+    find_latest_checkpoint,
+    load_checkpoint,
+    load_model,
+    resolve_checkpoint,
+)
 from .config import LoggerConfig, OptimConfig, ParamGroupRule, Precision, RunConfig, TrainerConfig
 from .flops import model_flops_per_token, peak_flops_per_device
 from .loop import FitSummary, NonFiniteLossError, Trainer
 from .optim import LRSchedule, build_optimizer, plan_parameter_groups
+from .run_folder import (
+    RESULT_KINDS,
+    RunFolder,
+    RunFolderBusy,
+    find_run_folder,
+    holds_training_output,
+    read_metrics,
+)
 from .runtime import make_accelerator, resolve_precision
 from .step import StepResult, TrainStep, evaluate, forward_loss
 
 __all__ = [
+    "RESULT_KINDS",
     "CheckpointError",
     "FitSummary",
     "LRSchedule",
+    "LoadedCheckpoint",
     "LoggerConfig",
     "NonFiniteLossError",
     "OptimConfig",
     "ParamGroupRule",
     "Precision",
     "RunConfig",
+    "RunFolder",
+    "RunFolderBusy",
     "StepResult",
     "TrainStep",
     "Trainer",
@@ -29,12 +52,16 @@ __all__ = [
     "build_optimizer",
     "evaluate",
     "find_latest_checkpoint",
+    "find_run_folder",
     "forward_loss",
+    "holds_training_output",
+    "load_checkpoint",
     "load_model",
     "make_accelerator",
     "model_flops_per_token",
     "peak_flops_per_device",
     "plan_parameter_groups",
+    "read_metrics",
     "resolve_checkpoint",
     "resolve_precision",
 ]

@@ -1,38 +1,16 @@
 """Checkpoints: save, find, resume, and load a trained model for evaluation.
 
-Layout of a run folder and of one checkpoint::
-
-    RUN_DIR/
-      config.yaml                 the resolved run config (as Hydra composed it, vocab filled in)
-      tokenizer.json              copy of the tokenizer the data used (LM runs with a tokenizer)
-      metrics.jsonl               one JSON object per logged step
-      plots/                      loss and learning-rate curves (PNG)
-      wandb/                      wandb's offline run folder
-      checkpoints/
-        step_00000200/            one checkpoint; the name carries the number of optimizer steps done
-          model.safetensors       fp32 weights, keys = model.state_dict() names (tied weights stored
-                                  once, the alias recorded in the safetensors metadata)
-          optimizer.safetensors   AdamW state tensors, keys "state/<parameter name>/<exp_avg|...>"
-          optimizer.json          AdamW param_groups (lr, betas, weight decay, parameter names)
-          trainer_state.json      step, tokens seen, skipped-step counts, lr schedule, loss scaler,
-                                  and per process: the data loader's state and the RNG states
-          run_config.json         the run config (same content as RUN_DIR/config.yaml, as JSON); not
-                                  "config.json", which transformers would take for a model config
-                                  (checkpoints written before the rename have config.json: still read)
-          manifest.json           size and SHA-256 of every file above; written last
-        .tmp-step_00000300-1234/  a checkpoint being written (or abandoned by a killed process)
-
-A checkpoint is written into a ``.tmp-*`` folder and renamed into place when complete, so a
-``step_*`` folder is never half-written; ``manifest.json`` also catches later damage (a missing,
+Where checkpoints lie and what files one holds: ``run_folder.py``. A checkpoint is written into a
+dot-named temporary folder and renamed into place when complete (``mamba_lm.files.atomic_directory``),
+so a ``step_*`` folder is never half-written; ``manifest.json`` also catches later damage (a missing,
 truncated or altered file). Loading reads safetensors and JSON only: no pickled code runs.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import shutil
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,48 +24,42 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from .state_io import (
+from ..files import atomic_directory, atomic_write_json
+from .model_factory import build_model_from_dict
+from .run_folder import (
+    CHECKPOINT_CONFIG,
+    CHECKPOINTS,
+    LEGACY_CHECKPOINT_CONFIG,
     MANIFEST,
-    atomic_directory,
+    MODEL_FILE,
+    OPTIMIZER_FILE,
+    OPTIMIZER_META,
+    TRAINER_STATE,
+    RunFolder,
+    step_of,
+)
+from .state_io import (
+    CheckpointError,
     flatten_optimizer_state,
     load_tensors,
     manifest_problem,
+    read_json,
     save_tensors,
     unflatten_optimizer_state,
-    write_json_atomic,
     write_manifest,
 )
 
-CHECKPOINTS = "checkpoints"
-MODEL_FILE = "model.safetensors"
-OPTIMIZER_FILE = "optimizer.safetensors"
-OPTIMIZER_META = "optimizer.json"
-TRAINER_STATE = "trainer_state.json"
-CONFIG_FILE = "run_config.json"
-LEGACY_CONFIG_FILE = "config.json"  # the name before transformers' config name was avoided
-_STEP_DIR = re.compile(r"^step_(\d+)$")
+CONFIG_FILE, LEGACY_CONFIG_FILE = CHECKPOINT_CONFIG, LEGACY_CHECKPOINT_CONFIG  # older names of these two
 REQUIRED_FILES = (MODEL_FILE, OPTIMIZER_FILE, OPTIMIZER_META, TRAINER_STATE)  # listed in a valid manifest
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, damaged, or does not fit the model or run."""
-
-
-def _step_of(folder: Path) -> int:
-    return int(_STEP_DIR.match(folder.name).group(1))
-
-
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
-    return Path(run_dir) / CHECKPOINTS / f"step_{step:08d}"
+    return RunFolder(run_dir).checkpoint_dir(step)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """The run's ``step_*`` checkpoint folders, newest (highest step) first; valid or not."""
-    folder = Path(run_dir) / CHECKPOINTS
-    if not folder.is_dir():
-        return []
-    found = [(_step_of(p), p) for p in folder.iterdir() if p.is_dir() and _STEP_DIR.match(p.name)]
-    return [p for _, p in sorted(found, reverse=True)]
+    return RunFolder(run_dir).step_folders()
 
 
 def checkpoint_problem(folder: Path, verify_hashes: bool = True) -> str | None:
@@ -126,8 +98,8 @@ def find_checkpoint_to_resume(run_dir: Path) -> Path | None:
     if latest is None and skipped:
         listed = "; ".join(f"{folder.name}: {problem}" for folder, problem in skipped.items())
         raise CheckpointError(
-            f"resume=auto found no valid checkpoint in {Path(run_dir) / CHECKPOINTS} ({listed}); its "
-            "checkpoints and metrics are untouched. Resume from a checkpoint you trust with resume=PATH, "
+            f"resume=auto found no valid checkpoint in {Path(run_dir) / CHECKPOINTS} ({listed}); the "
+            "run folder is untouched. Resume from a checkpoint you trust with resume=PATH, "
             "or start over deliberately in a new run folder (hydra.run.dir=...) or after moving those "
             "folders and metrics.jsonl away"
         )
@@ -188,23 +160,36 @@ def save_checkpoint(
     rank_states = gather_object([rank_state])
     final = checkpoint_dir(run_dir, step)
     if accelerator.is_main_process:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_directory(final) as tmp:
+        with atomic_directory(final, replaceable=_is_damaged) as tmp:
             save_tensors(tmp / MODEL_FILE, model_state, tied_aliases)
             optim_tensors, optim_meta = flatten_optimizer_state(optim_state)
             save_tensors(tmp / OPTIMIZER_FILE, optim_tensors)
-            write_json_atomic(tmp / OPTIMIZER_META, optim_meta)
+            atomic_write_json(tmp / OPTIMIZER_META, optim_meta)
             state = dict(trainer_state, step=step, world_size=accelerator.num_processes, ranks=rank_states)
-            write_json_atomic(tmp / TRAINER_STATE, state)
-            write_json_atomic(tmp / CONFIG_FILE, run_config)
+            atomic_write_json(tmp / TRAINER_STATE, state)
+            atomic_write_json(tmp / CONFIG_FILE, run_config)
             write_manifest(tmp, step)
     accelerator.wait_for_everyone()
     return final
 
 
+def _is_damaged(folder: Path) -> bool:
+    """A ``step_*`` folder that a new checkpoint of its step may replace: not a valid checkpoint."""
+    return checkpoint_problem(folder, verify_hashes=True) is not None
+
+
+def newer_valid_checkpoints(run_dir: Path, step: int) -> list[Path]:
+    """Valid checkpoints of ``run_dir`` numbered above ``step`` (sizes checked, not hashes), newest first."""
+    return [
+        folder
+        for folder in list_checkpoints(run_dir)
+        if step_of(folder) > step and checkpoint_problem(folder, verify_hashes=False) is None
+    ]
+
+
 def prune_checkpoints(run_dir: Path, keep_last: int, saved_step: int) -> None:
     """After saving checkpoint ``saved_step``: keep the ``keep_last`` newest valid checkpoints up to it,
-    delete the older valid ones, and delete abandoned ``.tmp-*`` folders.
+    delete the older valid ones, and delete the temporary folders of abandoned writes.
 
     Only valid checkpoints count and are deleted (checked by manifest and file sizes; hashes would
     take too long at every save). Any other ``step_*`` folder (junk, a damaged checkpoint, a user's
@@ -214,14 +199,16 @@ def prune_checkpoints(run_dir: Path, keep_last: int, saved_step: int) -> None:
     valid = []
     for folder in list_checkpoints(run_dir):
         problem = checkpoint_problem(folder, verify_hashes=False)
-        if problem is None and _step_of(folder) <= saved_step:
+        if problem is None and step_of(folder) <= saved_step:
             valid.append(folder)
             continue
         why = problem or f"numbered above the step just saved, {saved_step}"
         warnings.warn(f"left {folder} in place ({why}): it does not count toward keep_last", stacklevel=2)
     for old in valid[keep_last:]:
         shutil.rmtree(old, ignore_errors=True)
-    for tmp in (Path(run_dir) / CHECKPOINTS).glob(".tmp-*"):
+    folder = Path(run_dir) / CHECKPOINTS
+    abandoned = list(folder.glob(".step_*.tmp")) + list(folder.glob(".tmp-step_*"))  # and the older naming
+    for tmp in abandoned:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -233,7 +220,7 @@ def load_training_state(
     Returns (trainer_state, this process's rank_state). Raises CheckpointError if the checkpoint
     holds another model or was written by a different number of processes.
     """
-    trainer_state = json.loads((checkpoint / TRAINER_STATE).read_text())
+    trainer_state = read_json(checkpoint / TRAINER_STATE)
     if trainer_state["world_size"] != accelerator.num_processes:
         raise CheckpointError(
             f"checkpoint {checkpoint} was written by {trainer_state['world_size']} processes, this run "
@@ -243,11 +230,22 @@ def load_training_state(
     try:
         set_model_state_dict(model, weights, options=_full_state_options())
     except (RuntimeError, KeyError) as error:
-        raise CheckpointError(f"checkpoint {checkpoint} does not fit this model: {error}") from error
-    optim_meta = json.loads((checkpoint / OPTIMIZER_META).read_text())
+        raise CheckpointError(
+            f"checkpoint {checkpoint} holds another model than this run builds ({_first_problems(error)}): "
+            "resume it with the model it was trained with, or train in another folder (hydra.run.dir=...)"
+        ) from error
+    optim_meta = read_json(checkpoint / OPTIMIZER_META)
     optim_state = unflatten_optimizer_state(load_tensors(checkpoint / OPTIMIZER_FILE), optim_meta)
     set_optimizer_state_dict(model, optimizer, optim_state, options=_full_state_options())
     return trainer_state, trainer_state["ranks"][accelerator.process_index]
+
+
+def _first_problems(error: BaseException, count: int = 2, width: int = 160) -> str:
+    """The first ``count`` problems of torch's many-line load_state_dict error, each cut to ``width``."""
+    lines = [line.strip() for line in str(error).splitlines()[1:] if line.strip()] or [str(error)]
+    cut = [line if len(line) <= width else line[: width - 3] + "..." for line in lines[:count]]
+    more = f"; and {len(lines) - count} more" if len(lines) > count else ""
+    return "; ".join(cut) + more
 
 
 def run_config_file(checkpoint: Path) -> Path:
@@ -262,19 +260,31 @@ def read_run_config(checkpoint: Path) -> dict[str, Any]:
     file = run_config_file(checkpoint)
     if not file.is_file():
         raise CheckpointError(f"checkpoint {checkpoint} has no {CONFIG_FILE} (the run config)")
-    return json.loads(file.read_text())
+    return read_json(file)
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a trained model from a run folder (newest valid checkpoint) or a checkpoint folder.
+@dataclass
+class LoadedCheckpoint:
+    """A trained model rebuilt from a checkpoint (``load_checkpoint``)."""
 
-    Returns (model in eval mode with fp32 weights on ``device``, the run config as a plain dict;
-    ``run_config["model"]`` is the model section with ``arch``, ``run_config["data"]`` the data section).
+    model: nn.Module
+    """In eval mode, fp32 weights, on the requested device."""
+    run_config: dict[str, Any]
+    """The run config as a plain dict: ``["model"]`` the model section (with ``arch``), ``["data"]`` the
+    data section."""
+    folder: Path
+    """The checkpoint folder it was read from."""
+    step: int
+    """Optimizer steps the run had done when it was saved."""
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Rebuild a trained model from a run folder (its newest valid checkpoint) or a checkpoint folder.
+
     Raises FileNotFoundError for a run folder without checkpoints, CheckpointError for a damaged
-    checkpoint or one whose weights do not fit the model its config describes.
+    checkpoint (a file that is not safetensors or JSON included) or one whose weights do not fit the
+    model its config describes.
     """
-    from .model_factory import build_model_from_dict
-
     checkpoint = resolve_checkpoint(path)
     run_config = read_run_config(checkpoint)
     if "model" not in run_config:
@@ -295,4 +305,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
         model.load_state_dict(weights)
     except RuntimeError as error:  # shape mismatch
         raise CheckpointError(f"checkpoint {checkpoint} does not fit the {described}: {error}") from error
-    return model.to(device).eval(), run_config
+    step = int(read_json(checkpoint / TRAINER_STATE)["step"])
+    return LoadedCheckpoint(model.to(device).eval(), run_config, checkpoint, step)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """(model, run config) of ``load_checkpoint(path, device)``."""
+    loaded = load_checkpoint(path, device)
+    return loaded.model, loaded.run_config

@@ -1,6 +1,8 @@
 """The training loop: ``Trainer(...).fit()``.
 
-Read top to bottom: resume (weights, optimizer, data position, RNG), then per step: set the lr,
+Read top to bottom: ``prepare`` (every check of a resume, then weights, optimizer, data position, RNG:
+nothing in the run folder is written before it succeeds), then ``fit``, holding the run folder's lock
+(``RunFolder.lock``), per step: set the lr,
 draw ``grad_accum_steps`` micro-batches, ``TrainStep`` (forward, loss, backward, clip, update),
 count non-finite steps, log, validate, checkpoint; a SIGTERM ends the loop after the current
 step with a checkpoint (``fit`` returns; the training command then exits with status 143). The
@@ -20,19 +22,22 @@ import torch
 from torch import nn
 
 from .checkpoint import (
+    CheckpointError,
     find_checkpoint_to_resume,
     list_checkpoints,
     load_training_state,
+    newer_valid_checkpoints,
     prune_checkpoints,
     resolve_checkpoint,
     save_checkpoint,
 )
 from .config import LoggerConfig, OptimConfig, TrainerConfig
 from .flops import model_flops_per_token, peak_flops_per_device
-from .metrics import METRICS_FILE, MetricsLogger, memory_gb
+from .metrics import MetricsLogger, memory_gb
 from .optim import LRSchedule, build_optimizer
 from .plots import plot_training_curves
 from .rng import capture_rng_state, restore_rng_state
+from .run_folder import RunFolder, is_step_folder, step_of
 from .signals import StopRequest
 from .state_io import tied_parameter_aliases
 from .step import TrainStep, evaluate
@@ -123,6 +128,9 @@ class Trainer:
         self.val_loader = val_loader
         self.seqlen = seqlen
         self.resume = resume
+        self.run_folder = RunFolder(run_dir)
+        self._resumed_from: Path | None = None
+        self._prepared = False
 
     # ----------------------------------------------------------------------------------- setup
     def _checkpoint_to_resume(self) -> Path | None:
@@ -135,7 +143,16 @@ class Trainer:
             return None
         if self.resume == "auto":
             return find_checkpoint_to_resume(self.run_dir)
-        return resolve_checkpoint(self.resume)
+        checkpoint = resolve_checkpoint(self.resume)
+        step = step_of(checkpoint) if is_step_folder(checkpoint) else None
+        newer = newer_valid_checkpoints(self.run_dir, step) if step is not None else []
+        if newer:
+            raise CheckpointError(
+                f"run folder {self.run_dir} has checkpoints newer than resume={self.resume} "
+                f"({', '.join(folder.name for folder in newer)}); this run would reach their steps and meet "
+                "them: resume=auto continues from the newest, or train in another folder (hydra.run.dir=...)"
+            )
+        return checkpoint
 
     def _restore(self, checkpoint: Path, model, optimizer, progress: _Progress) -> None:
         configured = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
@@ -146,7 +163,13 @@ class Trainer:
             group.update(hyperparameters)  # the config's lr/decay win over the checkpoint's
         for key in asdict(progress):
             setattr(progress, key, trainer_state[key])
-        self.train_loader.load_state_dict(rank_state["data"])
+        try:
+            self.train_loader.load_state_dict(rank_state["data"])
+        except (ValueError, KeyError) as error:
+            raise CheckpointError(
+                f"checkpoint {checkpoint} was saved by a run on other data ({error}): resume it with the "
+                "data config it was trained with, or train in another folder (hydra.run.dir=...)"
+            ) from error
         restore_rng_state(rank_state["rng"])
         if self.accelerator.scaler is not None and trainer_state.get("grad_scaler"):
             self.accelerator.scaler.load_state_dict(trainer_state["grad_scaler"])
@@ -172,10 +195,15 @@ class Trainer:
             prune_checkpoints(self.run_dir, self.config.keep_last, self.progress.step)
         return path
 
-    def _setup(self) -> Path | None:
-        """Optimizer, accelerate wrapping, schedule, and the state of the checkpoint resumed from."""
+    def prepare(self) -> Path | None:
+        """Optimizer, accelerate wrapping, schedule, and the state of the checkpoint resumed from.
+
+        Every check of a resume (a valid checkpoint, the same model, data and number of processes) runs
+        here, and nothing in the run folder is written: a refused resume leaves it as it was. Returns the
+        checkpoint resumed from (None for a fresh start). Call it under ``run_folder.lock()`` when files
+        are written after it; ``fit`` prepares (under the lock) when nobody did.
+        """
         cfg, accelerator = self.config, self.accelerator
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         checkpoint = self._checkpoint_to_resume()
         self.tied_aliases = tied_parameter_aliases(self.unwrapped_model)
         model, seqlen = self.unwrapped_model, self.seqlen
@@ -188,8 +216,14 @@ class Trainer:
         if checkpoint is not None:
             self._restore(checkpoint, self.model, self.optimizer, self.progress)
         self.forward_model = torch.compile(self.model) if cfg.compile else self.model
+        self._resumed_from, self._prepared = checkpoint, True
+        return checkpoint
+
+    def _open_log(self) -> None:
+        """The metrics log (main process): drops records logged after the checkpoint resumed from."""
+        cfg, checkpoint = self.config, self._resumed_from
         self.log = None
-        if accelerator.is_main_process:
+        if self.accelerator.is_main_process:
             self.log = MetricsLogger(
                 self.run_dir,
                 self.logger_config,
@@ -200,13 +234,22 @@ class Trainer:
             )
             if checkpoint is not None:
                 self.log.message(f"resumed from {checkpoint} at step {self.progress.step}")
-        return checkpoint
 
     # ------------------------------------------------------------------------------------- fit
     def fit(self) -> FitSummary:
-        """Train up to ``trainer.max_steps``; returns a summary. Raises NonFiniteLossError (see config)."""
+        """Train up to ``trainer.max_steps`` holding the run folder's lock; returns a summary.
+
+        Raises RunFolderBusy when another run holds the folder, NonFiniteLossError (see config).
+        """
+        with self.run_folder.lock(self.accelerator):
+            if not self._prepared:
+                self.prepare()
+            self._open_log()
+            return self._train()
+
+    def _train(self) -> FitSummary:
         cfg = self.config
-        last_checkpoint = self._setup()
+        last_checkpoint = self._resumed_from
         progress = self.progress
         train_step = TrainStep(
             self.accelerator, self.forward_model, self.optimizer, self.task, self.optim_config.grad_clip
@@ -238,7 +281,7 @@ class Trainer:
             if self.log is not None:
                 self.log.close()
         if self.accelerator.is_main_process and cfg.plots:
-            plot_training_curves(self.run_dir / METRICS_FILE, self.run_dir / "plots")
+            plot_training_curves(self.run_folder.metrics_file, self.run_folder.plots_dir)
         self.accelerator.wait_for_everyone()
         return FitSummary(progress.step, stopped, last_checkpoint, progress.skipped_steps, record)
 

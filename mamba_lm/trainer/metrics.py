@@ -18,11 +18,20 @@ from typing import Any
 
 import torch
 
+from ..files import atomic_write_json
 from .config import LoggerBackend, LoggerConfig
-from .state_io import write_json_atomic
+from .run_folder import METRICS as METRICS_FILE
+from .run_folder import RunFolder, read_metrics
 
-METRICS_FILE = "metrics.jsonl"
-_WANDB_ID_FILE = "wandb_run_id.json"
+__all__ = [
+    "METRICS_FILE",
+    "MetricsLogger",
+    "format_postfix",
+    "memory_gb",
+    "metrics_line",
+    "read_metrics",  # the run folder's one metrics reader, re-exported
+    "wandb_init_settings",
+]
 DEFAULT_WANDB_MODE = "offline"
 DEFAULT_WANDB_PROJECT = "mamba-lm"
 logger = logging.getLogger(__name__)
@@ -34,25 +43,6 @@ def memory_gb(device: torch.device) -> float:
         return torch.cuda.max_memory_allocated(device) / 1e9
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     return peak_kb / 1e6
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of a metrics.jsonl file (an empty list if it does not exist)."""
-    if not Path(path).exists():
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop records after ``last_step`` (logged after the checkpoint a run resumes from)."""
-    records = read_metrics(path)
-    kept = [r for r in records if r.get("step", 0) <= last_step]
-    if len(kept) == len(records):
-        return
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    os.replace(tmp, path)
 
 
 class MetricsLogger:
@@ -68,8 +58,9 @@ class MetricsLogger:
         progress_bar: bool,
     ) -> None:
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / METRICS_FILE
-        truncate_metrics(self.path, start_step)
+        folder = RunFolder(run_dir)
+        self.path = folder.metrics_file
+        folder.drop_metrics_after(start_step)
         self._file = open(self.path, "a")  # noqa: SIM115 (open for the whole run, closed in close())
         self._wandb_run = (
             self._start_wandb(config, run_config) if config.backend == LoggerBackend.wandb else None
@@ -83,9 +74,9 @@ class MetricsLogger:
     def _start_wandb(self, config: LoggerConfig, run_config: dict[str, Any]):
         import wandb
 
-        id_file = self.run_dir / _WANDB_ID_FILE  # the same wandb run continues after a resume
+        id_file = RunFolder(self.run_dir).wandb_id_file  # the same wandb run continues after a resume
         run_id = json.loads(id_file.read_text())["id"] if id_file.exists() else secrets.token_hex(6)
-        write_json_atomic(id_file, {"id": run_id})
+        atomic_write_json(id_file, {"id": run_id})
         return wandb.init(
             **wandb_init_settings(config, self.run_dir), config=run_config, id=run_id, resume="allow"
         )

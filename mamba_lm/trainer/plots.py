@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from .metrics import read_metrics
+from ..files import atomic_write_with
+from .run_folder import read_metrics
 
 
 def _save_atomic(figure, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    figure.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    atomic_write_with(path, lambda temporary: figure.savefig(temporary, dpi=120, format="png"))
 
 
 def plot_training_curves(metrics_path: Path, out_dir: Path) -> list[Path]:

@@ -1,4 +1,6 @@
-"""File formats of a checkpoint: safetensors and JSON only, written atomically, checked by a manifest.
+"""File formats of a checkpoint: safetensors and JSON only, checked by a manifest.
+
+The folder is written atomically as a whole (``mamba_lm.files.atomic_directory``).
 
 Nothing here unpickles: tensors go through ``safetensors``, everything else through ``json``.
 Tied parameters (an embedding shared with the LM head) are stored once; the other names are
@@ -7,66 +9,25 @@ recorded as aliases in the safetensors metadata and restored on load.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+
+from ..files import atomic_write_json
 
 MANIFEST = "manifest.json"
 FORMAT = "mamba_lm.checkpoint"
 FORMAT_VERSION = 1
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush a directory entry (a rename inside it) to disk where the OS allows it."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def atomic_directory(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it is renamed to ``final`` in one step.
-
-    If the block raises, the temporary folder is deleted and ``final`` is untouched. A process
-    killed midway leaves only a ``.tmp-*`` folder, which readers ignore.
-    """
-    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        for file in tmp.iterdir():
-            with open(file, "rb") as f:
-                os.fsync(f.fileno())
-        if final.exists():  # a checkpoint of the same step from an earlier, interrupted attempt
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        fsync_dir(final.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, damaged, or does not fit the model or run."""
 
 
 def tied_parameter_aliases(model: torch.nn.Module) -> dict[str, str]:
@@ -93,13 +54,29 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], aliases: dict[str
 
 
 def load_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Load what ``save_tensors`` wrote; alias names point at the same tensor as their target."""
-    tensors = load_file(str(path), device=str(device))
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-    for alias, target in json.loads(metadata.get("aliases", "{}")).items():
-        tensors[alias] = tensors[target]
+    """Load what ``save_tensors`` wrote; alias names point at the same tensor as their target.
+
+    Raises CheckpointError naming the file when it is not a readable safetensors file.
+    """
+    try:
+        tensors = load_file(str(path), device=str(device))
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        aliases = json.loads(metadata.get("aliases", "{}"))
+        for alias, target in aliases.items():
+            tensors[alias] = tensors[target]
+    except (SafetensorError, OSError, ValueError, KeyError, AttributeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path} is not a readable safetensors file ({reason})") from error
     return tensors
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file of a checkpoint; CheckpointError names the file when it is missing or not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} is not a readable JSON file ({error})") from error
 
 
 def flatten_optimizer_state(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -151,7 +128,7 @@ def write_manifest(folder: Path, step: int) -> None:
         if file.name != MANIFEST
     }
     manifest = {"format": FORMAT, "version": FORMAT_VERSION, "step": step, "files": files}
-    write_json_atomic(folder / MANIFEST, manifest)
+    atomic_write_json(folder / MANIFEST, manifest)
 
 
 def manifest_problem(folder: Path, verify_hashes: bool = True, required: Iterable[str] = ()) -> str | None:

@@ -186,8 +186,8 @@ def test_resume_auto_refuses_when_every_checkpoint_is_damaged_and_changes_nothin
     _corrupt(newest / "model.safetensors")
     (older / "manifest.json").unlink()
 
-    def snapshot():
-        files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    def snapshot():  # every file but the lock, which each start rewrites with its pid
+        files = sorted(p for p in tmp_path.rglob("*") if p.is_file() and p.name != "run.lock")
         return {str(p.relative_to(tmp_path)): p.read_bytes() for p in files}
 
     before = snapshot()

@@ -128,3 +128,56 @@ def test_sigterm_saves_a_checkpoint_and_exits_with_143(tmp_path, data_cache):
     stopped_at = read_metrics(run / "metrics.jsonl")[-1]["step"]
     assert f"stopped by SIGTERM at step {stopped_at}" in output
     assert [c.name for c in list_checkpoints(run)] == [f"step_{stopped_at:08d}"]
+
+
+def error_lines(result) -> list[str]:
+    """The lines of stderr that are not log records (Hydra's log lines start with '[')."""
+    return [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("[")]
+
+
+def test_a_refused_resume_leaves_the_run_folder_as_it_was(tmp_path, data_cache):
+    """Another model, another data.seqlen, every checkpoint damaged: refused before any file is written."""
+    run = tmp_path / "run"
+    quick = ["logger=none", "trainer.eval_every=0", "trainer.plots=false"]
+    train(run, data_cache, "model=mamba_tiny", "trainer.max_steps=2", *quick)
+    kept = ("config.yaml", "tokenizer.json", "metrics.jsonl")
+    before = {name: (run / name).read_bytes() for name in kept}
+    (checkpoint,) = list_checkpoints(run)
+    weights = (checkpoint / "model.safetensors").read_bytes()
+
+    refusals = [
+        (["model=transformer_tiny"], "holds another model than this run builds"),
+        (["model=mamba_tiny", "data.seqlen=64"], "was saved by a run on other data"),
+    ]
+    for overrides, message in refusals:
+        result = train(run, data_cache, *overrides, "trainer.max_steps=4", *quick, check=False)
+        assert result.returncode == 1, result.stderr[-3000:]
+        (line,) = error_lines(result)
+        assert line.startswith(f"error: checkpoint {checkpoint} ") and message in line
+        assert {name: (run / name).read_bytes() for name in kept} == before, overrides
+    (checkpoint / "model.safetensors").write_bytes(weights[:-1] + bytes([weights[-1] ^ 1]))
+    result = train(run, data_cache, "model=mamba_tiny", "trainer.max_steps=4", *quick, check=False)
+    assert result.returncode == 1 and "error: resume=auto found no valid checkpoint" in result.stderr
+    assert {name: (run / name).read_bytes() for name in kept} == before
+
+
+def test_errors_are_one_line_and_a_refused_new_folder_is_not_left_behind(tmp_path, data_cache):
+    run = tmp_path / "new"
+    result = train(run, data_cache, "trainer.max_steps=0", check=False)
+    assert result.returncode == 1
+    assert error_lines(result) == ["error: config key 'trainer.max_steps' must be >= 1, got 0"]
+    assert not run.exists()  # Hydra had made it; the refused run removed it again
+
+    result = train(run, data_cache, "model=mamba_tiny", f"resume={tmp_path / 'nothing'}", check=False)
+    assert error_lines(result) == [f"error: checkpoint path {tmp_path / 'nothing'} does not exist"]
+    assert result.returncode == 1 and not run.exists()
+
+    (tmp_path / "a_file").write_text("")
+    result = train(tmp_path / "a_file" / "run", data_cache, check=False)
+    assert result.returncode == 1
+    assert error_lines(result)[0].startswith("error: cannot use hydra.run.dir as the run folder: [Errno 20]")
+
+    env = dict(os.environ, MAMBA_LM_DEBUG="1", MAMBA_LM_CACHE=str(data_cache))
+    command = [sys.executable, str(REPO / "train.py"), f"hydra.run.dir={run}", "trainer.max_steps=0"]
+    debug = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "ValueError" in debug.stderr
