@@ -189,6 +189,8 @@ class LRSchedule:
 
     def lr(self, step: int) -> float:
         """Learning rate of the main group at update ``step`` (0-based)."""
+        if self.schedule == Schedule.cosine and step >= self.max_steps:
+            return self.min_lr  # past the planned end (a resumed run that trains longer), even mid-warmup
         if step < self.warmup_steps:
             return self.peak_lr * (step + 1) / self.warmup_steps
         if self.schedule == Schedule.constant:

@@ -73,6 +73,12 @@ def test_an_uninterrupted_run_logs_nothing_and_stores_its_plan(accelerator, tmp_
     assert plan == LRSchedule(PEAK, MIN_LR, WARMUP, 4).state_dict()
 
 
+def test_past_the_planned_end_is_min_lr_even_when_the_warmup_was_longer_than_the_run():
+    planned = LRSchedule(PEAK, MIN_LR, warmup_steps=10, max_steps=6)
+    assert planned.lr(5) == pytest.approx(PEAK * 6 / 10)
+    assert planned.lr(6) == planned.lr(50) == MIN_LR
+
+
 def test_plan_round_trips_and_scales_with_the_groups():
     schedule = LRSchedule(2e-3, 1e-5, 0, 100, decay_start_step=40, decay_start_lr=1e-3)
     copy = LRSchedule(1.0, 0.0, 0, 1)
