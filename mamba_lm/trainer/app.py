@@ -48,6 +48,7 @@ register_configs()
 
 
 DEBUG_ENV = "MAMBA_LM_DEBUG"
+_HYDRA_RECORD_OVERRIDE = "hydra.output_subdir=null"  # main: the app writes .hydra/ after the resume checks
 _EXPECTED_ERRORS = (ValueError, OSError, RuntimeError, HydraException, OmegaConfBaseException)
 _started = False  # whether Hydra reached ``train`` (an OSError before it: hydra.run.dir is unusable)
 
@@ -123,7 +124,19 @@ def _train(cfg: DictConfig, run, model_values: dict, accelerator, folder: RunFol
     if accelerator.is_main_process:
         folder.write_config(run_config)
         folder.copy_tokenizer(data.tokenizer_file)
+        if HydraConfig.get().output_subdir is None and _HYDRA_RECORD_OVERRIDE in sys.argv:
+            _write_hydra_record(cfg, folder)
     return trainer.fit()
+
+
+def _write_hydra_record(cfg: DictConfig, folder: RunFolder) -> None:
+    """Hydra's .hydra/ record, as Hydra writes it, once the run is accepted (see ``main``)."""
+    hydra_config = HydraConfig.get()
+    folder.write_hydra_record(
+        OmegaConf.to_yaml(cfg),
+        OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_config})),
+        OmegaConf.to_yaml(hydra_config.overrides.task),
+    )
 
 
 def one_line(error: BaseException) -> str:
@@ -185,6 +198,8 @@ def _hydra_raises() -> Iterator[None]:
 def main() -> None:
     """Console entry point ``mamba-lm-train``: an error prints ``error: <cause>`` and exits with status 1
     (with ``MAMBA_LM_DEBUG=1``, the traceback)."""
+    if not any(argument.lstrip("+").startswith("hydra.output_subdir=") for argument in sys.argv[1:]):
+        sys.argv.append(_HYDRA_RECORD_OVERRIDE)  # Hydra would rewrite .hydra/ even on a refused start
     if _debugging():
         train()
         return

@@ -185,6 +185,16 @@ class RunFolder:
             raise FileNotFoundError(f"the data module's tokenizer file {source} does not exist")
         return atomic_copy(source, self.tokenizer_file)
 
+    def write_hydra_record(self, config_yaml: str, hydra_yaml: str, overrides_yaml: str) -> None:
+        """Write Hydra's record of the command (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``)
+        atomically; the training command writes it once a run is accepted, not Hydra at every start."""
+        for name, text in (
+            ("config.yaml", config_yaml),
+            ("hydra.yaml", hydra_yaml),
+            ("overrides.yaml", overrides_yaml),
+        ):
+            atomic_write_text(self.path / HYDRA / name, text)
+
     def drop_metrics_after(self, step: int) -> None:
         """Keep the metrics records up to ``step`` (a run resuming from that checkpoint logs the rest
         again); also rewrites a file whose last line a killed run left cut short, so appends stay whole."""

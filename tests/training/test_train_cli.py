@@ -136,12 +136,14 @@ def error_lines(result) -> list[str]:
 
 
 def test_a_refused_resume_leaves_the_run_folder_as_it_was(tmp_path, data_cache):
-    """Another model, another data.seqlen, every checkpoint damaged: refused before any file is written."""
+    """Another model, another data.seqlen, every checkpoint damaged: refused before any file is written
+    (Hydra's record of the command in .hydra/ too: the training command writes it once a run is accepted)."""
     run = tmp_path / "run"
     quick = ["logger=none", "trainer.eval_every=0", "trainer.plots=false"]
     train(run, data_cache, "model=mamba_tiny", "trainer.max_steps=2", *quick)
-    kept = ("config.yaml", "tokenizer.json", "metrics.jsonl")
+    kept = ("config.yaml", "tokenizer.json", "metrics.jsonl", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
     before = {name: (run / name).read_bytes() for name in kept}
+    assert yaml.safe_load(before[".hydra/hydra.yaml"])["hydra"]["runtime"]["choices"]["model"] == "mamba_tiny"
     (checkpoint,) = list_checkpoints(run)
     weights = (checkpoint / "model.safetensors").read_bytes()
 
