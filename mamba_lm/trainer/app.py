@@ -12,8 +12,10 @@ stopped run, which ``resume=auto`` continues, from a finished one. An error (a v
 data, a checkpoint, a run folder in use or unusable) prints one line ``error: <cause>`` and exits with 1;
 ``MAMBA_LM_DEBUG=1`` shows the traceback instead.
 
-The run holds the run folder's lock from the start; every check of a resume runs before anything in
-the folder is written, and a refused run leaves a new folder's Hydra files nowhere behind.
+The run holds the run folder's lock from the start (a second run on the folder is refused at once);
+every check of a resume runs before anything in the folder is written, Hydra's record (.hydra/) included,
+which is written only once the run is accepted; a refused run on a new folder removes the folder Hydra
+made for it.
 
 This is the one module that joins the data package and the trainer; the Hydra configs come from the
 checkout's configs/ or, in an installed package, from the copy shipped with it (``config_files``).
