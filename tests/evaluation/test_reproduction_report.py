@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -48,7 +50,7 @@ def test_synthetic_and_scaling_sections_show_ours_beside_the_paper(tmp_path):
 
     text = build_reproduction(root, tmp_path / "docs").read_text()
 
-    assert "ours: Mamba (200 of 204,800 steps)" in text
+    assert "ours: Mamba (200 steps of the paper's 204,800)" in text
     assert "| 2^10 | 99.5 | 100.0 |" in text  # ours beside Table 11's Mamba column
     assert "No gate / S4" in text and "18.3" in text and "17.0" in text
     assert "python train.py experiment=x/induction_heads hydra.run.dir=outputs/repro/induction_heads" in text
@@ -58,3 +60,15 @@ def test_synthetic_and_scaling_sections_show_ours_beside_the_paper(tmp_path):
     assert "| s |" in scaling and "3.0000" in scaling  # the last validation loss of each family
     assert "not run" in scaling  # sizes m and l have no runs
     assert "Not the Pile" in scaling
+    assert "Size s at step 200 (same tokens, same batches): Mamba 3.0000, Transformer++ 3.0000" in scaling
+
+
+def test_the_report_command_has_a_reproduction_mode(tmp_path):
+    (tmp_path / "repro").mkdir()
+    command = [sys.executable, "-m", "mamba_lm.evaluation", "report", "mode=reproduction"]
+    command += [f"root={tmp_path / 'repro'}", f"out={tmp_path / 'docs'}"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "docs" / "reproduction.md").is_file()
+    bad = subprocess.run(command[:4] + ["mode=paper"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "mode must be one of runs, reproduction" in bad.stderr
