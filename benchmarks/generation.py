@@ -48,6 +48,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mamba_lm import build_model, configs  # noqa: E402
 from mamba_lm.config import TransformerConfig  # noqa: E402
+from mamba_lm.files import atomic_write_text, atomic_write_with  # noqa: E402
 from mamba_lm.static_decoder import Sampling, decoder_for, inference_cache_bytes, release_decoder  # noqa: E402
 
 OURS = "mamba_130m,mamba_1.4b,transformer_125m,transformer_1.3b"
@@ -300,7 +301,7 @@ def plot(results: list[Measurement], path: Path) -> None:
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    atomic_write_with(path, lambda temporary: figure.savefig(temporary, dpi=120, format="png"))
 
 
 def main() -> None:
@@ -397,10 +398,10 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     environment = {"device": device_name(), "torch": torch.__version__, "max_batch": max_batch}
-    out.write_text(
-        json.dumps({"environment": environment, "results": [asdict(m) for m in results]}, indent=1)
+    atomic_write_text(
+        out, json.dumps({"environment": environment, "results": [asdict(m) for m in results]}, indent=1)
     )
-    out.with_suffix(".md").write_text(markdown(results))
+    atomic_write_text(out.with_suffix(".md"), markdown(results))
     plot(results, out.with_suffix(".png"))
     print("\n" + markdown(results))
     print(

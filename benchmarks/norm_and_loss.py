@@ -34,6 +34,8 @@ from mamba_lm.kernels.layer_norm.triton_norm import (  # noqa: E402
     plan,
 )
 
+from mamba_lm.files import atomic_write_text  # noqa: E402
+
 ROWS, WIDTHS = 32768, (768, 1536, 2048)
 VOCAB, D_MODEL = 50280, 768
 COPY_BW = 4.25e12  # bytes/s, device copy (ANCHORS.md)
@@ -229,7 +231,7 @@ def main():
         bench_norm(d, args.sweep, args.compile)
     bench_cross_entropy()
     if args.out:
-        args.out.write_text(json.dumps(rows_out, indent=1))
+        atomic_write_text(args.out, json.dumps(rows_out, indent=1))
 
 
 if __name__ == "__main__":

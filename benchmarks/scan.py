@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mamba_lm.kernels import selective_scan_fn, selective_scan_ref  # noqa: E402
 from mamba_lm.kernels.selective_scan.triton_scan import plan, selective_scan_triton  # noqa: E402
 
+from mamba_lm.files import atomic_write_text  # noqa: E402
+
 DIM, DSTATE, TOKENS = 2048, 16, 65536
 COPY_BW = 4.25e12  # bytes/s, device copy (ANCHORS.md)
 EXP_RATE = 4.0e12  # exp2/s (ANCHORS.md)
@@ -197,7 +199,7 @@ def main():
         print(json.dumps(row), flush=True)
     results["rows"] = rows
     if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1))
+        atomic_write_text(args.out, json.dumps(results, indent=1))
     if not args.sweep:
         print_table(rows)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mamba_lm import build_model, configs  # noqa: E402
+from mamba_lm.files import atomic_write_text  # noqa: E402
 from mamba_lm.modules.fusion import set_fused  # noqa: E402
 from mamba_lm.trainer import (  # noqa: E402
     OptimConfig,
@@ -201,9 +201,7 @@ def main() -> None:
         "results": [asdict(r) for r in rows],
     }
     if args.out:
-        tmp = args.out.with_name(f".{args.out.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(report, indent=1))
-        os.replace(tmp, args.out)
+        atomic_write_text(args.out, json.dumps(report, indent=1))
         print(f"wrote {args.out}")
 
 

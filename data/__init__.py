@@ -15,7 +15,11 @@ from typing import Any
 
 from mamba_lm.data.config import parse_data_config
 from mamba_lm.data.datamodule import DataModule
+from mamba_lm.data.lm.datamodule import LMDataModule
 from mamba_lm.data.lm.prepare import check_vocab_fits
+from mamba_lm.data.lm.streaming import StreamingLMDataModule
+from mamba_lm.data.lra.datamodule import LRADataModule
+from mamba_lm.data.synthetic.datamodule import SyntheticDataModule
 
 __all__ = ["DataModule", "build_datamodule", "check_vocab_fits", "parse_data_config"]
 
@@ -31,16 +35,8 @@ def build_datamodule(data_cfg: Any, seed: int, rank: int = 0, world_size: int = 
         raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
     if config.kind == "lm":
         if config.dataset.streaming:
-            from mamba_lm.data.lm.streaming import StreamingLMDataModule
-
             return StreamingLMDataModule(config, seed, rank, world_size)
-        from mamba_lm.data.lm.datamodule import LMDataModule
-
         return LMDataModule(config, seed, rank, world_size)
     if config.kind in ("selective_copying", "induction_heads"):
-        from mamba_lm.data.synthetic.datamodule import SyntheticDataModule
-
         return SyntheticDataModule(config, seed, rank, world_size)
-    from mamba_lm.data.lra.datamodule import LRADataModule
-
     return LRADataModule(config, seed, rank, world_size)

@@ -23,6 +23,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from mamba_lm.data import build_datamodule
+from mamba_lm.data.lm.code_corpus import build_code_corpus
+from mamba_lm.data.lm.shards import ShardError, load_manifest
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "data"
 USAGE = """usage: python -m data build NAME|FILE.yaml [KEY=VALUE ...]
@@ -58,8 +61,6 @@ def load_config(name: str, overrides: list[str]) -> dict:
 
 
 def build(args: list[str]) -> int:
-    from mamba_lm.data import build_datamodule
-
     if not args:
         print(USAGE, file=sys.stderr)
         return 2
@@ -69,8 +70,6 @@ def build(args: list[str]) -> int:
 
 
 def verify(args: list[str]) -> int:
-    from mamba_lm.data.lm.shards import ShardError, load_manifest
-
     if len(args) not in (1, 2) or args[1:] not in ([], ["sample"], ["full"]):
         print(USAGE, file=sys.stderr)
         return 2
@@ -87,8 +86,6 @@ def verify(args: list[str]) -> int:
 
 
 def code_corpus(args: list[str]) -> int:
-    from mamba_lm.data.lm.code_corpus import build_code_corpus
-
     options = parse_overrides(args)
     unknown = sorted(set(options) - {"out", "packages", "downloads", "max_file_bytes", "shard_bytes"})
     if "out" not in options or unknown:

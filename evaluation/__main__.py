@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from mamba_lm.trainer import CheckpointError
+
 from .cli import EvaluationError, UsageError, describe_options, parse_options, split_arguments
 from .commands import COMMANDS
 
@@ -54,8 +56,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors that describe bad input or an unusable environment: printed as one line, no traceback."""
-    from mamba_lm.trainer.checkpoint import CheckpointError
-
     return (ValueError, FileNotFoundError, FileExistsError, KeyError, EvaluationError, CheckpointError)
 
 

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from mamba_lm.data import build_datamodule
 from omegaconf import OmegaConf
 
-from mamba_lm.trainer.config_files import config_dir
+from mamba_lm.trainer import config_dir
 from mamba_lm.trainer.config_store import register_configs
 
 from .text_tokenizer import TextTokenizer

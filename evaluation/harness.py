@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from . import LM_EVAL_MODEL_NAME, register_lm_eval_model
 from .cli import EvaluationError
 from .published import PAPER_TASK_METRICS
 
@@ -103,8 +104,6 @@ def run_harness(
     """
     import lm_eval
     from lm_eval.tasks import TaskManager
-
-    from . import LM_EVAL_MODEL_NAME, register_lm_eval_model
 
     register_lm_eval_model()
     if not include_defaults and not include_path:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import torch
 
+from .build import build_model
 from .config import MambaConfig, TransformerConfig
 
 _REGISTRY: dict[str, Callable[[], MambaConfig | TransformerConfig]] = {
@@ -62,8 +63,6 @@ def get(name: str, **overrides) -> MambaConfig | TransformerConfig:
 
 def count_parameters(config: MambaConfig | TransformerConfig) -> int:
     """Parameters of the model ``config`` describes (tied embeddings once), built on the meta device."""
-    from .build import build_model
-
     model = build_model(config, device=torch.device("meta"))
     return sum(p.numel() for p in model.parameters())
 

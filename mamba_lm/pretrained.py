@@ -32,8 +32,7 @@ from .config import MambaConfig
 from .files import atomic_write_json, atomic_write_with
 from .models.lm import LMHeadModel
 from .models.mamba_lm import MambaLMHeadModel
-from .trainer import holds_training_output, load_model
-from .trainer.model_factory import build_model_from_dict, model_config_to_dict
+from .trainer import build_model_from_dict, holds_training_output, load_model, model_config_to_dict
 
 CONFIG_JSON = "config.json"
 HF_MODEL_TYPES = ("mamba", "llama")

@@ -21,12 +21,13 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 from mamba_lm.data.cache import atomic_write_json, file_digest, read_json
+
+from mamba_lm.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +99,8 @@ class ShardWriter:
 
     def _write(self, tokens: np.ndarray) -> None:
         name = f"{self.split}-{len(self.shards):05d}.bin"
-        temporary = self.folder / f".{name}.tmp"
         data = tokens.tobytes()
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.folder / name)
+        atomic_write_bytes(self.folder / name, data)
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
         sampled = sampled_digest(io.BytesIO(data), len(data), SAMPLE_BLOCKS, SAMPLE_BLOCK_BYTES)
         self.shards.append(

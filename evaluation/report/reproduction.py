@@ -16,8 +16,7 @@ import torch
 import yaml
 from tokenizers import Tokenizer
 
-from mamba_lm.trainer.flops import model_flops_per_token
-from mamba_lm.trainer.model_factory import build_model_from_dict
+from mamba_lm.trainer import build_model_from_dict, model_flops_per_token
 
 from ..published import INDUCTION_HEADS_PUBLISHED, LRA_PUBLISHED, SELECTIVE_COPYING_PUBLISHED
 from ..results import write_text_atomic

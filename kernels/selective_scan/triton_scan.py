@@ -17,6 +17,7 @@ import triton
 
 from ..launch import optional_ptr, strides
 from .ref import as_grouped
+from .torch_scan import selective_scan_torch
 from .triton_bwd import adjoint_local_kernel, scan_bwd_kernel
 from .triton_chunks import combine_states_kernel
 from .triton_fwd import scan_fwd_kernel
@@ -343,8 +344,6 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
 
     ``config`` overrides the launch plan (tests use it to force the chunked paths)."""
     if u.shape[-1] == 0:
-        from .torch_scan import selective_scan_torch
-
         return selective_scan_torch(
             u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, seq_idx
         )

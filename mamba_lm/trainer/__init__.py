@@ -2,7 +2,8 @@
 
 Evaluation and reports use the public names below: ``load_checkpoint`` / ``load_model`` and
 ``CheckpointError`` to rebuild a trained model, ``RunFolder`` / ``find_run_folder`` / ``read_metrics`` to
-read what a run wrote.
+read what a run wrote; ``build_model_from_dict`` / ``model_config_to_dict`` for the model dicts that run
+configs and checkpoints store; ``config_dir`` for the Hydra configs.
 
 Importing this package needs neither Hydra nor wandb (the Hydra schema registration lives in
 ``mamba_lm.trainer.config_store``; wandb is imported only when a run logs to it).
@@ -17,8 +18,10 @@ from .checkpoint import (
     resolve_checkpoint,
 )
 from .config import LoggerConfig, OptimConfig, ParamGroupRule, Precision, RunConfig, TrainerConfig
+from .config_files import config_dir
 from .flops import model_flops_per_token, peak_flops_per_device
 from .loop import FitSummary, NonFiniteLossError, Trainer
+from .model_factory import build_model_from_dict, model_config_from_dict, model_config_to_dict
 from .optim import LRSchedule, build_optimizer, plan_parameter_groups
 from .run_folder import (
     RESULT_KINDS,
@@ -49,7 +52,9 @@ __all__ = [
     "TrainStep",
     "Trainer",
     "TrainerConfig",
+    "build_model_from_dict",
     "build_optimizer",
+    "config_dir",
     "evaluate",
     "find_latest_checkpoint",
     "find_run_folder",
@@ -58,6 +63,8 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "make_accelerator",
+    "model_config_from_dict",
+    "model_config_to_dict",
     "model_flops_per_token",
     "peak_flops_per_device",
     "plan_parameter_groups",
