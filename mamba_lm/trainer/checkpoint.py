@@ -217,13 +217,18 @@ def load_training_state(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Load weights and optimizer state into the (possibly wrapped) model and optimizer.
 
-    Returns (trainer_state, this process's rank_state). Raises CheckpointError if the checkpoint
-    holds another model or was written by a different number of processes.
+    Returns (trainer_state, this process's rank_state). A checkpoint of N processes resumes on M when
+    all N saved one data position (the samplers' global position, identical on every rank): each
+    process continues from it, with the RNG state of saved process ``index mod N``; keep the global
+    batch (micro_batch_size x grad_accum_steps x processes) to continue the same run. Raises
+    CheckpointError if the checkpoint holds another model, or its processes' data positions differ
+    and this run has another number of processes.
     """
     trainer_state = read_json(checkpoint / TRAINER_STATE)
-    if trainer_state["world_size"] != accelerator.num_processes:
+    saved, ranks = trainer_state["world_size"], trainer_state["ranks"]
+    if saved != accelerator.num_processes and any(rank["data"] != ranks[0]["data"] for rank in ranks):
         raise CheckpointError(
-            f"checkpoint {checkpoint} was written by {trainer_state['world_size']} processes, this run "
+            f"checkpoint {checkpoint} was written by {saved} processes with a data position each, this run "
             f"has {accelerator.num_processes}: resume with the same number so each data shard continues"
         )
     weights = load_tensors(checkpoint / MODEL_FILE)
@@ -237,7 +242,7 @@ def load_training_state(
     optim_meta = read_json(checkpoint / OPTIMIZER_META)
     optim_state = unflatten_optimizer_state(load_tensors(checkpoint / OPTIMIZER_FILE), optim_meta)
     set_optimizer_state_dict(model, optimizer, optim_state, options=_full_state_options())
-    return trainer_state, trainer_state["ranks"][accelerator.process_index]
+    return trainer_state, ranks[accelerator.process_index % saved]
 
 
 def _first_problems(error: BaseException, count: int = 2, width: int = 160) -> str:
