@@ -1,16 +1,25 @@
 """Streaming mode: documents read and tokenized on the fly, for corpora too big for the disk.
 
-Only the tokenizer is cached. Each epoch is one global token stream (the shuffled documents of
-the train split, EOS after each) cut into blocks of ``seqlen + 1`` tokens exactly as the shard
-path cuts them; each step takes one global batch of ``batch_size * world_size`` blocks and rank
-``r`` keeps the ``r``-th slice. Every rank reads the whole stream, so all ranks hold the same
-state: (epoch, token position, and the start of the tokenizer batch that holds that position).
-Resuming skips the documents before that batch unread and re-tokenizes at most one batch.
+Only the tokenizer is cached. Each epoch shuffles the documents of the train split by (seed, epoch);
+rank ``r`` of ``world_size`` keeps every ``world_size``-th of them (from the ``r``-th on), tokenizes
+only those, and cuts its own token stream (EOS after each document) into blocks of ``seqlen + 1``
+tokens exactly as the shard path cuts them. Every rank still reads (downloads and parses) the whole
+stream; the tokenizer, the costly part, sees only its share. A background thread prepares the next
+batches (``PREFETCH_BATCHES``) while the model trains on the current one.
+
+A rank's state is (epoch, token position in its stream, and the start of the tokenizer batch that
+holds that position), so ranks differ in state and a streaming run resumes on the same number of
+processes only. Resuming skips the rank's documents before that batch untokenized and re-tokenizes at
+most one batch. Ranks reach the ends of their epochs at different steps (their shares hold different
+numbers of tokens); each goes on to its next epoch alone. The validation blocks (at most
+``validation.max_blocks``) are tokenized whole on every rank and split by ``SequentialBatches``.
 """
 
 from __future__ import annotations
 
 import itertools
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +40,9 @@ from mamba_lm.data.lm.sources import (
 from mamba_lm.data.lm.tokenizer import TOKENIZER_FILE, materialize_tokenizer
 from mamba_lm.data.sampling import Batch, SequentialBatches
 
-STATE_FORMAT = "lm_stream/1"
+STATE_FORMAT = "lm_stream/2"
+PREFETCH_BATCHES = 4
+"""Batches a training loader prepares ahead of the one the trainer asks for (0: none, no thread)."""
 INFO_FILE = "tokenizer_info.json"
 
 
@@ -78,52 +89,120 @@ class _EpochBlocks:
         return self.marks[0]
 
 
-class StreamingLoader:
-    """Infinite, resumable iterator of LM batches over a streamed corpus."""
+class _Prefetcher:
+    """Runs ``items`` in a daemon thread, keeping up to ``depth`` items ready; re-raises its errors."""
 
-    def __init__(self, module: StreamingLMDataModule, batch_size: int):
-        self.module, self.batch_size = module, batch_size
-        self.epoch = 0
-        self.stream = module.epoch_blocks(self.epoch)
+    def __init__(self, items: Iterator[Any], depth: int):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(items,), daemon=True, name="stream-prefetch")
+        self._thread.start()
+
+    def _run(self, items: Iterator[Any]) -> None:
+        try:
+            for item in items:
+                if not self._put((True, item)):
+                    return
+        except BaseException as error:  # handed to the consumer, raised there
+            self._put((False, error))
+
+    def _put(self, entry: tuple[bool, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __next__(self) -> Any:
+        ok, item = self._queue.get()
+        if not ok:
+            self.close()
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class StreamingLoader:
+    """Infinite, resumable iterator of this rank's LM batches over a streamed corpus, prefetched."""
+
+    def __init__(self, module: StreamingLMDataModule, batch_size: int, prefetch: int = PREFETCH_BATCHES):
+        self.module, self.batch_size, self.prefetch = module, batch_size, prefetch
+        self.epoch, self._mark, self._position = 0, (0, 0), 0  # after the batches returned so far
+        self._pending: Iterator[tuple[Batch, tuple]] | _Prefetcher | None = None
+
+    def _batches(self, epoch: int, mark: tuple[int, int], position: int) -> Iterator[tuple[Batch, tuple]]:
+        """(batch, (epoch, mark, position) after it) from the given position on, epoch after epoch."""
+        module = self.module
+        stream = module.epoch_blocks(epoch, mark, position)
+        while True:
+            blocks: list[np.ndarray] = []
+            restarted = False
+            while len(blocks) < self.batch_size:
+                block = stream.next_block()
+                if block is None:  # end of epoch: drop the partial batch, start the next epoch
+                    if restarted:
+                        raise ValueError(
+                            f"one epoch of rank {module.rank}'s share of the stream holds fewer than "
+                            f"{self.batch_size} blocks of seqlen + 1 = {module.seqlen + 1} tokens"
+                        )
+                    epoch, blocks, restarted = epoch + 1, [], True
+                    stream = module.epoch_blocks(epoch)
+                    continue
+                blocks.append(block)
+            batch = lm_batch(np.stack(blocks), module.eos_token_id, module.config.packing)
+            yield batch, (epoch, stream.resume_mark(), stream.position)
 
     def __iter__(self) -> StreamingLoader:
         return self
 
     def __next__(self) -> Batch:
-        module, global_batch = self.module, self.batch_size * self.module.world_size
-        blocks: list[np.ndarray] = []
-        restarted = False
-        while len(blocks) < global_batch:
-            block = self.stream.next_block()
-            if block is None:  # end of epoch: drop the partial global batch, start the next epoch
-                if restarted:
-                    raise ValueError(f"one epoch of the stream holds fewer than {global_batch} blocks")
-                self.epoch, blocks, restarted = self.epoch + 1, [], True
-                self.stream = module.epoch_blocks(self.epoch)
-                continue
-            blocks.append(block)
-        mine = np.stack(blocks[module.rank * self.batch_size : (module.rank + 1) * self.batch_size])
-        return lm_batch(mine, module.eos_token_id, module.config.packing)
+        if self._pending is None:
+            batches = self._batches(self.epoch, self._mark, self._position)
+            self._pending = _Prefetcher(batches, self.prefetch) if self.prefetch > 0 else batches
+        batch, (self.epoch, self._mark, self._position) = next(self._pending)
+        return batch
+
+    def close(self) -> None:
+        """Stop the prefetching thread (a new one starts at the next batch)."""
+        if isinstance(self._pending, _Prefetcher):
+            self._pending.close()
+        self._pending = None
 
     def state_dict(self) -> dict[str, Any]:
-        documents, tokens = self.stream.resume_mark()
+        """Position after the batches returned so far (not those prefetched); JSON-serializable."""
+        documents, tokens = self._mark
+        module = self.module
         return {
             "format": STATE_FORMAT,
-            "seed": self.module.seed,
+            "seed": module.seed,
+            "rank": module.rank,
+            "world_size": module.world_size,
             "epoch": self.epoch,
-            "position": self.stream.position,
+            "position": self._position,
             "documents": documents,
             "document_tokens": tokens,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("format") != STATE_FORMAT or state.get("seed") != self.module.seed:
+        module = self.module
+        if state.get("format") != STATE_FORMAT or state.get("seed") != module.seed:
             raise ValueError(
-                f"not a streaming loader state of this run (format {STATE_FORMAT}, seed {self.module.seed})"
+                f"not a streaming loader state of this run (format {STATE_FORMAT}, seed {module.seed})"
             )
-        self.epoch = int(state["epoch"])
-        mark = (int(state["documents"]), int(state["document_tokens"]))
-        self.stream = self.module.epoch_blocks(self.epoch, mark, int(state["position"]))
+        if (state["rank"], state["world_size"]) != (module.rank, module.world_size):
+            raise ValueError(
+                f"streaming position of rank {state['rank']} of {state['world_size']} processes, this "
+                f"loader is rank {module.rank} of {module.world_size}: resume streaming data on "
+                f"{state['world_size']} processes"
+            )
+        self.close()
+        self.epoch, self._position = int(state["epoch"]), int(state["position"])
+        self._mark = (int(state["documents"]), int(state["document_tokens"]))
 
 
 class StreamingLMDataModule(DataModule):
@@ -187,16 +266,19 @@ class StreamingLMDataModule(DataModule):
         return np.concatenate([np.array(e.ids + [self.eos_token_id], dtype=np.int64) for e in encodings])
 
     def epoch_blocks(self, epoch: int, mark: tuple[int, int] = (0, 0), position: int = 0) -> _EpochBlocks:
-        """The blocks of training epoch ``epoch`` from token ``position`` (``mark`` from a saved state)."""
-        texts = itertools.islice(self._texts("train", epoch), mark[0], None)
+        """This rank's blocks of training epoch ``epoch`` from token ``position`` of its stream (``mark``
+        from a saved state): its share of the shuffled documents, every ``world_size``-th."""
+        share = itertools.islice(self._texts("train", epoch), self.rank, None, self.world_size)
+        texts = itertools.islice(share, mark[0], None)
         return _EpochBlocks(
             texts, self._tokenize, self.seqlen, self.config.encode_batch_documents, mark, position
         )
 
-    def train_loader(self, batch_size: int) -> StreamingLoader:
+    def train_loader(self, batch_size: int, prefetch: int = PREFETCH_BATCHES) -> StreamingLoader:
+        """This rank's training batches of ``batch_size`` blocks, ``prefetch`` of them prepared ahead."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        return StreamingLoader(self, batch_size)
+        return StreamingLoader(self, batch_size, prefetch)
 
     def val_loader(self, batch_size: int) -> SequentialBatches:
         if self._val_blocks is None:

@@ -1,4 +1,4 @@
-"""Streaming mode: same blocks as the stream, exact resume across epochs, disjoint ranks."""
+"""Streaming mode: same blocks as the stream, exact resume across epochs (ranks: test_streaming_ranks.py)."""
 
 from __future__ import annotations
 
@@ -36,18 +36,6 @@ def test_streaming_resume_is_exact_across_epochs(tmp_path, jsonl_corpus):
         tail = take(resumed, total - cut)
         assert all((a == b).all() for a, b in zip(head + tail, straight)), cut
     assert not (straight[0] == straight[steps]).all()  # epochs are shuffled differently
-
-
-def test_streaming_ranks_are_disjoint_and_share_state(tmp_path, jsonl_corpus):
-    loaders = [
-        build_datamodule(streaming_config(tmp_path, jsonl_corpus), 0, r, 2).train_loader(4) for r in range(2)
-    ]
-    single = build_datamodule(streaming_config(tmp_path, jsonl_corpus), 0).train_loader(8)
-    for _ in range(4):
-        parts = [next(loader)["input_ids"] for loader in loaders]
-        assert (single_batch := next(single)["input_ids"]).shape == (8, 16)
-        assert (parts[0] == single_batch[:4]).all() and (parts[1] == single_batch[4:]).all()
-    assert loaders[0].state_dict() == loaders[1].state_dict()
 
 
 def test_streaming_validation_and_packing(tmp_path, jsonl_corpus):

@@ -47,8 +47,9 @@ def small_corpus(folder: Path) -> dict:
     }
 
 
-def train(run_dir: Path, data: dict, processes: int, port: int, **options) -> None:
-    """One run of ``multi_process_run.py`` on ``processes`` CPU processes; options become its flags."""
+def train(run_dir: Path, data: dict, processes: int, port: int, succeed: bool = True, **options) -> str:
+    """One run of ``multi_process_run.py`` on ``processes`` CPU processes (options become its flags);
+    returns its output, asserting it succeeded (or, with ``succeed=False``, failed)."""
     flags = [f"--{key.replace('_', '-')}={value}" for key, value in options.items()]
     worker = [str(WORKER), str(run_dir), "--data", json.dumps(data), *flags]
     if processes == 1:
@@ -59,7 +60,9 @@ def train(run_dir: Path, data: dict, processes: int, port: int, **options) -> No
         command = [sys.executable, *launch, *worker]
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = result.stdout[-3000:] + result.stderr[-3000:]
+    assert (result.returncode == 0) == succeed, output
+    return output
 
 
 def losses(run_dir: Path) -> list[float]:
@@ -134,3 +137,16 @@ def test_another_process_count_needs_one_shared_data_position(accelerator, tmp_p
     else:
         with pytest.raises(CheckpointError, match="written by 2 processes with a data position each"):
             load_training_state(checkpoint, model, optimizer, accelerator)
+
+
+def test_streaming_data_on_two_processes_resumes_on_two_only(data, tmp_path):
+    """Each rank streams (and tokenizes) its own share; its position resumes on its rank only."""
+    streaming = dict(data, dataset=dict(data["dataset"], streaming=True), name="multi_process_stream")
+    train(tmp_path, streaming, 2, 29541, micro_batch=4, max_steps=4, save_every=2)
+    state = json.loads((list_checkpoints(tmp_path)[0] / "trainer_state.json").read_text())
+    positions = [rank["data"] for rank in state["ranks"]]
+    assert [p["rank"] for p in positions] == [0, 1] and positions[0]["position"] > 0
+    output = train(tmp_path, streaming, 1, 0, succeed=False, micro_batch=4, grad_accum=2, max_steps=6)
+    assert "written by 2 processes with a data position each" in output
+    train(tmp_path, streaming, 2, 29542, micro_batch=4, max_steps=6, save_every=2)
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == list(range(1, 7))
