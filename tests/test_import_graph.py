@@ -257,9 +257,8 @@ def test_evaluation_uses_the_trainer_through_its_package():
     assert not internal, "import these from mamba_lm.trainer (export them there):\n" + "\n".join(internal)
 
 
-# benchmarks/reproduce.py still writes its status.json with its own os.replace: it belongs to another
-# change; drop it from here when it writes through mamba_lm.files (the test below then says so).
-RENAMES_LEFT = {"benchmarks/reproduce.py"}
+# Files allowed their own rename (none now; the test below fails on an entry that no longer renames).
+RENAMES_LEFT: set[str] = set()
 
 
 def renames_in(path: Path) -> list[str]:

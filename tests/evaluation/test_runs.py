@@ -91,7 +91,8 @@ def test_bad_inputs_give_one_line_errors(lm_run: Path, tmp_path: Path, capsys) -
     assert "does not exist" in capsys.readouterr().err
 
     assert main(["perplexity", f"checkpoint={lm_run}", "data=no_such_data", "device=cpu"]) == 2
-    assert "unknown data config 'no_such_data'; configs/data/ has: embedded" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "unknown data config 'no_such_data'; configs/data/ has: code_corpus, embedded" in error
 
     other_model = tmp_path / "gpt2"
     other_model.mkdir()
