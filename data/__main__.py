@@ -2,7 +2,7 @@
 
 ``python -m data build NAME [KEY=VALUE ...]``: build (or find) a data config's cache and describe
 it. NAME is a file stem under configs/data/ or a path to a YAML file; KEY=VALUE pairs override its
-keys (dotted for nested ones, values parsed as YAML), e.g. ``python -m data build lra_pathfinder
+keys (dotted for nested ones, merged with OmegaConf as Hydra does), e.g. ``python -m data build lra_pathfinder
 workers=16`` or ``python -m data build embedded seqlen=512 verify=full``. Useful to prepare large
 sets (Pathfinder, Path-X, OpenWebText) once before training.
 
@@ -22,49 +22,48 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
 from mamba_lm.data import build_datamodule
 from mamba_lm.data.lm.code_corpus import build_code_corpus
 from mamba_lm.data.lm.shards import ShardError, load_manifest
+from omegaconf import DictConfig, OmegaConf
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "data"
+from mamba_lm.config_files import config_dir
+
 USAGE = """usage: python -m data build NAME|FILE.yaml [KEY=VALUE ...]
        python -m data verify SHARD_FOLDER [sample|full]
        python -m data code-corpus out=DIR [packages=[NAME==VERSION,...]] [downloads=DIR] [max_file_bytes=N]"""
 
 
 def parse_overrides(items: list[str]) -> dict:
-    """{key: value} from KEY=VALUE strings, values parsed as YAML."""
-    parsed = {}
+    """{key: value} from KEY=VALUE strings (dotted keys nest), values typed by OmegaConf."""
     for item in items:
-        key, separator, value = item.partition("=")
-        if not separator:
+        if "=" not in item:
             raise SystemExit(f"argument {item!r} is not KEY=VALUE\n{USAGE}")
-        parsed[key] = yaml.safe_load(value)
-    return parsed
+    return OmegaConf.to_container(OmegaConf.from_dotlist(items))
 
 
-def load_config(name: str, overrides: list[str]) -> dict:
-    """The data config NAME (or YAML path) with KEY=VALUE overrides applied."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else CONFIGS / f"{name}.yaml"
+def load_config(name: str, overrides: list[str]) -> DictConfig:
+    """The data config NAME (a file stem under the Hydra configs' data/ group, or a YAML path) with
+    KEY=VALUE overrides merged in (a ``data.`` prefix is optional); the schema checks it when it is built."""
+    configs = config_dir() / "data"
+    path = Path(name) if name.endswith((".yaml", ".yml")) else configs / f"{name}.yaml"
     if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
+        known = ", ".join(sorted(p.stem for p in configs.glob("*.yaml")))
         raise SystemExit(f"no data config {name!r}; known: {known}")
-    config = yaml.safe_load(path.read_text())
-    for key, value in parse_overrides(overrides).items():
-        *parents, leaf = key.removeprefix("data.").split(".")
-        node = config
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    return config
+    parse_overrides(overrides)  # each is KEY=VALUE
+    dotlist = [item.removeprefix("data.") for item in overrides]
+    return OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(dotlist))
 
 
 def build(args: list[str]) -> int:
     if not args:
         print(USAGE, file=sys.stderr)
         return 2
-    module = build_datamodule(load_config(args[0], args[1:]), seed=0)
+    try:
+        module = build_datamodule(load_config(args[0], args[1:]), seed=0)
+    except ValueError as error:  # a bad key or value, named by the schema
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(module.describe(), indent=2))
     return 0
 

@@ -12,8 +12,9 @@ The rules:
 - evaluation uses other packages' public names only: no ``_name`` or ``_module``, and the trainer through
   ``mamba_lm.trainer`` itself (``TRAINER_PUBLIC_MODULES`` apart).
 
-Two modules are below every package and import none of them: ``mamba_lm._short_names`` (the import names)
-and ``mamba_lm.files`` (the one atomic write): the only module here or in benchmarks/ that renames files.
+Three modules are below every package and import none of them: ``mamba_lm._short_names`` (the import names),
+``mamba_lm.config_files`` (where the Hydra configs are) and ``mamba_lm.files`` (the one atomic write: the only
+module here or in benchmarks/ that renames files).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"kernels": "mamba_lm.kernels", "data": "mamba_lm.data", "evaluation": "mamba_lm.evaluation"}
-BASE_MODULES = ("mamba_lm._short_names", "mamba_lm.files")
+BASE_MODULES = ("mamba_lm._short_names", "mamba_lm.files", "mamba_lm.config_files")
 # mamba_lm.pretrained reads run folders through the trainer (and the training command uses it for
 # ``init_from``): it stands beside the trainer; the models reach it only on first use (ALLOWED_IN_FUNCTIONS).
 PACKAGE_OVERRIDES = {"mamba_lm.pretrained": "trainer"}

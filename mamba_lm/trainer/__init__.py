@@ -9,6 +9,7 @@ Importing this package needs neither Hydra nor wandb (the Hydra schema registrat
 ``mamba_lm.trainer.config_store``; wandb is imported only when a run logs to it).
 """
 
+from ..config_files import config_dir
 from .checkpoint import (
     CheckpointError,
     LoadedCheckpoint,
@@ -18,7 +19,6 @@ from .checkpoint import (
     resolve_checkpoint,
 )
 from .config import LoggerConfig, OptimConfig, ParamGroupRule, Precision, RunConfig, TrainerConfig
-from .config_files import config_dir
 from .flops import model_flops_per_token, peak_flops_per_device
 from .loop import FitSummary, NonFiniteLossError, Trainer
 from .model_factory import build_model_from_dict, model_config_from_dict, model_config_to_dict

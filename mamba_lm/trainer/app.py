@@ -18,7 +18,7 @@ which is written only once the run is accepted; a refused run on a new folder re
 made for it.
 
 This is the one module that joins the data package and the trainer; the Hydra configs come from the
-checkout's configs/ or, in an installed package, from the copy shipped with it (``config_files``).
+checkout's configs/ or, in an installed package, from the copy shipped with it (``mamba_lm.config_files``).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mamba_lm.data import build_datamodule, parse_data_config
 
+from ..config_files import config_dir
 from ..pretrained import folder_format, load_pretrained_weights
-from .config_files import config_dir
 from .config_store import register_configs
 from .loop import Trainer
 from .model_factory import INIT_FROM, build_model_from_dict, fit_model_to_data, model_config_from_dict

@@ -1,6 +1,7 @@
 """Where the Hydra configs (train.yaml and its groups) are: the checkout's configs/ folder, or the copy an
-installed package ships as the data-only package ``mamba_lm_configs`` (setup.py). The trainer's command
-and evaluation's data configs both ask ``config_dir()``."""
+installed package ships as the data-only package ``mamba_lm_configs`` (setup.py). The trainer's command,
+``python -m data`` and evaluation's data configs all ask ``config_dir()``. Imports nothing of the project, so
+every layer may use it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 PACKAGED_CONFIGS = "mamba_lm_configs"
 """The import name under which an installed package ships configs/."""
-CHECKOUT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CHECKOUT_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 """configs/ beside the mamba_lm folder in a checkout (an editable install runs from there)."""
 
 
