@@ -24,6 +24,25 @@ def test_selective_copying_structure(seqlen, vocab, count):
         assert np.all(labels[: seqlen - count] == IGNORE)
 
 
+def test_selective_copying_spreads_the_data_over_the_whole_region():
+    """As S4's variable copying (the Mamba paper's Selective Copying): the data positions are a uniform
+    random subset of the region before the markers, not front-loaded as in the plain Copying task, and the
+    data tokens are uniform over ids 1..vocab-2."""
+    rng = np.random.default_rng(2)
+    seqlen, vocab, count = 64, 16, 8
+    region = seqlen - count
+    hits = np.zeros(region)
+    tokens = np.zeros(vocab)
+    for _ in range(2000):
+        inputs, _ = selective_copying_example(rng, seqlen, vocab, count)
+        hits += inputs[:region] != 0
+        tokens += np.bincount(inputs[:region][inputs[:region] != 0], minlength=vocab)
+    frequency = hits / 2000  # each position holds a data token with probability count / region
+    assert np.all(np.abs(frequency - count / region) < 0.05)
+    assert tokens[0] == tokens[vocab - 1] == 0
+    assert np.all(np.abs(tokens[1:-1] / tokens.sum() - 1 / (vocab - 2)) < 0.01)
+
+
 @pytest.mark.parametrize("seqlen", [4, 64, 256, 4096])
 def test_induction_heads_structure(seqlen):
     rng = np.random.default_rng(1)
