@@ -93,11 +93,12 @@ def test_ddp_with_bf16_autocast_keeps_weights_gradients_and_all_reduce_in_fp32(t
 
 
 def test_fsdp_units_gather_blocks_in_bf16_and_ssm_modules_in_fp32(tmp_path):
-    """FSDP2 on 2 gloo processes, sharded as make_accelerator arranges it under accelerate on GPUs."""
+    """FSDP2 on 2 gloo processes through the prepare make_accelerator installs (a stand-in for accelerate's
+    sharding, which needs GPUs); the fp32 reduction itself is the policy object tested above."""
     for report in launch(tmp_path, "fsdp", 29582):
         assert report["units"] == 2 and report["optimizer_follows"]  # one fp32 unit per Mamba mixer
         assert report["seen"]["norm.weight"] == "bfloat16"  # a Block unit: gathered in bf16
         assert report["seen"]["A_log"] == report["seen"]["in_proj.weight"] == "float32"  # the mixer's unit
         assert report["seen"]["out_proj_output"] == "bfloat16"  # autocast computes the projections in bf16
-        assert {g["dtype"] for g in report["grads"].values()} == {"float32"}  # reduced in fp32
+        assert {g["dtype"] for g in report["grads"].values()} == {"float32"}  # cast back after reduction
         assert {g["param"] for g in report["grads"].values()} == {"float32"}  # fp32 shards
