@@ -5,6 +5,8 @@ sampler's order: step ``k`` reads positions ``[k G, (k + 1) G)`` of the epoch's 
 batch), rank ``r`` of ``P`` the ``r``-th slice of ``G / P``, and one process with ``grad_accum_steps = P``
 the same slices as its consecutive micro-batches. So 2 processes x batch b and 1 process x batch b x 2
 accumulation steps train on the same blocks, and (fp32) follow the same loss curve up to rounding.
+This holds within an epoch: one process drops an epoch's tail in micro-batches of b, two in global
+batches of 2b, so past an epoch end whose remainder holds a micro-batch the two orders shift apart.
 """
 
 from __future__ import annotations
