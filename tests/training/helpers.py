@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import random
+import string
+from pathlib import Path
+
 import torch
 
 from mamba_lm.config import MambaConfig
@@ -90,3 +95,24 @@ def logged(run_dir, key: str = "loss") -> list:
     from mamba_lm.trainer.metrics import read_metrics
 
     return [record[key] for record in read_metrics(run_dir / "metrics.jsonl") if key in record]
+
+
+def random_words_corpus(folder: Path, name: str, documents: int, words: int) -> dict:
+    """A data config over a generated jsonl corpus of random lowercase words (no two 16-token blocks alike):
+    the real LM pipeline (BPE tokenizer, shards, rank shares) on data a test makes in a second."""
+    rng = random.Random(0)
+    with open(folder / "corpus.jsonl", "w") as f:
+        for _ in range(documents):
+            text = " ".join(
+                "".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 8))) for _ in range(words)
+            )
+            f.write(json.dumps({"text": text}) + "\n")
+    return {
+        "kind": "lm",
+        "name": name,
+        "seqlen": 16,
+        "cache_dir": str(folder / "cache"),
+        "dataset": {"source": "files", "files": [str(folder / "corpus.jsonl")]},
+        "tokenizer": {"source": "train", "vocab_size": 300},
+        "validation": {"fraction": 0.05, "max_blocks": 8},
+    }

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import string
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import random_words_corpus
 from safetensors.torch import load_file
 
 from mamba_lm.trainer.checkpoint import list_checkpoints
@@ -32,21 +31,7 @@ RTOL = 1e-5
 
 
 def small_corpus(folder: Path) -> dict:
-    """A data config over a generated jsonl corpus of random words (the real tokenizer and shard path)."""
-    rng = random.Random(0)
-    with open(folder / "corpus.jsonl", "w") as f:
-        for _ in range(200):
-            words = ("".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 8))) for _ in range(60))
-            f.write(json.dumps({"text": " ".join(words)}) + "\n")
-    return {
-        "kind": "lm",
-        "name": "multi_process_test",
-        "seqlen": 16,
-        "cache_dir": str(folder / "cache"),
-        "dataset": {"source": "files", "files": [str(folder / "corpus.jsonl")]},
-        "tokenizer": {"source": "train", "vocab_size": 300},
-        "validation": {"fraction": 0.05, "max_blocks": 8},
-    }
+    return random_words_corpus(folder, "multi_process_test", documents=200, words=60)
 
 
 def train(run_dir: Path, data: dict, processes: int, port: int, succeed: bool = True, **options) -> str:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import string
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from helpers import random_words_corpus
 
 from mamba_lm.trainer.checkpoint import list_checkpoints
 from mamba_lm.trainer.metrics import read_metrics
@@ -62,21 +62,7 @@ def test_exit_status_after_a_stop_follows_the_shell_convention():
 
 
 def _small_corpus(folder: Path) -> dict:
-    """A data config over a generated local corpus: the real LM pipeline (tokenizer, shards, rank shares)."""
-    rng = random.Random(0)
-    with open(folder / "corpus.jsonl", "w") as f:  # random words: no two blocks of 16 tokens alike
-        for _ in range(300):
-            words = ("".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 8))) for _ in range(80))
-            f.write(json.dumps({"text": " ".join(words)}) + "\n")
-    return {
-        "kind": "lm",
-        "name": "ddp_test",
-        "seqlen": 16,
-        "cache_dir": str(folder / "cache"),
-        "dataset": {"source": "files", "files": [str(folder / "corpus.jsonl")]},
-        "tokenizer": {"source": "train", "vocab_size": 300},
-        "validation": {"fraction": 0.05, "max_blocks": 8},
-    }
+    return random_words_corpus(folder, "ddp_test", documents=300, words=80)
 
 
 def test_two_ranks_through_accelerate_launch(tmp_path):
