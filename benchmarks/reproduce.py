@@ -13,6 +13,11 @@ in ROOT/status.json (this driver's own file); the next pieces skip it. ``--evalu
 evaluation command of those runs on their latest checkpoint (synthetic length generalisation, LRA test
 accuracy), writing ROOT/NAME/eval/*.json. The last lines printed are a table: run, step, last losses, state.
 
+``--pack FILE.tgz`` writes ROOT as one archive to carry to the next machine: every run's config, metrics,
+logs and evaluations, and the latest checkpoint of each run whose checkpoint is at most --pack-max-mb (the
+synthetic and LRA models; the scaling models' weights stay behind, their curves travel). Started with
+``setsid`` the driver outlives the shell that launched it; ``--pack`` before the machine is handed back.
+
 Constant-lr runs (the synthetic tasks, as the paper trains them) keep the paper's max_steps: a piece can stop
 anywhere and the report says how many steps were run. Runs with a decaying schedule (LRA, scaling) have a
 fixed budget and are reported only when done.
@@ -25,6 +30,7 @@ import json
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,6 +207,36 @@ def summary(root: Path) -> str:
     return "\n".join(lines)
 
 
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    steps = sorted(p for p in (run_dir / "checkpoints").glob("step_*") if p.is_dir())
+    return steps[-1] if steps else None
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def pack(root: Path, out: Path, max_checkpoint_mb: float) -> list[str]:
+    """Archive ROOT (see the module docstring); returns the runs whose latest checkpoint was included."""
+    kept = []
+    with tarfile.open(out, "w:gz") as archive:
+        for path in sorted(root.iterdir()):
+            if not path.is_dir():
+                archive.add(path, arcname=path.name)
+                continue
+            checkpoint = latest_checkpoint(path)
+            small = checkpoint is not None and folder_bytes(checkpoint) <= max_checkpoint_mb * 2**20
+            kept += [path.name] if small else []
+            for item in sorted(path.rglob("*")):
+                inside = item.relative_to(path).parts
+                if item.is_dir() or (
+                    inside[0] == "checkpoints" and not (small and item.parent == checkpoint)
+                ):
+                    continue
+                archive.add(item, arcname=str(item.relative_to(root)), recursive=False)
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -212,6 +248,8 @@ def main() -> None:
     parser.add_argument("--eval-timeout", type=float, default=600.0)
     parser.add_argument("--list", action="store_true", help="print the lanes, runs and commands")
     parser.add_argument("--override", action="append", default=[], help="a train.py override for every run")
+    parser.add_argument("--pack", type=Path, default=None, help="write ROOT to this .tgz (see above)")
+    parser.add_argument("--pack-max-mb", type=float, default=8.0, help="largest checkpoint that --pack keeps")
     args = parser.parse_args()
     EXTRA_OVERRIDES.extend(args.override)
     root = args.root.resolve()
@@ -230,6 +268,9 @@ def main() -> None:
         train_pieces([lane for lane in LANES if not wanted or lane.name in wanted], root, args.minutes)
     if args.evaluate:
         evaluate(args.evaluate.split(","), root, args.eval_timeout)
+    if args.pack is not None:
+        kept = pack(root, args.pack, args.pack_max_mb)
+        print(f"packed {root} into {args.pack} (checkpoints of: {', '.join(kept) or 'none'})")
     print(summary(root))
 
 

@@ -1,0 +1,48 @@
+"""benchmarks/reproduce.py: the lanes name real experiment configs, and --pack keeps what the next machine
+needs (every run's records, the latest checkpoint of small runs only)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tarfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("reproduce", REPO / "benchmarks" / "reproduce.py")
+reproduce = importlib.util.module_from_spec(spec)
+sys.modules["reproduce"] = reproduce  # dataclasses look their module up there
+spec.loader.exec_module(reproduce)
+
+
+def test_every_run_names_an_experiment_config_that_exists():
+    for run in reproduce.all_runs().values():
+        experiment = next(o for o in run.overrides if o.startswith("experiment=")).removeprefix("experiment=")
+        assert (REPO / "configs" / "experiment" / f"{experiment}.yaml").is_file(), run.name
+
+
+def make_run(root: Path, name: str, checkpoint_bytes: int) -> None:
+    run = root / name
+    for step in ("step_00000010", "step_00000020"):
+        (run / "checkpoints" / step).mkdir(parents=True)
+        (run / "checkpoints" / step / "model.safetensors").write_bytes(b"x" * checkpoint_bytes)
+    (run / "eval").mkdir()
+    (run / "eval" / "synthetic.json").write_text("{}")
+    (run / "metrics.jsonl").write_text('{"step": 20}\n')
+
+
+def test_pack_keeps_records_and_only_small_latest_checkpoints(tmp_path):
+    root = tmp_path / "repro"
+    make_run(root, "induction_heads", checkpoint_bytes=1000)
+    make_run(root, "scaling_mamba_l", checkpoint_bytes=3 * 2**20)
+    (root / "status.json").write_text("{}")
+    kept = reproduce.pack(root, tmp_path / "repro.tgz", max_checkpoint_mb=1.0)
+    with tarfile.open(tmp_path / "repro.tgz") as archive:
+        names = set(archive.getnames())
+    assert kept == ["induction_heads"]
+    assert "status.json" in names
+    for run in ("induction_heads", "scaling_mamba_l"):
+        assert f"{run}/metrics.jsonl" in names and f"{run}/eval/synthetic.json" in names
+    assert "induction_heads/checkpoints/step_00000020/model.safetensors" in names
+    assert "induction_heads/checkpoints/step_00000010/model.safetensors" not in names
+    assert not any(name.startswith("scaling_mamba_l/checkpoints/") for name in names)
