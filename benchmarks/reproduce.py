@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mamba_lm.files import atomic_write_json
-from mamba_lm.trainer import read_metrics
+from mamba_lm.trainer import RunFolder, read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -207,11 +207,6 @@ def summary(root: Path) -> str:
     return "\n".join(lines)
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    steps = sorted(p for p in (run_dir / "checkpoints").glob("step_*") if p.is_dir())
-    return steps[-1] if steps else None
-
-
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
@@ -224,7 +219,8 @@ def pack(root: Path, out: Path, max_checkpoint_mb: float) -> list[str]:
             if not path.is_dir():
                 archive.add(path, arcname=path.name)
                 continue
-            checkpoint = latest_checkpoint(path)
+            newest_first = RunFolder(path).step_folders()
+            checkpoint = newest_first[0] if newest_first else None
             small = checkpoint is not None and folder_bytes(checkpoint) <= max_checkpoint_mb * 2**20
             kept += [path.name] if small else []
             for item in sorted(path.rglob("*")):

@@ -17,8 +17,9 @@ selective_scan_fn``, ``python -m evaluation``) and give the same modules (``mamb
 
 from ._short_names import checkout_root
 
-if checkout_root(__file__) is not None:  # not installed: kernels/, data/, evaluation/ are siblings
-    __path__.append(str(checkout_root(__file__)))
+_checkout = checkout_root(__file__)
+if _checkout is not None:  # not installed: kernels/, data/, evaluation/ are siblings
+    __path__.append(str(_checkout))
 
 from .build import build_model
 from .config import ClassifierConfig, MambaConfig, TransformerConfig

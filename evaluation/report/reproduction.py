@@ -9,6 +9,7 @@ recorded overrides) and its deviations from the published setting.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -75,6 +76,7 @@ DEVIATIONS = {
 def build_reproduction(root: str | Path, out_dir: str | Path) -> Path:
     """Write ``reproduction.md`` (and PNGs) into ``out_dir`` from the run folders under ``root``."""
     root, out_dir = Path(root), Path(out_dir)
+    _run.cache_clear()  # every section asks for runs by name; each folder is read once per report
     if not root.is_dir():
         raise ValueError(f"reproduction root {root} is not a folder (benchmarks/reproduce.py --root)")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +154,9 @@ def _finished(root: Path, name: str) -> bool:
     return done is not None and done == planned
 
 
+@functools.cache
 def _run(root: Path, name: str) -> RunRecord | None:
+    """The run folder ROOT/NAME, read once per report (``build_reproduction`` clears the cache)."""
     path = root / name
     if not path.is_dir():
         return None
