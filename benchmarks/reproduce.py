@@ -74,16 +74,31 @@ def _scaling_runs() -> tuple[Run, ...]:
     return tuple(runs)
 
 
-def _single(name: str, experiment: str, evaluate: tuple[str, ...]) -> Lane:
+def _single(name: str, experiment: str, evaluate: tuple[str, ...], *overrides: str) -> Lane:
     """A lane of one run."""
-    return Lane(name, (Run(name, (f"experiment={experiment}",), evaluate),))
+    return Lane(name, (Run(name, (f"experiment={experiment}", *overrides), evaluate),))
 
+
+# The synthetic models are launch-bound (a few hundred tiny kernels per step): CUDA graphs replay the step.
+GRAPHED = "trainer.cuda_graph=true"
+# Selective copying at the paper's lr 1e-4 sits on a loss plateau (ln 14) for more than 7,700 steps at 4096
+# tokens; CPU probes leave it ~3x sooner at 1e-3. The paper's 400K steps do not fit a GPU session, so both
+# selective-copying runs train at 1e-3 (the report lists it as a deviation).
+SELECTIVE_COPYING_LR = "optim.lr=1e-3"
 
 LANES = (
-    _single("induction_heads", "synthetic/induction_heads", SYNTHETIC_EVAL),
-    _single("induction_heads_attention", "synthetic/induction_heads_attention", ATTENTION_EVAL),
-    _single("selective_copying", "synthetic/selective_copying", ("synthetic",)),
-    _single("selective_copying_s4d", "synthetic/selective_copying_s4d", ("synthetic",)),
+    _single("induction_heads", "synthetic/induction_heads", SYNTHETIC_EVAL, GRAPHED),
+    _single("induction_heads_attention", "synthetic/induction_heads_attention", ATTENTION_EVAL, GRAPHED),
+    _single(
+        "selective_copying", "synthetic/selective_copying", ("synthetic",), GRAPHED, SELECTIVE_COPYING_LR
+    ),
+    _single(
+        "selective_copying_s4d",
+        "synthetic/selective_copying_s4d",
+        ("synthetic",),
+        GRAPHED,
+        SELECTIVE_COPYING_LR,
+    ),
     _single("lra_s4_listops", "lra/s4/listops_v3", ("lra",)),
     Lane("scaling", _scaling_runs()),
 )

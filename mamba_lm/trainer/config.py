@@ -138,6 +138,9 @@ class TrainerConfig:
     """Stop the run after this many consecutive steps with a non-finite loss or gradient norm."""
     compile: bool = False
     """Wrap the model in torch.compile."""
+    cuda_graph: bool = False
+    """Replay the training step from CUDA graphs (launch-bound small models: one CUDA process, fp32,
+    grad_accum_steps 1, batches of one shape; see mamba_lm/trainer/graphed_step.py)."""
     cpu: bool = False
     """Train on the CPU even where a GPU is present."""
     peak_flops: float | None = None

@@ -33,6 +33,7 @@ from .checkpoint import (
 )
 from .config import LoggerConfig, OptimConfig, TrainerConfig
 from .flops import model_flops_per_token, peak_flops_per_device
+from .graphed_step import GraphedTrainStep, check_cuda_graph_support
 from .metrics import MetricsLogger, memory_gb
 from .optim import LRSchedule, build_optimizer
 from .plots import plot_training_curves
@@ -204,6 +205,8 @@ class Trainer:
         are written after it; ``fit`` prepares (under the lock) when nobody did.
         """
         cfg, accelerator = self.config, self.accelerator
+        if cfg.cuda_graph:
+            check_cuda_graph_support(accelerator, cfg.grad_accum_steps, cfg.compile)
         checkpoint = self._checkpoint_to_resume()
         self.tied_aliases = tied_parameter_aliases(self.unwrapped_model)
         model, seqlen = self.unwrapped_model, self.seqlen
@@ -251,7 +254,8 @@ class Trainer:
         cfg = self.config
         last_checkpoint = self._resumed_from
         progress = self.progress
-        train_step = TrainStep(
+        step_class = GraphedTrainStep if cfg.cuda_graph else TrainStep
+        train_step = step_class(
             self.accelerator, self.forward_model, self.optimizer, self.task, self.optim_config.grad_clip
         )
         batches = iter(self.train_loader)

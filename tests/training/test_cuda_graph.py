@@ -1,0 +1,85 @@
+"""trainer.cuda_graph=true: the step replayed from CUDA graphs trains exactly as the eager step does."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import CountingLoader, logged, tiny_mamba, tiny_trainer
+
+from mamba_lm.trainer.graphed_step import GraphedTrainStep
+
+
+def test_cuda_graph_on_the_cpu_is_refused_before_anything_is_written(accelerator, tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match="cuda_graph=true cannot be used here: it needs a CUDA device"):
+        tiny_trainer(accelerator, run_dir, cuda_graph=True).fit()
+    assert sorted(path.name for path in run_dir.iterdir()) == ["run.lock"]  # only fit's lock
+
+
+def test_cuda_graph_names_every_conflicting_setting(accelerator, tmp_path):
+    with pytest.raises(ValueError, match="grad_accum_steps=1.*replaces trainer.compile"):
+        tiny_trainer(accelerator, tmp_path, cuda_graph=True, grad_accum_steps=2, compile=True).fit()
+
+
+class ShapeChangingLoader(CountingLoader):
+    """CountingLoader whose batch at ``odd`` is one row shorter (a shape the graph was not captured for)."""
+
+    def __init__(self, batch_size: int, odd: int):
+        super().__init__(batch_size)
+        self.odd = odd
+
+    def batch_at(self, position: int) -> dict[str, torch.Tensor]:
+        batch = super().batch_at(position)
+        return {k: v[:-1] for k, v in batch.items()} if position == self.odd else batch
+
+
+@pytest.fixture
+def cuda_accelerator():
+    from accelerate.state import AcceleratorState
+
+    from mamba_lm.trainer import make_accelerator
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield make_accelerator("fp32", cpu=False)
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.mark.gpu
+def test_graphed_steps_match_eager_steps_through_a_shape_change_and_a_resume(cuda_accelerator, tmp_path):
+    steps = 12
+    eager_dir, graph_dir = tmp_path / "eager", tmp_path / "graph"
+    tiny_trainer(cuda_accelerator, eager_dir, loader=ShapeChangingLoader(4, odd=8), max_steps=steps).fit()
+    # The graphed run stops at step 6 and resumes (a fresh capture) to the end, over the same batches.
+    tiny_trainer(
+        cuda_accelerator, graph_dir, loader=ShapeChangingLoader(4, odd=8), max_steps=6, cuda_graph=True
+    ).fit()
+    with pytest.warns(UserWarning, match="another shape"):
+        tiny_trainer(
+            cuda_accelerator,
+            graph_dir,
+            model=tiny_mamba(seed=1),  # replaced by the checkpoint's weights
+            loader=ShapeChangingLoader(4, odd=8),
+            max_steps=steps,
+            cuda_graph=True,
+        ).fit()
+    eager, graphed = logged(eager_dir), logged(graph_dir)
+    assert len(eager) == len(graphed) == steps
+    assert graphed == pytest.approx(eager, rel=1e-4, abs=1e-5)
+    assert logged(graph_dir, "lr") == logged(eager_dir, "lr")  # the schedule reaches the captured step
+
+
+@pytest.mark.gpu
+def test_a_nonfinite_graphed_step_is_skipped(cuda_accelerator, tmp_path):
+    trainer = tiny_trainer(cuda_accelerator, tmp_path, max_steps=1, cuda_graph=True)
+    trainer.prepare()
+    step = GraphedTrainStep(cuda_accelerator, trainer.model, trainer.optimizer, "lm", 1.0)
+    loader = CountingLoader(4)
+    for _ in range(5):
+        assert not step([next(loader)]).skipped
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    poisoned = next(loader)
+    poisoned["labels"][:] = -100  # no labelled position: 0 / 0 = NaN loss
+    result = step([poisoned])
+    assert result.skipped and result.nonfinite
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    assert not step([next(loader)]).skipped
