@@ -142,7 +142,14 @@ class LMHeadModel(nn.Module):
             )
         if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
             raise ValueError(f"input_ids must hold integer token ids, got {input_ids.dtype}")
-        if input_ids.numel() and input_ids.device.type != "meta" and not torch.compiler.is_compiling():
+        # Checked on the host before a CUDA-graph capture (trainer/graphed_step.py): a capture cannot sync.
+        capturing = input_ids.is_cuda and torch.cuda.is_current_stream_capturing()
+        if (
+            input_ids.numel()
+            and input_ids.device.type != "meta"
+            and not torch.compiler.is_compiling()
+            and not capturing
+        ):
             low, high = torch.stack(torch.aminmax(input_ids)).tolist()  # one device sync
             vocab = self.backbone.embedding.num_embeddings
             if low < 0 or high >= vocab:

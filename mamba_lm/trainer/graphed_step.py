@@ -132,6 +132,7 @@ class GraphedTrainStep:
         return result
 
     def _replay(self, batch: dict[str, torch.Tensor], stop_requested: bool) -> StepResult:
+        self._check_token_range(batch["input_ids"])
         for key, static in self.static_batch.items():
             static.copy_(batch[key], non_blocking=True)
         self.forward_backward.replay()
@@ -143,6 +144,19 @@ class GraphedTrainStep:
             self.optimizer_step.replay()
         tokens = batch["input_ids"].numel()
         return StepResult(loss, grad_norm, nonfinite, nonfinite, stop_requested, tokens)
+
+    def _check_token_range(self, input_ids: torch.Tensor) -> None:
+        """The model's own id-range check syncs with the device, which a capture cannot hold: check here."""
+        model = self.accelerator.unwrap_model(self.model)
+        embedding = getattr(getattr(model, "backbone", None), "embedding", None)
+        if embedding is None or not input_ids.numel():
+            return
+        low, high = (int(v) for v in torch.aminmax(input_ids))
+        if low < 0 or high >= embedding.num_embeddings:
+            raise ValueError(
+                f"input_ids must lie in [0, {embedding.num_embeddings}) (the padded vocabulary), "
+                f"got [{low}, {high}]"
+            )
 
     # --------------------------------------------------------------------------------------- capture
     def _capture(self, batch: dict[str, torch.Tensor]) -> None:
