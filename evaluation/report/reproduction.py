@@ -275,16 +275,19 @@ def _selective_copying(root: Path) -> list:
     evaluation = [
         f"python -m evaluation synthetic checkpoint=outputs/repro/{run.path.name}" for run, _ in found
     ]
-    other_lr = []
+    at_other_lr = []
     for run, _ in found:
         lr = (run.config.get("optim") or {}).get("lr")
         if lr is not None and not math.isclose(float(lr), PAPER_SELECTIVE_COPYING_LR):
-            other_lr.append(f"{run.path.name} at optim.lr={float(lr):g}")
-    if other_lr:
-        other_lr = [
-            f"Not the paper's lr 1e-4: {', '.join(other_lr)}. At 1e-4 our Mamba's loss stays on its ln 14 "
+            at_other_lr.append(f"{run.path.name} at optim.lr={float(lr):g}")
+    other_lr = (
+        [
+            f"Not the paper's lr 1e-4: {', '.join(at_other_lr)}. At 1e-4 our Mamba's loss stays on its ln 14 "
             "plateau for more than 7,700 steps, and the paper's 400K steps do not fit our GPU time."
         ]
+        if at_other_lr
+        else []
+    )
     deviations = _deviations("selective_copying", other_lr)
     return [Heading(title), table, _commands([run for run, _ in found], evaluation), deviations]
 

@@ -63,7 +63,7 @@ class LMHeadModel(nn.Module):
         labels: (batch, seqlen) int64, the target of each position (IGNORE_INDEX = -100 where none):
         then returns LossSums(loss_sum fp32, count, correct) of the cross-entropy over the padded
         vocabulary instead of logits (argmax hits counted only with ``count_correct``)."""
-        self._check_input_ids(input_ids)
+        self.check_input_ids(input_ids)
         if seq_idx is not None:
             check_seq_idx(seq_idx, *input_ids.shape)
         hidden = self.backbone(input_ids, seq_idx=seq_idx, inference_params=inference_params)
@@ -134,7 +134,8 @@ class LMHeadModel(nn.Module):
 
         return save_pretrained(self, save_directory)
 
-    def _check_input_ids(self, input_ids: torch.Tensor) -> None:
+    def check_input_ids(self, input_ids: torch.Tensor) -> None:
+        """Raise ValueError unless ``input_ids`` is a (batch, seqlen) integer tensor within the vocabulary."""
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             raise ValueError(
                 "input_ids must be a (batch, seqlen) tensor, "
