@@ -86,8 +86,15 @@ GRAPHED = "trainer.cuda_graph=true"
 # selective-copying runs train at 1e-3 (the report lists it as a deviation).
 SELECTIVE_COPYING_LR = "optim.lr=1e-3"
 
+# The public reproduction of the 2^20 result (state-spaces/mamba issues #61, #62) always put the first trigger
+# at index 5; the paper does not say where its trigger sits. This run is that setting, labelled as a deviation.
+FIXED_TRIGGER = "data.trigger_position=5"
+
 LANES = (
     _single("induction_heads", "synthetic/induction_heads", SYNTHETIC_EVAL, GRAPHED),
+    _single(
+        "induction_heads_trigger5", "synthetic/induction_heads", SYNTHETIC_EVAL, GRAPHED, FIXED_TRIGGER
+    ),
     _single("induction_heads_attention", "synthetic/induction_heads_attention", ATTENTION_EVAL, GRAPHED),
     _single(
         "selective_copying", "synthetic/selective_copying", ("synthetic",), GRAPHED, SELECTIVE_COPYING_LR

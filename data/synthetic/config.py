@@ -49,6 +49,11 @@ class InductionHeadsConfig:
     """Training loss positions: "answer" (only the recalled token at the end) or "all" (next-token
     prediction at every position, the earlier work's setting: H3 / safari's induction-head task, which the
     Mamba paper's setup follows; every token but the answer is random). Validation scores the answer only."""
+    trigger_position: int | None = None
+    """Index of the first trigger in every training and validation sequence; null (default): uniformly
+    random in [0, length - 3]. A fixed early index (e.g. 5) makes every example span the whole length
+    between the memorized token and the question, as the public reproduction of the paper's result
+    (state-spaces/mamba issues #61, #62: "TTTTTSM...SM") does."""
     eval_seqlens: list[int] = field(default_factory=lambda: [2**k for k in range(6, 21)])
     """Test lengths for ``val_loader(batch_size, seqlen=...)`` (the paper: 2^6 .. 2^20)."""
     val_examples: int = 256
@@ -64,4 +69,10 @@ class InductionHeadsConfig:
         if self.seqlen < 4 or any(length < 4 for length in self.eval_seqlens):
             raise ValueError("data.seqlen and data.eval_seqlens must be >= 4")
         check_positive("data.val_examples", self.val_examples)
+        shortest = min([self.seqlen, *self.eval_seqlens])
+        if self.trigger_position is not None and not 0 <= self.trigger_position <= shortest - 3:
+            raise ValueError(
+                f"data.trigger_position={self.trigger_position} must be null or in [0, {shortest - 3}] "
+                f"(the shortest training or test length, {shortest}, minus 3)"
+            )
         check_choice("data.supervise", self.supervise, ("answer", "all"))

@@ -48,7 +48,11 @@ class SyntheticDataModule(DataModule):
             )
             self.eval_seqlens = [config.seqlen]
         else:
-            self.example = partial(induction_heads_example, vocab_size=config.vocab_size)
+            self.example = partial(
+                induction_heads_example,
+                vocab_size=config.vocab_size,
+                trigger_position=config.trigger_position,
+            )
             self.eval_seqlens = sorted(config.eval_seqlens)
         self.example(np.random.default_rng(0), config.seqlen)  # fail now on impossible settings
 

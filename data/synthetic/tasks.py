@@ -9,8 +9,9 @@ prediction made at position ``t``, and -100 wherever nothing is to be predicted.
   then one marker (id vocab-1) per data token; at the markers the model must output the data
   tokens in order. (The copying task with variable spacing, as in S4's ``copying`` loader.)
 - Induction Heads: ordinary tokens (ids 0..vocab-2) at random, with the trigger (id vocab-1)
-  once at a random position followed by the token to recall, and again at the end; at the last
-  position the model must output the token that followed the first trigger.
+  once at a random position (or at a fixed index, ``trigger_position``) followed by the token to
+  recall, and again at the end; at the last position the model must output the token that
+  followed the first trigger.
 """
 
 from __future__ import annotations
@@ -38,14 +39,19 @@ def selective_copying_example(
 
 
 def induction_heads_example(
-    rng: np.random.Generator, seqlen: int, vocab_size: int = 16
+    rng: np.random.Generator, seqlen: int, vocab_size: int = 16, trigger_position: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One Induction Heads sequence: (input_ids, labels), int64 (seqlen,); one labelled position."""
+    """One Induction Heads sequence: (input_ids, labels), int64 (seqlen,); one labelled position.
+
+    The first trigger sits at a uniformly random index in [0, seqlen - 3], or at ``trigger_position``."""
     if seqlen < 4 or vocab_size < 3:
         raise ValueError(f"induction heads needs seqlen >= 4 and vocab_size >= 3, got {seqlen}, {vocab_size}")
+    if trigger_position is not None and not 0 <= trigger_position <= seqlen - 3:
+        raise ValueError(f"trigger_position {trigger_position} is outside [0, seqlen - 3 = {seqlen - 3}]")
     trigger = vocab_size - 1
     input_ids = rng.integers(0, trigger, size=seqlen, dtype=np.int64)
-    first = int(rng.integers(0, seqlen - 2))  # the recalled token sits at first + 1 <= seqlen - 2
+    # The recalled token sits at first + 1 <= seqlen - 2, before the final trigger.
+    first = int(rng.integers(0, seqlen - 2)) if trigger_position is None else trigger_position
     input_ids[first] = trigger
     input_ids[-1] = trigger
     labels = np.full(seqlen, IGNORE, dtype=np.int64)

@@ -115,3 +115,24 @@ def test_induction_heads_can_supervise_every_position(tmp_path):
     assert (val["labels"][:, :-1] == IGNORE).all()
     with pytest.raises(ValueError, match="supervise"):
         build_datamodule({**config, "supervise": "some"}, seed=0)
+
+
+def test_induction_heads_fixed_trigger_position():
+    """data.trigger_position=K puts the first trigger at index K at the training and every test length
+    (the public reproduction's "TTTTTSM...SM"); null keeps it uniformly random over [0, length - 3]."""
+    config = {"kind": "induction_heads", "seqlen": 64, "trigger_position": 5, "val_examples": 4}
+    module = build_datamodule({**config, "eval_seqlens": [16, 1024]}, seed=0)
+    tests = [next(iter(module.val_loader(4, seqlen=length))) for length in (16, 1024)]
+    batches = [next(module.train_loader(8)), *tests]
+    for batch in batches:
+        ids, labels = batch["input_ids"], batch["labels"]
+        assert (ids[:, 5] == 15).all() and (ids[:, -1] == 15).all() and (ids == 15).sum() == 2 * len(ids)
+        assert (labels[:, -1] == ids[:, 6]).all()
+    rng = np.random.default_rng(0)
+    firsts = {int(np.flatnonzero(induction_heads_example(rng, 8)[0] == 15)[0]) for _ in range(400)}
+    assert firsts == set(range(6))  # uniform over [0, 8 - 3]
+    assert np.flatnonzero(induction_heads_example(rng, 8, trigger_position=5)[0] == 15).tolist() == [5, 7]
+    with pytest.raises(ValueError, match="trigger_position"):
+        induction_heads_example(rng, 8, trigger_position=6)
+    with pytest.raises(ValueError, match=r"trigger_position=14 .* shortest training or test length, 16"):
+        build_datamodule({**config, "trigger_position": 14, "eval_seqlens": [16]}, seed=0)
