@@ -46,3 +46,17 @@ def test_pack_keeps_records_and_only_small_latest_checkpoints(tmp_path):
     assert "induction_heads/checkpoints/step_00000020/model.safetensors" in names
     assert "induction_heads/checkpoints/step_00000010/model.safetensors" not in names
     assert not any(name.startswith("scaling_mamba_l/checkpoints/") for name in names)
+
+
+def test_later_overrides_apply_once_the_newest_checkpoint_reaches_their_step(tmp_path):
+    run = reproduce.all_runs()["selective_copying"]
+    switch_step, later = run.later
+    assert "optim.replan_schedule=true" in later  # else the resumed run keeps its checkpoint's lr
+    assert not any(o in reproduce.train_command(run, tmp_path) for o in later)  # a fresh run
+    for step, switched in ((switch_step - 1, False), (switch_step, True), (switch_step + 500, True)):
+        folder = tmp_path / str(step) / run.name / "checkpoints" / f"step_{step:08d}"
+        folder.mkdir(parents=True)
+        command = reproduce.train_command(run, tmp_path / str(step))
+        assert all(o in command for o in later) == switched, step
+        assert "optim.lr=1e-3" in command  # the first phase's override stays, the later one comes after it
+        assert command.index("optim.lr=1e-3") < (command.index(later[0]) if switched else len(command))

@@ -4,7 +4,8 @@ For a run trained with ``experiment=synthetic/induction_heads``: accuracy at eve
 (default: the data config's ``eval_seqlens``, 2^6 ... 2^20) in one table, in parallel form in batch
 chunks of at most ``parallel_tokens`` tokens (2^20 tokens: a few sequences per pass); lengths above
 ``parallel_max_length`` run in recurrent form (constant memory, one step per token: slow).
-For ``synthetic/selective_copying``: accuracy at the task's length. Saved in RUN_DIR/eval/synthetic.json.
+For ``synthetic/selective_copying``: accuracy at the task's length. Saved in RUN_DIR/eval/synthetic.json with
+the checkpoint's step; the evaluations of the run's other checkpoints stay beside it (``earlier``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ..cli import option
 from ..data_configs import build_eval_datamodule
 from ..loading import load_for_eval, resolve_device, resolve_dtype
 from ..report.tables import synthetic_table
-from ..results import run_folder_of, update_results
+from ..results import load_results, run_folder_of, update_results
 from ..synthetic import SYNTHETIC_KINDS, length_generalization
 
 
@@ -93,11 +94,24 @@ def run(options: Options, positional: list[str]) -> int:
         "modes": [r.mode for r in results],
         "sequences": [r.sequences for r in results],
         "train_length": int(loaded.run_config["data"].get("seqlen", 0)),
+        "step": loaded.step,
     }
     out = options.out or run_folder_of(options.checkpoint)
     if out is not None:
+        entry["earlier"] = earlier_evaluations(load_results(out, "synthetic").get(kind), entry["step"])
         print(f"saved {update_results(out, 'synthetic', {kind: entry})}")
     return 0
+
+
+def earlier_evaluations(previous: dict | None, step: int | None) -> list[dict]:
+    """The evaluations to keep beside a new one of checkpoint ``step``: the previous entry (of another
+    step) and its own earlier ones, oldest step first, each without a nested ``earlier``. A run evaluated
+    in pieces so keeps every checkpoint's result (a constant-lr run's accuracy can move between them)."""
+    if not previous:
+        return []
+    entries = [*previous.get("earlier", []), {k: v for k, v in previous.items() if k != "earlier"}]
+    kept = {entry.get("step"): entry for entry in entries if entry.get("step") != step}
+    return sorted(kept.values(), key=lambda entry: -1 if entry.get("step") is None else entry["step"])
 
 
 def _test_lengths(options: Options, data_config: dict) -> list[int]:

@@ -72,3 +72,47 @@ def test_the_report_command_has_a_reproduction_mode(tmp_path):
     assert (tmp_path / "docs" / "reproduction.md").is_file()
     bad = subprocess.run(command[:4] + ["mode=paper"], capture_output=True, text=True)
     assert bad.returncode == 2 and "mode must be one of runs, reproduction" in bad.stderr
+
+
+def test_every_evaluated_checkpoint_has_a_column_and_the_status_names_the_step(tmp_path):
+    """A constant-lr run evaluated at two checkpoints shows both; a requirement met only at the earlier one
+    is reported as met at that step, not at the last."""
+    root = tmp_path / "repro"
+    rows = [{"step": 100, "loss": 2.0}, {"step": 200, "loss": 0.1}]
+    lengths = [2**k for k in range(6, 21)]
+    heads = make_run(root, "induction_heads", MAMBA_TINY, rows, max_steps=204800)
+    # the step-150 checkpoint evaluated after the step-200 one: the table still orders them by step
+    latest = {"lengths": lengths, "accuracy": [100.0] * 14 + [94.1], "step": 200}
+    earlier = {"lengths": lengths, "accuracy": [100.0] * 15, "step": 150, "earlier": [latest]}
+    update_results(heads, "synthetic", {"induction_heads": earlier})
+    fixed = make_run(root, "induction_heads_trigger5", MAMBA_TINY, rows, max_steps=204800)
+    chance = {"lengths": lengths, "accuracy": [6.0] * 15, "step": 200}
+    update_results(fixed, "synthetic", {"induction_heads": chance})
+
+    text = build_reproduction(root, tmp_path / "docs").read_text()
+
+    status = next(line for line in text.splitlines() if line.startswith("| Induction heads: Mamba"))
+    assert "lowest 94.1% over 15 lengths at step 200 of the paper's 204,800" in status
+    assert "at step 150 of the same run" in status and "| met at step 150, not at the last |" in status
+    header = next(line for line in text.splitlines() if line.startswith("| test length"))
+    assert (
+        "ours: Mamba (step 150 of the paper's 204,800) | ours: Mamba (step 200 of the paper's 204,800)"
+        in header
+    )
+    assert "ours: Mamba, first trigger at 5 (step 200" in header and header.count("paper: Mamba") == 1
+    assert "| 2^20 | 100.0 | 94.1 | 6.0 | 100.0 |" in text
+
+
+def test_selective_copying_lists_the_logged_lr_of_each_stretch_that_is_not_the_papers(tmp_path):
+    root = tmp_path / "repro"
+    two_phase = [{"step": s, "loss": 1.0, "lr": 1e-3} for s in (100, 200)] + [{"step": 300, "lr": 1e-4}]
+    mamba = make_run(root, "selective_copying", MAMBA_TINY, two_phase, max_steps=400000)
+    update_results(mamba, "synthetic", {"selective_copying": {"lengths": [4096], "accuracy": [93.0]}})
+    papers_lr = [{"step": s, "loss": 1.0, "lr": 1e-4} for s in (100, 200)]
+    s4d = make_run(root, "selective_copying_s4d", MAMBA_TINY, papers_lr, max_steps=400000)
+    update_results(s4d, "synthetic", {"selective_copying": {"lengths": [4096], "accuracy": [20.0]}})
+
+    text = build_reproduction(root, tmp_path / "docs").read_text()
+
+    assert "selective_copying: lr 0.001 at steps 100-200, then 0.0001 at steps 300-300" in text
+    assert "selective_copying_s4d: lr" not in text

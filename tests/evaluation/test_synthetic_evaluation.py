@@ -10,6 +10,7 @@ import pytest
 import torch
 from evaluation_parts import tiny_lm
 from mamba_lm.evaluation.__main__ import main
+from mamba_lm.evaluation.commands.synthetic import earlier_evaluations
 from mamba_lm.evaluation.recurrent import predictions_at_labels
 from mamba_lm.evaluation.results import load_results
 from mamba_lm.evaluation.synthetic import evaluate_length, length_generalization
@@ -65,6 +66,7 @@ def test_induction_heads_table_over_lengths(induction_run, capsys) -> None:
     entry = load_results(induction_run, "synthetic")["induction_heads"]
     assert entry["lengths"] == [64, 128] and entry["modes"] == ["parallel", "recurrent"]
     assert entry["sequences"] == [8, 8] and entry["train_length"] == 64
+    assert isinstance(entry["step"], int) and entry["earlier"] == []  # the run's first evaluation
     assert all(0.0 <= a <= 100.0 for a in entry["accuracy"])
     # the same lengths in parallel form give the same accuracies
     assert (
@@ -86,6 +88,16 @@ def test_induction_heads_table_over_lengths(induction_run, capsys) -> None:
         "induction_heads"
     ]
     assert parallel["accuracy"] == entry["accuracy"]
+
+
+def test_evaluations_of_other_checkpoints_are_kept_oldest_first() -> None:
+    old = {"step": 100, "accuracy": [90.0]}
+    mid = {"step": 200, "accuracy": [95.0], "earlier": [old]}
+    assert earlier_evaluations(None, 300) == []
+    assert earlier_evaluations(mid, 300) == [old, {"step": 200, "accuracy": [95.0]}]
+    assert earlier_evaluations(mid, 200) == [old]  # the same checkpoint again: replaced, not doubled
+    unknown = {"accuracy": [50.0], "earlier": [mid]}  # a result written before steps were recorded
+    assert [entry.get("step") for entry in earlier_evaluations(unknown, 300)] == [None, 200]
 
 
 @pytest.mark.slow
