@@ -15,6 +15,7 @@ import triton
 import triton.language as tl
 
 from ..launch import optional_ptr, strides
+from ..selective_scan.triton_common import softplus
 
 
 @triton.jit
@@ -133,7 +134,7 @@ def selective_state_update_kernel(
     if HAS_DT_BIAS:
         b_dt += tl.load(dt_bias_ptr + o_d, mask=m_d, other=0.0).to(tl.float32)
     if DT_SOFTPLUS:
-        b_dt = tl.where(b_dt <= 20.0, tl.log(1.0 + tl.exp(b_dt)), b_dt)
+        b_dt = softplus(b_dt)
     p_A = A_ptr + o_d[:, None] * stride_A_d + o_n[None, :] * stride_A_n
     b_A = tl.load(p_A, mask=m_dn, other=0.0).to(tl.float32)
     if A_IS_LOG:

@@ -180,3 +180,18 @@ def test_real_sizes_on_the_gpu(batch):
         ref_out = conv_state_update_ref(x, ref_state, weight, weight[:, 0])
         assert torch.equal(got_state, ref_state)
         torch.testing.assert_close(got_out, ref_out, **TOLERANCES[torch.bfloat16])
+
+
+def test_step_softplus_is_accurate_far_below_zero():
+    """dt's softplus matches torch's (log1p(exp(x))) to fp32 accuracy from -30 to 25: with a zero state,
+    unit x and B and no decay the new state is softplus(dt) itself (the reference CUDA kernel's
+    log1pf(expf(x)); a plain log(1 + exp(x)) gives 0 below -16.6 and a few ulps of 1.0 above it)."""
+    dt = torch.tensor([[-30.0, -20.0, -16.0, -12.0, -9.0, -4.0, 0.0, 3.0, 19.0, 25.0]], device=DEVICE)
+    dim = dt.shape[1]
+    ones = torch.ones(1, 1, device=DEVICE)
+    state = torch.zeros(1, dim, 1, device=DEVICE)
+    triton_step.selective_state_update_triton(
+        state, torch.ones(1, dim, device=DEVICE), dt, torch.zeros(dim, 1, device=DEVICE), ones, ones,
+        None, None, None, **_flags(True, False), block_d=4,
+    )  # fmt: skip
+    torch.testing.assert_close(state[0, :, 0], F.softplus(dt[0]), rtol=2e-6, atol=0.0)
