@@ -102,9 +102,10 @@ def build_reproduction(root: str | Path, out_dir: str | Path) -> Path:
 
 
 def _synthetic_accuracy(root: Path, name: str, task: str) -> list[float] | None:
+    """The accuracies of the run's latest evaluated checkpoint (None: not evaluated)."""
     run = _run(root, name)
-    entry = run.results.get("synthetic", {}).get(task) if run else None
-    return list(entry["accuracy"]) if entry else None
+    evaluations = _evaluations(run, task) if run else []
+    return list(evaluations[-1]["accuracy"]) if evaluations else None
 
 
 def _evaluations(run: RunRecord, task: str) -> list[dict]:
