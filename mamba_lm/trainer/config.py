@@ -149,12 +149,15 @@ class TrainerConfig:
     """Show a tqdm progress bar with loss, lr, grad norm, tokens/s, MFU and memory."""
     plots: bool = True
     """Write loss/lr curves as PNG into RUN_DIR/plots at the end of the run."""
+    profile_steps: int = 0
+    """Profile this many training steps after the run's first 5 and write the operators and kernels by
+    self time to RUN_DIR/profile.txt (0: off; see mamba_lm/trainer/profiling.py)."""
 
     def __post_init__(self) -> None:
         for key in ("max_steps", "micro_batch_size", "grad_accum_steps", "log_every", "keep_last"):
             value = getattr(self, key)
             _require(value >= 1, f"trainer.{key}", ">= 1", value)
-        for key in ("eval_every", "save_every"):
+        for key in ("eval_every", "save_every", "profile_steps"):
             value = getattr(self, key)
             _require(value >= 0, f"trainer.{key}", ">= 0", value)
         _require(

@@ -37,6 +37,7 @@ from .graphed_step import GraphedTrainStep, check_cuda_graph_support
 from .metrics import MetricsLogger, memory_gb
 from .optim import LRSchedule, build_optimizer
 from .plots import plot_training_curves
+from .profiling import PROFILE_FILE, StepProfiler
 from .rng import capture_rng_state, restore_rng_state
 from .run_folder import RunFolder, is_step_folder, step_of
 from .signals import StopRequest
@@ -260,11 +261,19 @@ class Trainer:
         )
         batches = iter(self.train_loader)
         window, record, stopped = _Window(), {}, None
+        profiler = None
+        if cfg.profile_steps and self.accelerator.is_main_process:
+            on_cuda = self.accelerator.device.type == "cuda"
+            profiler = StepProfiler(cfg.profile_steps, self.run_dir / PROFILE_FILE, on_cuda)
         try:
             with StopRequest() as stop:
                 while progress.step < cfg.max_steps and not stopped:
                     lr = self.schedule.apply(self.optimizer, progress.step)
+                    if profiler is not None:
+                        profiler.before_step()
                     result = train_step([next(batches) for _ in range(cfg.grad_accum_steps)], stop.requested)
+                    if profiler is not None and (written := profiler.after_step()):
+                        self.log.message(f"profile of {cfg.profile_steps} steps written to {written}")
                     self._count(result, window, last_checkpoint)
                     if result.stop_requested:
                         stopped = stop.signal_name or "a signal on another process"
@@ -282,6 +291,8 @@ class Trainer:
             if stopped and self.log is not None:
                 self.log.message(f"stopped by {stopped} at step {progress.step}; saved {last_checkpoint}")
         finally:
+            if profiler is not None and (written := profiler.close()):
+                self.log.message(f"profile cut short by the run's end, written to {written}")
             if self.log is not None:
                 self.log.close()
         if self.accelerator.is_main_process and cfg.plots:
