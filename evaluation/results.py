@@ -8,7 +8,7 @@ them later:
 | ``eval/perplexity.json`` | ``perplexity`` | ``{key: result}``; key = ``"<data>/<split>/<mode>"`` |
 | ``eval/harness.json`` | ``harness`` | ``{task: {metric: value}}`` and ``"_meta"`` (limit, fewshot) |
 | ``eval/lra.json`` | ``lra`` | ``{task: {"accuracy": %, "examples": n, "split": ...}}`` |
-| ``eval/synthetic.json`` | ``synthetic`` | ``{task: {"lengths": [...], "accuracy": [...]}}`` |
+| ``eval/synthetic.json`` | ``synthetic`` | ``{task: {"lengths", "accuracy", "step", "earlier": [...]}}`` |
 
 A file is a JSON object; ``update_results`` merges new keys into it (a later evaluation of the
 same key replaces the earlier one), written atomically (``mamba_lm.files``) so that a crash never
@@ -60,6 +60,17 @@ def load_results(run_dir: str | Path, kind: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ValueError(f"{path} should hold a JSON object, found {type(payload).__name__}")
     return payload
+
+
+def checkpoint_evaluations(entry: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A synthetic result's evaluations, one per checkpoint: the entry itself and its ``earlier`` ones,
+    each without ``earlier``, by checkpoint step (one without a recorded step, from an older file, counts
+    as the oldest); of two with the same step the entry itself wins."""
+    if not entry:
+        return []
+    entries = [*entry.get("earlier", []), entry]
+    by_step = {e.get("step"): {k: v for k, v in e.items() if k != "earlier"} for e in entries}
+    return sorted(by_step.values(), key=lambda e: -1 if e.get("step") is None else e["step"])
 
 
 def update_results(run_dir: str | Path, kind: str, entries: dict[str, Any]) -> Path:

@@ -16,7 +16,7 @@ from ..cli import option
 from ..data_configs import build_eval_datamodule
 from ..loading import load_for_eval, resolve_device, resolve_dtype
 from ..report.tables import synthetic_table
-from ..results import load_results, run_folder_of, update_results
+from ..results import checkpoint_evaluations, load_results, run_folder_of, update_results
 from ..synthetic import SYNTHETIC_KINDS, length_generalization
 
 
@@ -104,14 +104,10 @@ def run(options: Options, positional: list[str]) -> int:
 
 
 def earlier_evaluations(previous: dict | None, step: int | None) -> list[dict]:
-    """The evaluations to keep beside a new one of checkpoint ``step``: the previous entry (of another
-    step) and its own earlier ones, oldest step first, each without a nested ``earlier``. A run evaluated
-    in pieces so keeps every checkpoint's result (a constant-lr run's accuracy can move between them)."""
-    if not previous:
-        return []
-    entries = [*previous.get("earlier", []), {k: v for k, v in previous.items() if k != "earlier"}]
-    kept = {entry.get("step"): entry for entry in entries if entry.get("step") != step}
-    return sorted(kept.values(), key=lambda entry: -1 if entry.get("step") is None else entry["step"])
+    """The evaluations to keep beside a new one of checkpoint ``step``: the previous entry's (its own and
+    its ``earlier`` ones) of other steps, oldest first. A run evaluated in pieces so keeps every
+    checkpoint's result (a constant-lr run's accuracy can move between them)."""
+    return [entry for entry in checkpoint_evaluations(previous) if entry.get("step") != step]
 
 
 def _test_lengths(options: Options, data_config: dict) -> list[int]:

@@ -20,7 +20,7 @@ from tokenizers import Tokenizer
 from mamba_lm.trainer import build_model_from_dict, model_flops_per_token
 
 from ..published import INDUCTION_HEADS_PUBLISHED, LRA_PUBLISHED, SELECTIVE_COPYING_PUBLISHED
-from ..results import write_text_atomic
+from ..results import checkpoint_evaluations, write_text_atomic
 from .document import Document, Heading, Image, Paragraph, Table
 from .plots import plot_length_generalization, plot_loss_against_flops
 from .runs import RunRecord, load_run
@@ -109,13 +109,8 @@ def _synthetic_accuracy(root: Path, name: str, task: str) -> list[float] | None:
 
 
 def _evaluations(run: RunRecord, task: str) -> list[dict]:
-    """A synthetic run's evaluations (the last one made and its ``earlier`` ones), by checkpoint step;
-    one without a recorded step (an older result file) counts as the oldest."""
-    entry = run.results.get("synthetic", {}).get(task)
-    if not entry:
-        return []
-    entries = [*entry.get("earlier", []), {k: v for k, v in entry.items() if k != "earlier"}]
-    return sorted(entries, key=lambda e: -1 if e.get("step") is None else e["step"])
+    """A synthetic run's evaluations, one per checkpoint, oldest step first (``checkpoint_evaluations``)."""
+    return checkpoint_evaluations(run.results.get("synthetic", {}).get(task))
 
 
 def _at_step(run: RunRecord, entry: dict) -> str:

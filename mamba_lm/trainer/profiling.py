@@ -22,7 +22,7 @@ TABLE_ROWS = 40
 
 
 class StepProfiler:
-    """Profiles steps ``WARMUP_STEPS + 1 .. WARMUP_STEPS + steps`` counted from the first ``before`` call."""
+    """Profiles steps ``WARMUP_STEPS + 1 .. WARMUP_STEPS + steps``, counted from the first ``before_step``."""
 
     def __init__(self, steps: int, out_file: Path, on_cuda: bool):
         self.steps, self.out_file, self.on_cuda = steps, Path(out_file), on_cuda
@@ -35,7 +35,7 @@ class StepProfiler:
             if self.on_cuda:
                 activities.append(torch.profiler.ProfilerActivity.CUDA)
             self.profile = torch.profiler.profile(activities=activities)
-            self.profile.__enter__()
+            self.profile.start()
         self.seen += 1
 
     def after_step(self) -> Path | None:
@@ -51,7 +51,7 @@ class StepProfiler:
     def _finish(self) -> Path:
         if self.on_cuda:
             torch.cuda.synchronize()
-        self.profile.__exit__(None, None, None)
+        self.profile.stop()
         profiled = self.seen - WARMUP_STEPS
         sort_by = "self_device_time_total" if self.on_cuda else "self_cpu_time_total"
         table = self.profile.key_averages().table(

@@ -91,3 +91,17 @@ def assert_scan_close(got, ref, dtype, what=""):
         ref_grad = grads_ref[name].float()
         gtol["atol"] = max(gtol["atol"], gtol["rtol"] * ref_grad.abs().max().item())
         torch.testing.assert_close(grad.float(), ref_grad, **gtol, msg=lambda m, n=name: f"{what} d{n}: {m}")
+
+
+def assert_softplus_of_delta_is_accurate(scan, device="cpu"):
+    """softplus(delta) inside ``scan`` equals torch's to fp32 accuracy from -30 to 25 (the reference CUDA
+    kernel's log1pf(expf(x))): with one step, unit u, B and C and A = 0 the output is softplus(delta).
+    A plain log(1 + exp(x)) fails it: 0 below -16.6, a few ulps of 1.0 from -9."""
+    delta = torch.tensor([-30.0, -20.0, -16.0, -12.0, -9.0, -4.0, 0.0, 3.0, 19.0, 25.0, -17.0, -8.0])
+    delta = delta.to(device)
+    dim = delta.numel()
+    ones = torch.ones(1, 1, 1, device=device)
+    u, A = torch.ones(1, dim, 1, device=device), torch.zeros(dim, 1, device=device)
+    y = scan(u, delta.view(1, dim, 1), A, ones, ones, delta_softplus=True)
+    y = y[0] if isinstance(y, tuple) else y
+    torch.testing.assert_close(y[0, :, 0], torch.nn.functional.softplus(delta), rtol=2e-6, atol=0.0)

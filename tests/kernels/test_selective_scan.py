@@ -12,7 +12,12 @@ import pytest
 import torch
 from mamba_lm.kernels import selective_scan_fn, selective_scan_ref
 from mamba_lm.kernels.selective_scan.triton_scan import ScanConfig, selective_scan_triton
-from scan_testing import assert_scan_close, make_inputs, run_with_grads
+from scan_testing import (
+    assert_scan_close,
+    assert_softplus_of_delta_is_accurate,
+    make_inputs,
+    run_with_grads,
+)
 
 if torch.cuda.is_available():
     pytest.skip("CPU interpreter tests; the GPU runs test_selective_scan_gpu.py", allow_module_level=True)
@@ -264,12 +269,4 @@ def test_plan_takes_the_backward_variant_constant(monkeypatch):
 
 
 def test_delta_softplus_is_accurate_far_below_zero():
-    """softplus(delta) in the scan matches torch's to fp32 accuracy from -30 to 25 (the reference CUDA
-    kernel's log1pf(expf(x))): with one step, unit u, B and C and A = 0 the output is softplus(delta)."""
-    delta = torch.tensor([-30.0, -20.0, -16.0, -12.0, -9.0, -4.0, 0.0, 3.0, 19.0, 25.0, -17.0, -8.0])
-    dim = delta.numel()
-    ones = torch.ones(1, 1, 1)
-    y, _ = triton_scan(ONE_SEGMENT)(
-        torch.ones(1, dim, 1), delta.view(1, dim, 1), torch.zeros(dim, 1), ones, ones, delta_softplus=True
-    )
-    torch.testing.assert_close(y[0, :, 0], torch.nn.functional.softplus(delta), rtol=2e-6, atol=0.0)
+    assert_softplus_of_delta_is_accurate(triton_scan(ONE_SEGMENT))

@@ -7,7 +7,12 @@ import torch
 from mamba_lm.kernels import selective_scan_fn, selective_scan_ref
 from mamba_lm.kernels.selective_scan import triton_scan
 from mamba_lm.kernels.selective_scan.triton_scan import plan, selective_scan_triton
-from scan_testing import assert_scan_close, make_inputs, run_with_grads
+from scan_testing import (
+    assert_scan_close,
+    assert_softplus_of_delta_is_accurate,
+    make_inputs,
+    run_with_grads,
+)
 
 pytestmark = [
     pytest.mark.gpu,
@@ -77,3 +82,8 @@ def test_backward_variants_match_reference(variant):
     got = run_with_grads(scan, inputs)
     ref = run_with_grads(selective_scan_ref, inputs, upcast=True)
     assert_scan_close(got, ref, dtype, f"{variant} {dtype}")
+
+
+def test_delta_softplus_is_accurate_far_below_zero():
+    """The compiled kernel's softplus, as the interpreter's (test_selective_scan.py)."""
+    assert_softplus_of_delta_is_accurate(selective_scan_fn, device="cuda")
