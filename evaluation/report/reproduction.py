@@ -156,15 +156,7 @@ def _status_table(root: Path) -> Table:
     met = mamba is not None and s4d is not None and mamba[-1] >= 97.0 and mamba[-1] - s4d[-1] >= 20.0
     state = "met" if met else ("-" if mamba is None else "not met")
     rows.append(["Selective copying: Mamba >= 97%, a clear gap to S4D", copying, state])
-    listops = _run(root, "lra_s4_listops")
-    score = (listops.results.get("lra", {}).get("listops", {}) or {}).get("accuracy") if listops else None
-    rows.append(
-        [
-            "LRA ListOps, S4 setting: >= 56.60 (S4: 59.60)",
-            "not run" if score is None else f"{score:.2f}",
-            "-" if score is None else ("met" if score >= 56.6 else "not met"),
-        ]
-    )
+    rows.append(_lra_status(root))
     pairs = [
         size
         for size in SCALING_SIZES
@@ -217,17 +209,43 @@ def _steps_text(run: RunRecord) -> str:
     return f"{fmt(done)} of {fmt(planned)} steps"
 
 
-def _command(run: RunRecord) -> str:
-    """The train.py command the run was made with (Hydra's recorded overrides)."""
+def _command(run: RunRecord, lr_stretches: bool = False) -> str:
+    """The train.py command of the run's last launch (Hydra's recorded overrides; where a key is given twice
+    the last value is the one that held). ``lr_stretches`` (constant-lr runs whose lr was changed between
+    launches): a comment line per stretch of logged lr above it."""
     path = run.path / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(path.read_text()) if path.is_file() else []
-    kept = [o for o in overrides or [] if not o.startswith(("hydra.", "resume="))]
-    return f"python train.py {' '.join(kept)} hydra.run.dir=outputs/repro/{run.path.name} resume=auto"
+    effective: dict[str, str] = {}
+    for override in overrides or []:
+        if not override.startswith(("hydra.", "resume=")):
+            key = override.split("=", 1)[0]
+            effective.pop(key, None)  # re-inserted last, where Hydra applied it
+            effective[key] = override
+    where = f"hydra.run.dir=outputs/repro/{run.path.name} resume=auto"
+    command = f"python train.py {' '.join(effective.values())} {where}"
+    phases = _lr_phases(run) if lr_stretches else []
+    if len(phases) < 2:
+        return command
+    stretches = [f"# steps {fmt(first)}-{fmt(last)}: optim.lr={lr:g}" for first, last, lr in phases]
+    return "\n".join(stretches + [command])
 
 
-def _commands(runs: list[RunRecord], evaluation: list[str]) -> Paragraph:
-    lines = [_command(run) for run in runs] + evaluation
+def _commands(runs: list[RunRecord], evaluation: list[str], lr_stretches: bool = False) -> Paragraph:
+    lines = [_command(run, lr_stretches) for run in runs] + evaluation
     return Paragraph("Commands:\n\n```\n" + "\n".join(lines) + "\n```")
+
+
+def _evaluation_commands(run: RunRecord, task: str, lengths_flag: bool = False) -> list[str]:
+    """``python -m evaluation synthetic`` for each evaluated checkpoint of the run (earlier ones by their
+    step folder); ``lengths_flag`` adds the max_log2 each evaluation reached."""
+    evaluations = _evaluations(run, task)
+    lines = []
+    for i, entry in enumerate(evaluations):
+        step = entry.get("step")
+        where = f"/checkpoints/step_{step:08d}" if step is not None and i < len(evaluations) - 1 else ""
+        flag = f" max_log2={int(math.log2(max(entry['lengths'])))}" if lengths_flag else ""
+        lines.append(f"python -m evaluation synthetic checkpoint=outputs/repro/{run.path.name}{where}{flag}")
+    return lines
 
 
 def _deviations(key: str, extra: list[str] | None = None) -> Paragraph:
@@ -282,14 +300,7 @@ def _induction_heads(root: Path, out_dir: Path) -> list:
     ):
         blocks.append(Image("induction_heads.png", "induction heads accuracy against test length"))
     runs = [run for run, _, _ in found]
-    evaluation = []
-    for run in runs:
-        *earlier, _ = _evaluations(run, "induction_heads")
-        checkpoints = [f"/checkpoints/step_{e['step']:08d}" for e in earlier if e.get("step") is not None]
-        evaluation += [
-            f"python -m evaluation synthetic checkpoint=outputs/repro/{run.path.name}{where} max_log2=20"
-            for where in [*checkpoints, ""]
-        ]
+    evaluation = [line for run in runs for line in _evaluation_commands(run, "induction_heads", True)]
     return blocks + [_commands(runs, evaluation), _deviations("induction_heads")]
 
 
@@ -315,9 +326,7 @@ def _selective_copying(root: Path) -> list:
                 ]
             )
     table = Table(["run", "Table 1 row (arch / layer)", "steps", "ours %", "paper %"], rows)
-    evaluation = [
-        f"python -m evaluation synthetic checkpoint=outputs/repro/{run.path.name}" for run, _ in found
-    ]
+    evaluation = [line for run, _ in found for line in _evaluation_commands(run, "selective_copying")]
     at_other_lr = []
     for run, _ in found:
         phases = _lr_phases(run)
@@ -334,7 +343,8 @@ def _selective_copying(root: Path) -> list:
         else []
     )
     deviations = _deviations("selective_copying", other_lr)
-    return [Heading(title), table, _commands([run for run, _ in found], evaluation), deviations]
+    commands = _commands([run for run, _ in found], evaluation, lr_stretches=True)
+    return [Heading(title), table, commands, deviations]
 
 
 def _lr_phases(run: RunRecord) -> list[tuple[int, int, float]]:
@@ -354,30 +364,89 @@ def _lr_phases(run: RunRecord) -> list[tuple[int, int, float]]:
     return [tuple(phase) for phase in phases]
 
 
+LRA_RUNS = {
+    "lra_s4_listops": "listops",
+    "lra_mamba_listops": "listops",
+    "lra_s4_pathfinder": "pathfinder",
+    "lra_mamba_pathfinder": "pathfinder",
+}
+"""Run name: its LRA task."""
+
+
+def _validation(run: RunRecord) -> tuple[int, float] | None:
+    """(step, accuracy %) of the run's latest logged validation accuracy."""
+    steps, accuracies = run.series("val_accuracy")
+    return (int(steps[-1]), 100 * accuracies[-1]) if steps else None
+
+
+def _validation_text(run: RunRecord) -> str:
+    validation = _validation(run)
+    return "-" if validation is None else f"{validation[1]:.1f} (step {fmt(validation[0])})"
+
+
+def _lra_source(run: RunRecord, entry: dict | None) -> str:
+    """Where the data came from: the evaluation's record, else the training config (no archive: generated)."""
+    data = run.config.get("data") or {}
+    generated = (
+        entry.get("generated") if entry else data.get("source") == "generate" or not data.get("archive_dir")
+    )
+    return "generated (not LRA's release)" if generated else "lra_release"
+
+
+def _lra_status(root: Path) -> list[str]:
+    claim = "LRA ListOps, S4 setting: >= 56.60 (S4: 59.60)"
+    run = _run(root, "lra_s4_listops")
+    score = (run.results.get("lra", {}).get("listops", {}) or {}).get("accuracy") if run else None
+    if score is not None:
+        return [claim, f"{score:.2f} (test)", "met" if score >= 56.6 else "not met"]
+    if run is None or not run.metrics:
+        return [claim, "not run", "-"]
+    done, planned = _steps(run)
+    text = f"in training: {fmt(done)} of {fmt(planned)} steps"
+    validation = _validation(run)
+    if validation is not None:
+        text += f", validation {validation[1]:.1f}% at step {fmt(validation[0])}"
+    return [claim, text, "-"]
+
+
 def _lra(root: Path) -> list:
     title = "Long Range Arena: ListOps and Pathfinder"
-    names = ["lra_s4_listops", "lra_mamba_listops", "lra_s4_pathfinder", "lra_mamba_pathfinder"]
-    found = [run for run in (_run(root, name) for name in names) if run and run.results.get("lra")]
+    found = [
+        (run, task) for run, task in ((_run(root, n), t) for n, t in LRA_RUNS.items()) if run and run.metrics
+    ]
     if not found:
-        return _not_run(title, names)
+        return _not_run(title, list(LRA_RUNS))
     rows = []
-    for run in found:
-        for task, entry in run.results["lra"].items():
-            source = "generated (not LRA's release)" if entry.get("generated") else "lra_release"
+    for run, task in found:
+        tested = run.results.get("lra") or {task: None}
+        for tested_task, entry in tested.items():
             rows.append(
                 [
                     run.path.name,
-                    task,
+                    tested_task,
                     _steps_text(run),
-                    source,
-                    fmt(entry.get("accuracy"), 2),
-                    fmt(LRA_PUBLISHED["S4 (updated)"].get(task), 2),
-                    fmt(LRA_PUBLISHED["S4D-LegS"].get(task), 2),
+                    _lra_source(run, entry),
+                    _validation_text(run),
+                    "in training" if entry is None else fmt(entry.get("accuracy"), 2),
+                    fmt(LRA_PUBLISHED["S4 (updated)"].get(tested_task), 2),
+                    fmt(LRA_PUBLISHED["S4D-LegS"].get(tested_task), 2),
                 ]
             )
-    header = ["run", "task", "steps", "data", "ours % (test)", "paper: S4", "paper: S4D-LegS"]
-    evaluation = [f"python -m evaluation lra outputs/repro/{run.path.name}" for run in found]
-    return [Heading(title), Table(header, rows), _commands(found, evaluation), _deviations("lra")]
+    header = [
+        "run",
+        "task",
+        "steps",
+        "data",
+        "validation % (step)",
+        "ours % (test)",
+        "paper: S4",
+        "paper: S4D-LegS",
+    ]
+    runs = [run for run, _ in found]
+    evaluation = [
+        f"python -m evaluation lra outputs/repro/{run.path.name}" for run in runs if run.results.get("lra")
+    ]
+    return [Heading(title), Table(header, rows), _commands(runs, evaluation), _deviations("lra")]
 
 
 def _equal_step_comparison(runs: dict[tuple[str, str], RunRecord]) -> str:

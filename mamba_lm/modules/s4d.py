@@ -28,7 +28,28 @@ from torch import nn
 from .packing import run_per_document
 from .s4d_init import S4D_INITS, diagonal_init
 
-__all__ = ["S4D", "S4D_INITS"]
+__all__ = ["S4D", "S4D_INITS", "fft_convolution", "fft_length"]
+
+
+def fft_length(seqlen: int) -> int:
+    """The FFT length for a linear convolution of length-seqlen signals: the power of two >= 2 * seqlen.
+    One length per octave keeps cuFFT's plan cache warm when batches vary in length (LRA pads each batch
+    to its longest row) and avoids its slow Bluestein path for lengths with large prime factors."""
+    return 1 << (2 * seqlen - 1).bit_length()
+
+
+def fft_convolution(u: torch.Tensor, kernel: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+    """y = kernel * u + D u along the sequence, computed circularly over the kernel's length.
+
+    u: (batch, L, H) fp32. kernel: (H, L) causal lags 0..L-1, or (H, n) with n = fft_length(L) laid out
+    circularly (lag -k at index n - k). D: (H,). Returns (batch, L, H) fp32. The FFTs run along the last
+    dimension of a (batch, H, n) layout, contiguous, rather than strided along the middle one."""
+    seqlen = u.shape[1]
+    n = fft_length(seqlen)
+    u_t = u.transpose(1, 2)  # (batch, H, L)
+    u_f = torch.fft.rfft(u_t, n=n)  # (batch, H, n/2 + 1); the zero padding makes it contiguous
+    y = torch.fft.irfft(u_f * torch.fft.rfft(kernel, n=n), n=n)[..., :seqlen]  # (batch, H, L)
+    return (y + u_t * D[:, None]).transpose(1, 2)
 
 
 class S4D(nn.Module):
@@ -117,12 +138,7 @@ class S4D(nn.Module):
             return run_per_document(self.forward, hidden_states, seq_idx)
 
         u = hidden_states.float()  # the FFT runs in fp32 whatever the compute dtype
-        seqlen = u.shape[1]
-        K = self.kernel(seqlen)  # (H, L)
-        K_f = torch.fft.rfft(K, n=2 * seqlen, dim=-1).T  # (L + 1, H)
-        u_f = torch.fft.rfft(u, n=2 * seqlen, dim=1)  # (batch, L + 1, H)
-        y = torch.fft.irfft(u_f * K_f, n=2 * seqlen, dim=1)[:, :seqlen]  # (batch, L, H)
-        y = y + u * self.D.float()
+        y = fft_convolution(u, self.kernel(u.shape[1]), self.D.float())  # (batch, L, H)
         if state is not None:
             state.copy_(self.final_state(u))
         return self._output(y, hidden_states.dtype)

@@ -6,7 +6,7 @@ K_b, and with the forward kernel K_f (from C):
 
     y[t] = sum_{s <= t} K_f[t - s] u[s] + sum_{s > t} K_b[s - t - 1] u[s] + D u[t]
 
-computed as one FFT convolution with the 2L-long kernel [K_f, reversed K_b]; then GELU and the GLU
+computed as one circular FFT convolution with the kernel [K_f, zeros, reversed K_b]; then GELU and the GLU
 output projection, as ``S4D``. Used by the classifier (``bidirectional_merge: kernel``); positions at
 or past a row's length are zeroed first, so padding never reaches a real position from either side.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .s4d import S4D
+from .s4d import S4D, fft_convolution, fft_length
 
 
 class BidirectionalS4D(S4D):
@@ -45,10 +45,8 @@ class BidirectionalS4D(S4D):
         if lengths is not None:
             real = torch.arange(seqlen, device=u.device) < lengths.to(u.device)[:, None]  # (batch, L)
             u = u * real[:, :, None]
-        forward, backward = self.kernels(seqlen)
-        kernel = torch.cat((forward, backward.flip(-1)), dim=-1)  # (H, 2L): lags 0..L-1, then -L..-1
-        K_f = torch.fft.rfft(kernel, n=2 * seqlen, dim=-1).T  # (L + 1, H)
-        u_f = torch.fft.rfft(u, n=2 * seqlen, dim=1)  # (batch, L + 1, H)
-        y = torch.fft.irfft(u_f * K_f, n=2 * seqlen, dim=1)[:, :seqlen]
-        y = y + u * self.D.float()
+        forward, backward = self.kernels(seqlen)  # (H, L) each
+        gap = forward.new_zeros(forward.shape[0], fft_length(seqlen) - 2 * seqlen)
+        kernel = torch.cat((forward, gap, backward.flip(-1)), dim=-1)  # (H, n): lags 0..L-1, zeros, -L..-1
+        y = fft_convolution(u, kernel, self.D.float())
         return self._output(y, hidden_states.dtype)

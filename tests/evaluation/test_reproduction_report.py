@@ -116,3 +116,47 @@ def test_selective_copying_lists_the_logged_lr_of_each_stretch_that_is_not_the_p
 
     assert "selective_copying: lr 0.001 at steps 100-200, then 0.0001 at steps 300-300" in text
     assert "selective_copying_s4d: lr" not in text
+
+
+def test_commands_show_the_last_launch_and_each_evaluated_checkpoint(tmp_path):
+    """A key given twice shows its last value (the one Hydra applied), a constant-lr run changed between
+    launches lists its logged lr stretches, and each evaluation command names its checkpoint and lengths."""
+    root = tmp_path / "repro"
+    two_phase = [{"step": 100, "loss": 1.0, "lr": 1e-3}, {"step": 200, "lr": 1e-4}]
+    mamba = make_run(root, "selective_copying", MAMBA_TINY, two_phase, max_steps=400000)
+    overrides = ["experiment=x/selective_copying", "optim.lr=1e-3", "optim.lr=1e-4", "resume=auto"]
+    (mamba / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    latest = {"lengths": [4096], "accuracy": [99.9], "step": 200}
+    update_results(
+        mamba, "synthetic", {"selective_copying": {**latest, "earlier": [{**latest, "step": 100}]}}
+    )
+    heads = make_run(root, "induction_heads_attention", MAMBA_TINY, two_phase, max_steps=409600)
+    short = {"lengths": [2**k for k in range(6, 17)], "accuracy": [50.0] * 11, "step": 200}
+    update_results(heads, "synthetic", {"induction_heads": short})
+
+    text = build_reproduction(root, tmp_path / "docs").read_text()
+
+    assert "# steps 100-100: optim.lr=0.001\n# steps 200-200: optim.lr=0.0001\n" in text
+    assert "experiment=x/selective_copying optim.lr=1e-4 hydra.run.dir" in text
+    assert "checkpoint=outputs/repro/selective_copying/checkpoints/step_00000100\n" in text
+    assert "checkpoint=outputs/repro/selective_copying\n" in text
+    assert "checkpoint=outputs/repro/induction_heads_attention max_log2=16\n" in text
+    assert "# steps" not in text.split("## Induction heads")[1].split("## Selective")[0]  # scheduled lr: no
+
+
+def test_an_lra_run_in_training_shows_its_progress_and_validation_accuracy(tmp_path):
+    root = tmp_path / "repro"
+    rows = [{"step": 50, "loss": 2.0}, {"step": 100, "loss": 1.5, "val_accuracy": 0.393}, {"step": 120}]
+    run = make_run(root, "lra_s4_listops", {"arch": "classifier"}, rows, max_steps=76800)
+
+    text = build_reproduction(root, tmp_path / "docs").read_text()
+
+    status = next(line for line in text.splitlines() if line.startswith("| LRA ListOps"))
+    assert "in training: 120 of 76,800 steps, validation 39.3% at step 100 | - |" in status
+    assert "| lra_s4_listops | listops | 120 steps of the paper's 76,800 | generated" in text
+    assert "| 39.3 (step 100) | in training | 59.60 |" in text
+    update_results(run, "lra", {"listops": {"accuracy": 58.1, "generated": True}})
+    text = build_reproduction(root, tmp_path / "docs").read_text()
+    assert (
+        "| 58.10 (test) | met |" in text and "python -m evaluation lra outputs/repro/lra_s4_listops" in text
+    )

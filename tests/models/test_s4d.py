@@ -192,3 +192,34 @@ def test_bidirectional_s4d_is_s4s_two_sided_convolution():
     assert relative_error(out[1, :7], layer(u[1:, :7].float())[0]) < 1e-5
     assert relative_error(out[0], layer(u[:1].float())[0]) < 1e-5
     assert layer.C_backward.shape == layer.C.shape
+
+
+def test_fft_length_is_one_power_of_two_per_octave_of_lengths():
+    """Batches padded to their longest row vary in length; the FFT length only changes per octave, so
+    cuFFT's plans are reused, and 2L is covered so the circular convolution never wraps."""
+    from mamba_lm.modules.s4d import fft_length
+
+    assert [fft_length(n) for n in (1, 2, 3, 16, 17, 1000, 1999, 2000, 2048)] == [
+        2,
+        4,
+        8,
+        32,
+        64,
+        2048,
+        4096,
+        4096,
+        4096,
+    ]
+    for n in range(1, 300):
+        length = fft_length(n)
+        assert length >= 2 * n and length & (length - 1) == 0 and length < 4 * n
+
+
+def test_convolution_at_an_awkward_length_equals_the_direct_sum():
+    """L = 37: the FFT runs at 128, not 2L = 74; the result is still the causal sum."""
+    layer = S4D(d_model=3, d_state=4, dt_min=0.05, dt_max=0.5)
+    u = torch.randn(2, 37, 3, dtype=torch.float64)
+    K = layer.kernel(37).double()
+    y = torch.stack([sum(K[:, t - s] * u[:, s] for s in range(t + 1)) for t in range(37)], dim=1)
+    y += layer.D.double() * u
+    assert relative_error(layer(u.float()), layer._output(y.float(), torch.float32)) < 1e-5
