@@ -160,3 +160,17 @@ def test_an_lra_run_in_training_shows_its_progress_and_validation_accuracy(tmp_p
     assert (
         "| 58.10 (test) | met |" in text and "python -m evaluation lra outputs/repro/lra_s4_listops" in text
     )
+
+
+def test_budgeted_and_generated_lra_runs_name_their_deviations(tmp_path):
+    root = tmp_path / "repro"
+    rows = [{"step": 100, "loss": 0.7, "val_accuracy": 0.5}]
+    make_run(root, "lra_s4_pathfinder", {"arch": "classifier"}, rows, max_steps=50000)
+    make_run(root, "lra_mamba_pathfinder", {"arch": "classifier"}, rows, max_steps=50000)
+
+    text = build_reproduction(root, tmp_path / "docs").read_text()
+
+    assert "| lra_s4_pathfinder | pathfinder | 100 of 50,000 planned steps (the paper's 500,000) |" in text
+    assert "lra_s4_pathfinder: 50,000 planned steps with the lr schedule laid over them" in text
+    assert "| lra_mamba_pathfinder | pathfinder | 100 of 50,000 steps | generated" in text
+    assert "a different task from LRA's" in text and "The Mamba paper reports no LRA numbers" in text
