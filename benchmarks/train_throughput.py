@@ -3,6 +3,8 @@
     python benchmarks/train_throughput.py --out train_throughput.json
     python benchmarks/train_throughput.py --models mamba_130m --shapes 2048x16 --steps 20
     python benchmarks/train_throughput.py --models mamba_130m,transformer_125m --paths fused,unfused
+    accelerate launch --config_file configs/accelerate/ddp.yaml --num_processes 2 \
+        benchmarks/train_throughput.py --out ddp2.json --compare one_gpu.json
 
 Each (model, seqlen x batch) runs the trainer's own ``TrainStep`` (forward, cross-entropy,
 backward, clip at 1.0, fused AdamW step) under ``accelerate`` with bf16 autocast and fp32
@@ -11,6 +13,11 @@ tokens per step). Models come from ``mamba_lm.configs`` (vocab 50277); nothing h
 datasets or wandb. ``--paths fused,unfused`` also times the unfused reference path
 (``set_fused(model, False)``: separate add and norm, the Mamba mixer as composed autograd ops, logits
 then cross-entropy). ``--device cpu --precision fp32`` with tiny models smoke-tests the script.
+
+Under ``accelerate launch`` (DDP or FSDP from its config file) every process runs the same step on its
+own batch; tokens/s is per process (per GPU: the mean over processes, its slowest process beside it) and
+peak memory the largest of any process, so a row compares directly with a one-GPU run of the same batch:
+``--compare ONE.json`` adds the ratio to that run's tokens/s. Only the main process prints and writes.
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ class Measurement:
     peak_memory_gb: float | None
     flops_per_token: float
     error: str | None = None
+    processes: int = 1
+    slowest_tokens_per_s: float | None = None  # the slowest process's (processes > 1)
 
 
 def random_batch(batch: int, seqlen: int, vocab: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -92,9 +101,12 @@ def measure(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - start
-        tokens_per_s = steps * batch * seqlen / elapsed
-        peak = peak_flops_per_device(device)
         memory = torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None
+        per_process = across_processes(accelerator, steps * batch * seqlen / elapsed, memory or 0.0)
+        tokens_per_s = sum(t for t, _ in per_process) / len(per_process)
+        memory = max(m for _, m in per_process) if memory is not None else None
+        elapsed = steps * batch * seqlen / tokens_per_s
+        peak = peak_flops_per_device(device)
         return Measurement(
             model=name,
             path=path,
@@ -106,6 +118,8 @@ def measure(
             mfu=tokens_per_s * flops_per_token / peak if peak else None,
             peak_memory_gb=memory,
             flops_per_token=flops_per_token,
+            processes=len(per_process),
+            slowest_tokens_per_s=min(t for t, _ in per_process) if len(per_process) > 1 else None,
         )
     finally:
         del train_step, forward_model, prepared_model, prepared_optimizer, model, optimizer
@@ -113,6 +127,31 @@ def measure(
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def across_processes(accelerator, tokens_per_s: float, memory_gb: float) -> list[tuple[float, float]]:
+    """(tokens/s, peak memory GB) of every process, gathered from each (one process: its own)."""
+    if accelerator.num_processes == 1:
+        return [(tokens_per_s, memory_gb)]
+    mine = torch.tensor([[tokens_per_s, memory_gb]], dtype=torch.float64, device=accelerator.device)
+    return [tuple(row) for row in accelerator.gather(mine).tolist()]
+
+
+def compare_with(rows: list[Measurement], path: Path) -> list[str]:
+    """Lines 'model path seqlen x batch: R x of PATH's tokens/s' for the rows PATH also measured."""
+    theirs = {
+        (r["model"], r["path"], r["seqlen"], r["batch"]): r["tokens_per_s"]
+        for r in json.loads(path.read_text())["results"]
+    }
+    lines = []
+    for r in rows:
+        other = theirs.get((r.model, r.path, r.seqlen, r.batch))
+        if r.tokens_per_s and other:
+            ratio = r.tokens_per_s / other
+            lines.append(
+                f"{r.model} {r.path} {r.seqlen} x {r.batch}: {ratio:.3f} x {path.name}'s tokens/s per process"
+            )
+    return lines
 
 
 def format_table(rows: list[Measurement]) -> str:
@@ -157,6 +196,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--compile", action="store_true", help="wrap the model in torch.compile")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--compare", type=Path, help="a JSON of this script (e.g. one GPU): print the ratios")
     args = parser.parse_args()
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in configs.names()]
@@ -185,14 +225,23 @@ def main() -> None:
                         name, path, params, seqlen, batch, None, None, None, None, 0.0, error="out of memory"
                     )
                 rows.append(row)
-                print(format_table([row]).splitlines()[-1], flush=True)
+                if accelerator.is_main_process:
+                    print(format_table([row]).splitlines()[-1], flush=True)
 
+    if not accelerator.is_main_process:
+        return
     print()
+    if accelerator.num_processes > 1:
+        print(f"{accelerator.num_processes} processes ({accelerator.distributed_type}): tokens/s per process")
     print(format_table(rows))
+    if args.compare:
+        print("\n".join(compare_with(rows, args.compare)))
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     report = {
         "benchmark": "train_throughput",
         "device": device_name,
+        "processes": accelerator.num_processes,
+        "distributed_type": str(accelerator.distributed_type),
         "torch": torch.__version__,
         "precision": args.precision,
         "compile": args.compile,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,46 @@ def test_throughput_benchmark_on_cpu_without_hydra_datasets_wandb(tmp_path):
     ]
     assert all(r["tokens_per_s"] > 0 and r["error"] is None for r in report["results"])
     assert "tokens/s" in result.stdout and "MFU" in result.stdout
+
+
+def test_throughput_benchmark_on_two_processes_reports_per_process_numbers(tmp_path):
+    """Under accelerate launch (two CPU processes over gloo here; DDP/FSDP GPUs on a multi-GPU machine) the
+    main process alone writes, with every process's tokens/s gathered, and compares with a one-process run."""
+    common = ["--device", "cpu", "--precision", "fp32", "--models", "mamba_tiny", "--shapes", "32x2"]
+    common += ["--steps", "1", "--warmup", "1"]
+    script = str(REPO / "benchmarks" / "train_throughput.py")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    one = subprocess.run(
+        [sys.executable, script, *common, "--out", str(tmp_path / "one.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=env,
+    )
+    assert one.returncode == 0, one.stderr[-4000:]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file"]
+    launch += [str(REPO / "configs" / "accelerate" / "cpu_ddp.yaml"), "--main_process_port", "29613"]
+    two = subprocess.run(
+        [
+            *launch,
+            script,
+            *common,
+            "--out",
+            str(tmp_path / "two.json"),
+            "--compare",
+            str(tmp_path / "one.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=env,
+    )
+    assert two.returncode == 0, two.stderr[-4000:]
+    report = json.loads((tmp_path / "two.json").read_text())
+    assert report["processes"] == 2 and "MULTI_CPU" in report["distributed_type"]
+    row = report["results"][0]
+    assert row["processes"] == 2 and 0 < row["slowest_tokens_per_s"] <= row["tokens_per_s"]
+    assert two.stdout.count("wrote ") == 1  # the main process only
+    assert "mamba_tiny fused 32 x 2: " in two.stdout and "x one.json's tokens/s per process" in two.stdout
