@@ -148,53 +148,184 @@ def _sample_turns(rng: np.random.Generator, continuity: float, count: int) -> np
     return turns[rng.random(2 * count) < np.cos(turns * continuity) ** 2][:count]
 
 
-def _grow(rng, style: PathfinderStyle, start, paddles: int, obstacles: np.ndarray, keep_off: np.ndarray):
+_SLACK = 1e-6
+"""Widening of the culling boxes below. Rounding errors (~1e-13 px) never reach it, so a paddle that a box
+culls is one the exact test would have let through: the tests decide as the vectorized ones
+(:func:`segment_distances`, :func:`_point_segment_distance`), in the same float operations, on fewer pairs."""
+
+
+def _paddle(ax: float, ay: float, bx: float, by: float) -> tuple[float, ...]:
+    """A paddle as the exact tests use it: (ax, ay, bx, by, abx, aby, max(|ab|^2, 1e-12))."""
+    abx, aby = bx - ax, by - ay
+    return ax, ay, bx, by, abx, aby, max(abx * abx + aby * aby, 1e-12)
+
+
+def _extent(paddle: tuple[float, ...]) -> tuple[float, float, float, float]:
+    """The bounding box of a :func:`_paddle`: (min x, min y, max x, max y)."""
+    ax, ay, bx, by = paddle[:4]
+    return min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)
+
+
+def _distance_and_side(px, py, ax, ay, abx, aby, den) -> tuple[float, float]:
+    """Distance from point p to the segment (a, a + ab) (``den`` = max(|ab|^2, 1e-12)) and the cross product
+    ab x (p - a): the float operations of :func:`_point_segment_distance` and of segment_distances' ``side``."""
+    apx, apy = px - ax, py - ay
+    t = min(max((apx * abx + apy * aby) / den, 0.0), 1.0)
+    dx, dy = apx - t * abx, apy - t * aby
+    return math.sqrt(dx * dx + dy * dy), abx * apy - aby * apx
+
+
+def _too_close(p: tuple[float, ...], q: tuple[float, ...], clearance: float) -> bool:
+    """``segment_distances(p, q) < clearance`` for two :func:`_paddle` tuples, computed as it does."""
+    p0x, p0y, p1x, p1y, pabx, paby, pden = p
+    q0x, q0y, q1x, q1y, qabx, qaby, qden = q
+    d1, s1 = _distance_and_side(p0x, p0y, q0x, q0y, qabx, qaby, qden)
+    d2, s2 = _distance_and_side(p1x, p1y, q0x, q0y, qabx, qaby, qden)
+    d3, s3 = _distance_and_side(q0x, q0y, p0x, p0y, pabx, paby, pden)
+    d4, s4 = _distance_and_side(q1x, q1y, p0x, p0y, pabx, paby, pden)
+    return min(d1, d2, d3, d4) < clearance or (s1 * s2 < 0 and s3 * s4 < 0)
+
+
+def _blocked(paddle: tuple[float, ...], others: list[tuple[float, ...]], clearance: float) -> bool:
+    """Whether ``paddle`` comes closer than ``clearance`` to one of ``others`` (:func:`_paddle` tuples); pairs
+    whose bounding boxes are farther apart are skipped."""
+    low_x, low_y, high_x, high_y = _extent(paddle)
+    low_x, low_y, high_x, high_y = low_x - clearance, low_y - clearance, high_x + clearance, high_y + clearance
+    for other in others:
+        ax, ay, bx, by = other[:4]
+        if (
+            min(ax, bx) <= high_x + _SLACK
+            and max(ax, bx) >= low_x - _SLACK
+            and min(ay, by) <= high_y + _SLACK
+            and max(ay, by) >= low_y - _SLACK
+            and _too_close(paddle, other, clearance)
+        ):
+            return True
+    return False
+
+
+def _touches_disc(paddle: tuple[float, ...], discs: list[list[float]], length: float) -> bool:
+    """Whether ``paddle`` (a :func:`_paddle` of length <= ``length``) comes within the radius of one of the
+    (x, y, radius) ``discs``; discs farther than that from its start are skipped."""
+    ax, ay, _, _, abx, aby, den = paddle
+    return any(
+        max(abs(x - ax), abs(y - ay)) <= radius + length + _SLACK
+        and _distance_and_side(x, y, ax, ay, abx, aby, den)[0] < radius
+        for x, y, radius in discs
+    )
+
+
+class _Placed:
+    """The paddles placed so far in a scene, in order: :func:`_paddle` tuples for the exact tests, and their
+    bounding boxes as float (4, capacity) rows (min x, min y, -max x, -max y) to cull far ones at once."""
+
+    def __init__(self, capacity: int = 128):
+        self.paddles: list[tuple[float, ...]] = []
+        self.boxes = np.empty((4, capacity))
+
+    def __len__(self) -> int:
+        return len(self.paddles)
+
+    def add(self, paddle: tuple[float, ...]) -> None:
+        count = len(self.paddles)
+        if count == self.boxes.shape[1]:
+            self.boxes = np.concatenate([self.boxes, np.empty_like(self.boxes)], axis=1)
+        low_x, low_y, high_x, high_y = _extent(paddle)
+        self.boxes[:, count] = low_x, low_y, -high_x, -high_y
+        self.paddles.append(paddle)
+
+    def truncate(self, count: int) -> None:
+        del self.paddles[count:]
+
+    def near(self, count: int, bounds: np.ndarray) -> np.ndarray:
+        """Which of the first ``count`` paddles meet the boxes ``bounds`` (float (4, ...): max x, max y, -min x,
+        -min y, see :func:`_box_bounds`): bool (..., count)."""
+        boxes = self.boxes[:, :count].reshape((4,) + (1,) * (bounds.ndim - 1) + (count,))
+        return (boxes < bounds[..., None]).all(axis=0)
+
+    def contour(self, start: int) -> np.ndarray:
+        """The paddles from index ``start`` on as float (n, 2, 2)."""
+        return np.array([paddle[:4] for paddle in self.paddles[start:]]).reshape(-1, 2, 2)
+
+
+def _box_bounds(low_x, low_y, high_x, high_y) -> np.ndarray:
+    """The boxes [low, high] (floats or float (n,) arrays), widened by the slack, as :meth:`_Placed.near`'s
+    bounds: float (4,) or (4, n)."""
+    return np.array([high_x + _SLACK, high_y + _SLACK, _SLACK - low_x, _SLACK - low_y])
+
+
+def _first_fit(
+    style: PathfinderStyle, angles: np.ndarray, center, first: bool, placed: _Placed, count: int, keep_off: list
+) -> tuple[int, tuple[float, ...]] | None:
+    """The first candidate paddle, in ``angles``' order, that fits, with its index, or None.
+
+    Candidates start at ``center`` (the contour's start if ``first``, else its head plus the gap along the
+    angle). One fits if it lies inside the image, keeps ``clearance`` from those of the first ``count``
+    paddles of ``placed`` within reach of ``center``, and keeps off the ``keep_off`` (x, y, radius) discs.
+    """
+    cx, cy = float(center[0]), float(center[1])
+    low, high = style.padding + style.thickness, style.resolution - style.padding - style.thickness
+    step = style.gap + style.paddle_length
+    reach = step + style.clearance  # only paddles within reach of this step can block it
+    bounds = _box_bounds(cx - reach, cy - reach, cx + reach, cy + reach)
+    others = [placed.paddles[j] for j in np.flatnonzero(placed.near(count, bounds)).tolist()]
+    others = [other for other in others if _distance_and_side(cx, cy, *other[:2], *other[4:])[0] < reach]
+    discs = [disc for disc in keep_off if max(abs(disc[0] - cx), abs(disc[1] - cy)) <= step + disc[2] + _SLACK]
+    for index, (cos, sin) in enumerate(zip(np.cos(angles).tolist(), np.sin(angles).tolist())):
+        bx, by = (cx, cy) if first else (cx + style.gap * cos, cy + style.gap * sin)
+        ex, ey = bx + style.paddle_length * cos, by + style.paddle_length * sin
+        if not (low <= bx <= high and low <= by <= high and low <= ex <= high and low <= ey <= high):
+            continue
+        paddle = _paddle(bx, by, ex, ey)
+        if not _touches_disc(paddle, discs, style.paddle_length) and not _blocked(paddle, others, style.clearance):
+            return index, paddle
+    return None
+
+
+def _grow(rng, style: PathfinderStyle, start, paddles: int, placed: _Placed, keep_off: np.ndarray):
     """A contour of ``paddles`` paddles from ``start`` (float (n, 2, 2)), or None if it gets stuck.
 
-    ``obstacles`` (m, 2, 2) are other contours' paddles; ``keep_off`` (k, 3) are (x, y, radius)
-    discs. Each paddle is drawn among ``max_tries`` candidate directions at once; when none
-    fits, the previous paddle is redrawn (up to ``paddles`` times per contour).
+    ``placed`` holds the other contours' paddles and gets this one's (removed again if it gets stuck);
+    ``keep_off`` (k, 3) are (x, y, radius) discs. Each paddle is drawn among ``max_tries`` candidate
+    directions at once (the first that fits is kept); when none fits, the previous paddle is redrawn (up to
+    ``paddles`` times per contour).
     """
-    low, high = style.padding + style.thickness, style.resolution - style.padding - style.thickness
-    segments: list[np.ndarray] = []
+    obstacles, discs = len(placed), keep_off.tolist()
     headings: list[float] = []
     backtracks = 0
-    while len(segments) < paddles:
-        if not segments:
+    while len(headings) < paddles:
+        if not headings:
             angles = rng.uniform(-math.pi, math.pi, size=style.max_tries)
-            begins = np.broadcast_to(start, (len(angles), 2))
+            center = start
         else:
             angles = headings[-1] + _sample_turns(rng, style.continuity, style.max_tries)
-            begins = segments[-1][1] + style.gap * _unit(angles)
-        ends = begins + style.paddle_length * _unit(angles)
-        valid = np.all((begins >= low) & (begins <= high) & (ends >= low) & (ends <= high), axis=1)
-        blockers = np.concatenate([obstacles, np.array(segments[:-1]).reshape(-1, 2, 2)])
-        if len(blockers):  # only paddles within reach of this step can block it
-            center = start if not segments else segments[-1][1]
-            reach = style.gap + style.paddle_length + style.clearance
-            blockers = blockers[_point_segment_distance(center, blockers[:, 0], blockers[:, 1]) < reach]
-        if len(blockers):
-            near = segment_distances(begins, ends, blockers[:, 0], blockers[:, 1]).min(axis=1)
-            valid &= near >= style.clearance
-        if len(keep_off):
-            near = _point_segment_distance(keep_off[None, :, :2], begins[:, None], ends[:, None])
-            valid &= np.all(near >= keep_off[None, :, 2], axis=1)
-        if valid.any():
-            choice = int(np.argmax(valid))
-            segments.append(np.stack([begins[choice], ends[choice]]))
-            headings.append(float(angles[choice]))
-        elif segments and backtracks < paddles:
-            segments.pop()
+            center = placed.paddles[-1][2:4]
+        blockers = obstacles + max(len(headings) - 1, 0)  # not the previous paddle
+        fit = _first_fit(style, angles, center, not headings, placed, blockers, discs)
+        if fit is not None:
+            placed.add(fit[1])
+            headings.append(float(angles[fit[0]]))
+        elif headings and backtracks < paddles:
+            placed.truncate(len(placed) - 1)
             headings.pop()
             backtracks += 1
         else:
+            placed.truncate(obstacles)
             return None
-    return np.array(segments)
+    return placed.contour(obstacles)
 
 
 def _marker_guard(style: PathfinderStyle) -> float:
     """Distance a marker's center keeps from contours it does not sit on."""
     return style.marker_radius + style.clearance
+
+
+def _markers_clear(markers: np.ndarray, owners: tuple[int, int], contours: list[np.ndarray], guard: float) -> bool:
+    """Whether each marker (float (2, 2)) keeps ``guard`` from every contour but the one it sits on."""
+    paddles = np.concatenate(contours)
+    contour_of = np.repeat(np.arange(len(contours)), [len(contour) for contour in contours])
+    distances = _point_segment_distance(markers[:, None], paddles[None, :, 0], paddles[None, :, 1])  # (2, n)
+    return not (distances[contour_of[None] != np.array(owners)[:, None]] < guard).any()
 
 
 def generate_scene(rng: np.random.Generator, style: PathfinderStyle) -> Scene | None:
@@ -208,13 +339,12 @@ def generate_scene(rng: np.random.Generator, style: PathfinderStyle) -> Scene | 
     if not inside.any():
         return None
     seed_b = seeds_b[int(np.argmax(inside))]
-    contour_a = _grow(
-        rng, style, seed_a, style.contour_paddles, np.zeros((0, 2, 2)), np.array([[*seed_b, guard]])
-    )
+    placed = _Placed()
+    contour_a = _grow(rng, style, seed_a, style.contour_paddles, placed, np.array([[*seed_b, guard]]))
     if contour_a is None:
         return None
     keep_off_b = np.array([[*seed_a, guard], [*contour_a[-1, 1], guard]])
-    contour_b = _grow(rng, style, seed_b, style.contour_paddles, contour_a, keep_off_b)
+    contour_b = _grow(rng, style, seed_b, style.contour_paddles, placed, keep_off_b)
     if contour_b is None:
         return None
     contours = [contour_a, contour_b]
@@ -224,48 +354,104 @@ def generate_scene(rng: np.random.Generator, style: PathfinderStyle) -> Scene | 
     distractor_paddles = max(1, style.contour_paddles // 3)
     for _ in range(style.distractor_budget // distractor_paddles):
         start = rng.uniform(margin, style.resolution - margin, size=2)
-        grown = _grow(rng, style, start, distractor_paddles, np.concatenate(contours), ends)
+        grown = _grow(rng, style, start, distractor_paddles, placed, ends)
         if grown is not None:
             contours.append(grown)
     owners = (0, 0) if label == 1 else (0, 1)
     markers = np.stack([seed_a, contours[owners[1]][-1, 1]])
-    for center, owner in zip(markers, owners):  # a marker must not touch contours it does not carry
-        for index, contour in enumerate(contours):
-            if index != owner and _point_segment_distance(center, contour[:, 0], contour[:, 1]).min() < guard:
-                return None
+    if not _markers_clear(markers, owners, contours, guard):  # a marker must not touch contours it does not carry
+        return None
     if owners[0] != owners[1] and np.linalg.norm(markers[0] - markers[1]) < guard + style.marker_radius:
         return None  # nor the other target's marker
-    contours += _single_paddles(rng, style, np.concatenate(contours), ends)
+    contours += _single_paddles(rng, style, placed, ends)
     return Scene(contours, markers, owners, label)
 
 
-def _single_paddles(
-    rng, style: PathfinderStyle, obstacles: np.ndarray, keep_off: np.ndarray
-) -> list[np.ndarray]:
-    """Single-paddle distractors (each a (1, 2, 2) contour) keeping ``clearance`` from ``obstacles`` and each
-    other and off the ``keep_off`` discs: up to ``style.single_paddles``, drawn ``style.max_tries`` candidates
-    at a time, until a whole draw finds no room ``style.single_paddle_failures`` times in a row."""
+def _first_free(style: PathfinderStyle, begins: np.ndarray, ends: np.ndarray, placed: _Placed, discs) -> int | None:
+    """Index of the first candidate paddle (begins, ends: float (n, 2)) with its end inside the image that keeps
+    ``clearance`` from all of ``placed`` and off the (x, y, radius) ``discs``, or None."""
+    low, high = style.padding + style.thickness, style.resolution - style.padding - style.thickness
+    lows, highs = np.minimum(begins, ends) - style.clearance, np.maximum(begins, ends) + style.clearance
+    near = placed.near(len(placed), _box_bounds(lows[:, 0], lows[:, 1], highs[:, 0], highs[:, 1]))  # (n, m)
+    for index, ((bx, by), (ex, ey)) in enumerate(zip(begins.tolist(), ends.tolist())):
+        if not (low <= ex <= high and low <= ey <= high):
+            continue
+        paddle = _paddle(bx, by, ex, ey)
+        if _touches_disc(paddle, discs, style.paddle_length):
+            continue
+        others = [placed.paddles[j] for j in np.flatnonzero(near[index]).tolist()]
+        if not any(_too_close(paddle, other, style.clearance) for other in others):
+            return index
+    return None
+
+
+def _single_paddles(rng, style: PathfinderStyle, placed: _Placed, keep_off: np.ndarray) -> list[np.ndarray]:
+    """Single-paddle distractors (each a (1, 2, 2) contour) keeping ``clearance`` from ``placed`` (to which they
+    are added) and each other and off the ``keep_off`` discs: up to ``style.single_paddles``, drawn
+    ``style.max_tries`` candidates at a time, until a whole draw finds no room ``style.single_paddle_failures``
+    times in a row."""
     margin = style.padding + style.thickness
     low, high = margin, style.resolution - margin
-    placed: list[np.ndarray] = []
+    discs = keep_off.tolist()
+    singles: list[np.ndarray] = []
     failures = 0
-    while len(placed) < style.single_paddles and failures < style.single_paddle_failures:
+    while len(singles) < style.single_paddles and failures < style.single_paddle_failures:
         begins = rng.uniform(low, high, size=(style.max_tries, 2))
         ends = begins + style.paddle_length * _unit(rng.uniform(-math.pi, math.pi, size=style.max_tries))
-        valid = np.all((ends >= low) & (ends <= high), axis=1)
-        blockers = np.concatenate([obstacles, np.array(placed).reshape(-1, 2, 2)])
-        valid &= (
-            segment_distances(begins, ends, blockers[:, 0], blockers[:, 1]).min(axis=1) >= style.clearance
-        )
-        near = _point_segment_distance(keep_off[None, :, :2], begins[:, None], ends[:, None])
-        valid &= np.all(near >= keep_off[None, :, 2], axis=1)
-        if not valid.any():
+        choice = _first_free(style, begins, ends, placed, discs)
+        if choice is None:
             failures += 1
             continue
-        choice = int(np.argmax(valid))
-        placed.append(np.stack([begins[choice], ends[choice]]))
+        singles.append(np.stack([begins[choice], ends[choice]])[None])
+        placed.add(_paddle(*begins[choice].tolist(), *ends[choice].tolist()))
         failures = 0
-    return [paddle[None] for paddle in placed]
+    return singles
+
+
+def _draw(canvas: np.ndarray, p0: np.ndarray, p1: np.ndarray, half_width: float, intensity: float, scale: int):
+    """Set ``canvas`` (float32 (R * scale, R * scale)) to at least ``intensity`` on the samples within
+    ``half_width`` of the segment (p0, p1) (float (2,)), one segment at a time."""
+    size = len(canvas)
+    low = np.floor((np.minimum(p0, p1) - half_width) * scale).astype(int).clip(0, size)
+    high = np.ceil((np.maximum(p0, p1) + half_width) * scale).astype(int).clip(0, size)
+    xs = (np.arange(low[0], high[0]) + 0.5) / scale
+    ys = (np.arange(low[1], high[1]) + 0.5) / scale
+    points = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+    if not len(points):
+        return
+    ab = p1 - p0
+    t = np.clip((points - p0) @ ab / max(ab @ ab, 1e-12), 0, 1)
+    inside = np.linalg.norm(p0 + t[:, None] * ab - points, axis=1) <= half_width
+    region = canvas[low[1] : high[1], low[0] : high[0]]
+    inside = inside.reshape(region.shape)
+    region[inside] = np.maximum(region[inside], intensity)
+
+
+def _draw_all(canvas: np.ndarray, p0: np.ndarray, p1: np.ndarray, half_width: float, intensity: float, scale: int):
+    """:func:`_draw` for all segments (p0, p1) (float (n, 2)) at once: each segment's samples in a window
+    as wide as the widest segment's box. Segments with a sample within 1e-9 of ``half_width`` (where this
+    vectorized distance may round differently) are drawn by :func:`_draw` itself."""
+    size = len(canvas)
+    low = np.floor((np.minimum(p0, p1) - half_width) * scale).astype(int).clip(0, size)  # (n, 2)
+    high = np.ceil((np.maximum(p0, p1) + half_width) * scale).astype(int).clip(0, size)
+    width = int((high - low).max(initial=0))
+    if width <= 0:
+        return
+    cols = low[:, 0, None] + np.arange(width)  # (n, width)
+    rows = low[:, 1, None] + np.arange(width)
+    window = (rows < high[:, 1, None])[:, :, None] & (cols < high[:, 0, None])[:, None, :]  # (n, rows, cols)
+    ab = (p1 - p0)[:, :, None, None]
+    apx = ((cols + 0.5) / scale)[:, None, :] - p0[:, 0, None, None]
+    apy = ((rows + 0.5) / scale)[:, :, None] - p0[:, 1, None, None]
+    t = np.clip((apx * ab[:, 0] + apy * ab[:, 1]) / np.maximum((ab * ab).sum(1), 1e-12), 0, 1)
+    distance = np.sqrt((apx - t * ab[:, 0]) ** 2 + (apy - t * ab[:, 1]) ** 2)
+    unsure = (window & (np.abs(distance - half_width) <= 1e-9)).any(axis=(1, 2))
+    inside = window & (distance <= half_width) & ~unsure[:, None, None]
+    segment, row, col = np.nonzero(inside)
+    at = rows[segment, row], cols[segment, col]
+    canvas[at] = np.maximum(canvas[at], intensity)
+    for index in np.flatnonzero(unsure):
+        _draw(canvas, p0[index], p1[index], half_width, intensity, scale)
 
 
 def render(scene: Scene, style: PathfinderStyle, scale: int) -> np.ndarray:
@@ -273,27 +459,9 @@ def render(scene: Scene, style: PathfinderStyle, scale: int) -> np.ndarray:
     drawing, ``style.contour_intensity`` on contours, 1 on markers."""
     size = style.resolution * scale
     canvas = np.zeros((size, size), dtype=np.float32)
-
-    def draw(p0: np.ndarray, p1: np.ndarray, half_width: float, intensity: float) -> None:
-        low = np.floor((np.minimum(p0, p1) - half_width) * scale).astype(int).clip(0, size)
-        high = np.ceil((np.maximum(p0, p1) + half_width) * scale).astype(int).clip(0, size)
-        xs = (np.arange(low[0], high[0]) + 0.5) / scale
-        ys = (np.arange(low[1], high[1]) + 0.5) / scale
-        points = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
-        if not len(points):
-            return
-        ab = p1 - p0
-        t = np.clip((points - p0) @ ab / max(ab @ ab, 1e-12), 0, 1)
-        inside = np.linalg.norm(p0 + t[:, None] * ab - points, axis=1) <= half_width
-        region = canvas[low[1] : high[1], low[0] : high[0]]
-        inside = inside.reshape(region.shape)
-        region[inside] = np.maximum(region[inside], intensity)
-
-    for contour in scene.contours:
-        for begin, end in contour:
-            draw(begin, end, style.thickness / 2, style.contour_intensity)
-    for center in scene.markers:
-        draw(center, center, style.marker_radius, 1.0)
+    paddles = np.concatenate(scene.contours)
+    _draw_all(canvas, paddles[:, 0], paddles[:, 1], style.thickness / 2, style.contour_intensity, scale)
+    _draw_all(canvas, scene.markers, scene.markers, style.marker_radius, 1.0, scale)
     return canvas
 
 
