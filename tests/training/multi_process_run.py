@@ -2,10 +2,12 @@
 (or run alone as one process).
 
     python tests/training/multi_process_run.py RUN_DIR --data JSON [--micro-batch B] [--grad-accum G]
-        [--max-steps N] [--save-every S] [--resume auto|PATH]
+        [--max-steps N] [--save-every S] [--resume auto|PATH] [--model NAME] [--precision P] [--device D]
 
 Trains the tiny Mamba (fp32, CPU; warmup then a constant lr, so a run cut at any step continues
-the same schedule) on ``build_datamodule(JSON)`` with this process's rank share. The loss
+the same schedule) on ``build_datamodule(JSON)`` with this process's rank share; ``--model`` takes a
+``mamba_lm.configs`` name instead (e.g. mamba_130m, its vocabulary the data's), ``--device cuda
+--precision bf16`` the GPU runs of tests/training/test_multi_gpu.py. The loss
 of every step lands in RUN_DIR/metrics.jsonl (main process) and the weights in the checkpoints; each
 process also writes RUN_DIR/rank{i}.json with its rank, world size and the step it reached.
 """
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import tiny_mamba  # noqa: E402
 from mamba_lm.data import build_datamodule  # noqa: E402
 
+from mamba_lm import build_model, configs  # noqa: E402
 from mamba_lm.trainer import LoggerConfig, OptimConfig, Trainer, TrainerConfig, make_accelerator  # noqa: E402
 from mamba_lm.trainer.model_factory import model_config_to_dict  # noqa: E402
 
@@ -36,13 +39,20 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=6)
     parser.add_argument("--save-every", type=int, default=0)
     parser.add_argument("--resume", default="auto")
+    parser.add_argument("--model", default="tiny", help="tiny, or a mamba_lm.configs name")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
 
     torch.set_num_threads(1)
-    accelerator = make_accelerator("fp32", cpu=True)
+    accelerator = make_accelerator(args.precision, cpu=args.device == "cpu")
     rank, world_size = accelerator.process_index, accelerator.num_processes
     datamodule = build_datamodule(args.data, seed=0, rank=rank, world_size=world_size)
-    model = tiny_mamba(seed=0, vocab=datamodule.vocab_size)
+    if args.model == "tiny":
+        model = tiny_mamba(seed=0, vocab=datamodule.vocab_size)
+    else:
+        torch.manual_seed(0)
+        model = build_model(configs.get(args.model, vocab_size=datamodule.vocab_size))
     trainer = Trainer(
         accelerator=accelerator,
         model=model,
