@@ -119,20 +119,21 @@ def _point_segment_distance(point: np.ndarray, a: np.ndarray, b: np.ndarray) -> 
     return np.sqrt((apx - t * abx) ** 2 + (apy - t * aby) ** 2)
 
 
+def _side(o: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The cross product (a - o) x (b - o), broadcast over leading dimensions (..., 2)."""
+    return (a[..., 0] - o[..., 0]) * (b[..., 1] - o[..., 1]) - (a[..., 1] - o[..., 1]) * (
+        b[..., 0] - o[..., 0]
+    )
+
+
 def segment_distances(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
     """Distances (float (n, m), 0 where crossing) between segments (p0[i], p1[i]) and (q0[j], q1[j])."""
     p0, p1, q0, q1 = p0[:, None], p1[:, None], q0[None], q1[None]
-
-    def side(o, a, b):
-        return (a[..., 0] - o[..., 0]) * (b[..., 1] - o[..., 1]) - (a[..., 1] - o[..., 1]) * (
-            b[..., 0] - o[..., 0]
-        )
-
     distance = np.minimum(
         np.minimum(_point_segment_distance(p0, q0, q1), _point_segment_distance(p1, q0, q1)),
         np.minimum(_point_segment_distance(q0, p0, p1), _point_segment_distance(q1, p0, p1)),
     )
-    crossing = (side(q0, q1, p0) * side(q0, q1, p1) < 0) & (side(p0, p1, q0) * side(p0, p1, q1) < 0)
+    crossing = (_side(q0, q1, p0) * _side(q0, q1, p1) < 0) & (_side(p0, p1, q0) * _side(p0, p1, q1) < 0)
     return np.where(crossing, 0.0, distance)
 
 
@@ -148,27 +149,43 @@ def _sample_turns(rng: np.random.Generator, continuity: float, count: int) -> np
     return turns[rng.random(2 * count) < np.cos(turns * continuity) ** 2][:count]
 
 
+# Clearance tests. A candidate paddle fits when it keeps ``clearance`` from other paddles (as
+# ``segment_distances(...) < clearance`` decides) and keeps off discs (as ``_point_segment_distance(...) <
+# radius`` decides). The tests below make those decisions in the very float operations of those functions,
+# so they agree bit for bit, but only on the pairs that a cheap culling test (bounding boxes or centers,
+# widened by _SLACK) cannot rule out: a pair it rules out is farther apart than the threshold plus _SLACK,
+# far beyond rounding errors (~1e-13 px), so the exact test would have let it through too.
+
 _SLACK = 1e-6
-"""Widening of the culling boxes below. Rounding errors (~1e-13 px) never reach it, so a paddle that a box
-culls is one the exact test would have let through: the tests decide as the vectorized ones
-(:func:`segment_distances`, :func:`_point_segment_distance`), in the same float operations, on fewer pairs."""
+"""Widening of the culling tests (output pixels)."""
+
+
+def _too_close_pairs(p: np.ndarray, q: np.ndarray, clearance: float) -> np.ndarray:
+    """Whether the segments p[i] and q[i] (float (k, 4): x0, y0, x1, y1) come closer than ``clearance``: bool
+    (k,), pair by pair ``segment_distances(...) < clearance`` (its float operations, on x and y apart)."""
+    (p0x, p0y, p1x, p1y), (q0x, q0y, q1x, q1y) = p.T, q.T
+    px, py = np.concatenate([p0x, p1x, q0x, q1x]), np.concatenate([p0y, p1y, q0y, q1y])  # each end ...
+    ax, ay = np.concatenate([q0x, q0x, p0x, p0x]), np.concatenate([q0y, q0y, p0y, p0y])  # ... against the
+    bx, by = np.concatenate([q1x, q1x, p1x, p1x]), np.concatenate([q1y, q1y, p1y, p1y])  # other segment
+    abx, aby, apx, apy = bx - ax, by - ay, px - ax, py - ay
+    t = np.minimum(np.maximum((apx * abx + apy * aby) / np.maximum(abx * abx + aby * aby, 1e-12), 0.0), 1.0)
+    close = (np.sqrt((apx - t * abx) ** 2 + (apy - t * aby) ** 2) < clearance).reshape(4, -1).any(axis=0)
+    sides = (abx * apy - aby * apx).reshape(4, -1)  # _side(a, b, p)
+    return close | ((sides[0] * sides[1] < 0) & (sides[2] * sides[3] < 0))
 
 
 def _paddle(ax: float, ay: float, bx: float, by: float) -> tuple[float, ...]:
-    """A paddle as the exact tests use it: (ax, ay, bx, by, abx, aby, max(|ab|^2, 1e-12))."""
+    """A paddle as the scalar tests use it: (ax, ay, bx, by, abx, aby, max(|ab|^2, 1e-12)), then its bounding
+    box (min x, max x, min y, max y)."""
     abx, aby = bx - ax, by - ay
-    return ax, ay, bx, by, abx, aby, max(abx * abx + aby * aby, 1e-12)
-
-
-def _extent(paddle: tuple[float, ...]) -> tuple[float, float, float, float]:
-    """The bounding box of a :func:`_paddle`: (min x, min y, max x, max y)."""
-    ax, ay, bx, by = paddle[:4]
-    return min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)
+    low_x, high_x = (ax, bx) if ax < bx else (bx, ax)
+    low_y, high_y = (ay, by) if ay < by else (by, ay)
+    return ax, ay, bx, by, abx, aby, max(abx * abx + aby * aby, 1e-12), low_x, high_x, low_y, high_y
 
 
 def _distance_and_side(px, py, ax, ay, abx, aby, den) -> tuple[float, float]:
     """Distance from point p to the segment (a, a + ab) (``den`` = max(|ab|^2, 1e-12)) and the cross product
-    ab x (p - a): the float operations of :func:`_point_segment_distance` and of segment_distances' ``side``."""
+    ab x (p - a), in the float operations of :func:`_point_segment_distance` and :func:`_side`."""
     apx, apy = px - ax, py - ay
     t = min(max((apx * abx + apy * aby) / den, 0.0), 1.0)
     dx, dy = apx - t * abx, apy - t * aby
@@ -176,29 +193,43 @@ def _distance_and_side(px, py, ax, ay, abx, aby, den) -> tuple[float, float]:
 
 
 def _too_close(p: tuple[float, ...], q: tuple[float, ...], clearance: float) -> bool:
-    """``segment_distances(p, q) < clearance`` for two :func:`_paddle` tuples, computed as it does."""
-    p0x, p0y, p1x, p1y, pabx, paby, pden = p
-    q0x, q0y, q1x, q1y, qabx, qaby, qden = q
+    """``segment_distances(p, q) < clearance`` for two :func:`_paddle` tuples, in its float operations."""
+    p0x, p0y, p1x, p1y, pabx, paby, pden, _, _, _, _ = p
+    q0x, q0y, q1x, q1y, qabx, qaby, qden, _, _, _, _ = q
     d1, s1 = _distance_and_side(p0x, p0y, q0x, q0y, qabx, qaby, qden)
+    if d1 < clearance:
+        return True
     d2, s2 = _distance_and_side(p1x, p1y, q0x, q0y, qabx, qaby, qden)
+    if d2 < clearance:
+        return True
     d3, s3 = _distance_and_side(q0x, q0y, p0x, p0y, pabx, paby, pden)
+    if d3 < clearance:
+        return True
     d4, s4 = _distance_and_side(q1x, q1y, p0x, p0y, pabx, paby, pden)
-    return min(d1, d2, d3, d4) < clearance or (s1 * s2 < 0 and s3 * s4 < 0)
+    return d4 < clearance or (s1 * s2 < 0 and s3 * s4 < 0)
 
 
-def _blocked(paddle: tuple[float, ...], others: list[tuple[float, ...]], clearance: float) -> bool:
-    """Whether ``paddle`` comes closer than ``clearance`` to one of ``others`` (:func:`_paddle` tuples); pairs
-    whose bounding boxes are farther apart are skipped."""
-    low_x, low_y, high_x, high_y = _extent(paddle)
-    low_x, low_y, high_x, high_y = low_x - clearance, low_y - clearance, high_x + clearance, high_y + clearance
+def _blocked(
+    paddle: tuple[float, ...], others: list[tuple[float, ...]], clearance: float, reach=None
+) -> bool:
+    """Whether ``paddle`` comes closer than ``clearance`` to one of ``others`` (:func:`_paddle` tuples),
+    skipping those whose bounding box is farther. With ``reach`` (x, y, distance), others not within that
+    distance of (x, y) do not count (:func:`_grow`'s filter, in its float operations)."""
+    margin = clearance + _SLACK
+    low_x, high_x = paddle[7] - margin, paddle[8] + margin
+    low_y, high_y = paddle[9] - margin, paddle[10] + margin
     for other in others:
-        ax, ay, bx, by = other[:4]
         if (
-            min(ax, bx) <= high_x + _SLACK
-            and max(ax, bx) >= low_x - _SLACK
-            and min(ay, by) <= high_y + _SLACK
-            and max(ay, by) >= low_y - _SLACK
+            other[7] <= high_x
+            and other[8] >= low_x
+            and other[9] <= high_y
+            and other[10] >= low_y
             and _too_close(paddle, other, clearance)
+            and (
+                reach is None
+                or _distance_and_side(reach[0], reach[1], other[0], other[1], other[4], other[5], other[6])[0]
+                < reach[2]
+            )
         ):
             return True
     return False
@@ -206,79 +237,76 @@ def _blocked(paddle: tuple[float, ...], others: list[tuple[float, ...]], clearan
 
 def _touches_disc(paddle: tuple[float, ...], discs: list[list[float]], length: float) -> bool:
     """Whether ``paddle`` (a :func:`_paddle` of length <= ``length``) comes within the radius of one of the
-    (x, y, radius) ``discs``; discs farther than that from its start are skipped."""
-    ax, ay, _, _, abx, aby, den = paddle
-    return any(
-        max(abs(x - ax), abs(y - ay)) <= radius + length + _SLACK
-        and _distance_and_side(x, y, ax, ay, abx, aby, den)[0] < radius
-        for x, y, radius in discs
-    )
+    (x, y, radius) ``discs`` (``_point_segment_distance(...) < radius``), skipping farther discs."""
+    ax, ay, _, _, abx, aby, den, _, _, _, _ = paddle
+    for x, y, radius in discs:
+        far = radius + length + _SLACK
+        if (
+            abs(x - ax) <= far
+            and abs(y - ay) <= far
+            and _distance_and_side(x, y, ax, ay, abx, aby, den)[0] < radius
+        ):
+            return True
+    return False
 
 
 class _Placed:
-    """The paddles placed so far in a scene, in order: :func:`_paddle` tuples for the exact tests, and their
-    bounding boxes as float (4, capacity) rows (min x, min y, -max x, -max y) to cull far ones at once."""
+    """The paddles placed so far in a scene, in order: :func:`_paddle` tuples, and their centers as complex
+    (capacity,) x + iy to cull far ones at once."""
 
     def __init__(self, capacity: int = 128):
         self.paddles: list[tuple[float, ...]] = []
-        self.boxes = np.empty((4, capacity))
+        self.centers = np.empty(capacity, dtype=complex)
 
     def __len__(self) -> int:
         return len(self.paddles)
 
     def add(self, paddle: tuple[float, ...]) -> None:
         count = len(self.paddles)
-        if count == self.boxes.shape[1]:
-            self.boxes = np.concatenate([self.boxes, np.empty_like(self.boxes)], axis=1)
-        low_x, low_y, high_x, high_y = _extent(paddle)
-        self.boxes[:, count] = low_x, low_y, -high_x, -high_y
+        if count == len(self.centers):
+            self.centers = np.concatenate([self.centers, np.empty_like(self.centers)])
+        self.centers[count] = complex(paddle[0] + paddle[2], paddle[1] + paddle[3]) / 2
         self.paddles.append(paddle)
 
     def truncate(self, count: int) -> None:
         del self.paddles[count:]
 
-    def near(self, count: int, bounds: np.ndarray) -> np.ndarray:
-        """Which of the first ``count`` paddles meet the boxes ``bounds`` (float (4, ...): max x, max y, -min x,
-        -min y, see :func:`_box_bounds`): bool (..., count)."""
-        boxes = self.boxes[:, :count].reshape((4,) + (1,) * (bounds.ndim - 1) + (count,))
-        return (boxes < bounds[..., None]).all(axis=0)
+    def near(self, count: int, x: float, y: float, distance: float) -> list[tuple[float, ...]]:
+        """Those of the first ``count`` paddles whose center lies within ``distance`` (+ slack) of (x, y)."""
+        near = np.abs(self.centers[:count] - complex(x, y)) <= distance + _SLACK
+        return [self.paddles[index] for index in near.nonzero()[0].tolist()]
 
-    def contour(self, start: int) -> np.ndarray:
+    def segments(self, start: int = 0) -> np.ndarray:
         """The paddles from index ``start`` on as float (n, 2, 2)."""
         return np.array([paddle[:4] for paddle in self.paddles[start:]]).reshape(-1, 2, 2)
 
 
-def _box_bounds(low_x, low_y, high_x, high_y) -> np.ndarray:
-    """The boxes [low, high] (floats or float (n,) arrays), widened by the slack, as :meth:`_Placed.near`'s
-    bounds: float (4,) or (4, n)."""
-    return np.array([high_x + _SLACK, high_y + _SLACK, _SLACK - low_x, _SLACK - low_y])
-
-
 def _first_fit(
-    style: PathfinderStyle, angles: np.ndarray, center, first: bool, placed: _Placed, count: int, keep_off: list
+    style: PathfinderStyle, angles: np.ndarray, center, first: bool, placed: _Placed, count: int, discs: list
 ) -> tuple[int, tuple[float, ...]] | None:
     """The first candidate paddle, in ``angles``' order, that fits, with its index, or None.
 
     Candidates start at ``center`` (the contour's start if ``first``, else its head plus the gap along the
     angle). One fits if it lies inside the image, keeps ``clearance`` from those of the first ``count``
-    paddles of ``placed`` within reach of ``center``, and keeps off the ``keep_off`` (x, y, radius) discs.
+    paddles of ``placed`` within reach of ``center``, and keeps off the (x, y, radius) ``discs``.
     """
     cx, cy = float(center[0]), float(center[1])
+    gap, length = style.gap, style.paddle_length
     low, high = style.padding + style.thickness, style.resolution - style.padding - style.thickness
-    step = style.gap + style.paddle_length
-    reach = step + style.clearance  # only paddles within reach of this step can block it
-    bounds = _box_bounds(cx - reach, cy - reach, cx + reach, cy + reach)
-    others = [placed.paddles[j] for j in np.flatnonzero(placed.near(count, bounds)).tolist()]
-    others = [other for other in others if _distance_and_side(cx, cy, *other[:2], *other[4:])[0] < reach]
-    discs = [disc for disc in keep_off if max(abs(disc[0] - cx), abs(disc[1] - cy)) <= step + disc[2] + _SLACK]
+    reach = gap + length + style.clearance  # only paddles within reach of this step can block it
+    others = placed.near(count, cx, cy, reach + length / 2)
+    discs = [
+        disc for disc in discs if max(abs(disc[0] - cx), abs(disc[1] - cy)) <= gap + length + disc[2] + _SLACK
+    ]
     for index, (cos, sin) in enumerate(zip(np.cos(angles).tolist(), np.sin(angles).tolist())):
-        bx, by = (cx, cy) if first else (cx + style.gap * cos, cy + style.gap * sin)
-        ex, ey = bx + style.paddle_length * cos, by + style.paddle_length * sin
+        bx, by = (cx, cy) if first else (cx + gap * cos, cy + gap * sin)
+        ex, ey = bx + length * cos, by + length * sin
         if not (low <= bx <= high and low <= by <= high and low <= ex <= high and low <= ey <= high):
             continue
         paddle = _paddle(bx, by, ex, ey)
-        if not _touches_disc(paddle, discs, style.paddle_length) and not _blocked(paddle, others, style.clearance):
-            return index, paddle
+        if _blocked(paddle, others, style.clearance, (cx, cy, reach)) or _touches_disc(paddle, discs, length):
+            continue
+        return index, paddle
     return None
 
 
@@ -312,7 +340,7 @@ def _grow(rng, style: PathfinderStyle, start, paddles: int, placed: _Placed, kee
         else:
             placed.truncate(obstacles)
             return None
-    return placed.contour(obstacles)
+    return placed.segments(obstacles)
 
 
 def _marker_guard(style: PathfinderStyle) -> float:
@@ -320,7 +348,9 @@ def _marker_guard(style: PathfinderStyle) -> float:
     return style.marker_radius + style.clearance
 
 
-def _markers_clear(markers: np.ndarray, owners: tuple[int, int], contours: list[np.ndarray], guard: float) -> bool:
+def _markers_clear(
+    markers: np.ndarray, owners: tuple[int, int], contours: list[np.ndarray], guard: float
+) -> bool:
     """Whether each marker (float (2, 2)) keeps ``guard`` from every contour but the one it sits on."""
     paddles = np.concatenate(contours)
     contour_of = np.repeat(np.arange(len(contours)), [len(contour) for contour in contours])
@@ -359,7 +389,7 @@ def generate_scene(rng: np.random.Generator, style: PathfinderStyle) -> Scene | 
             contours.append(grown)
     owners = (0, 0) if label == 1 else (0, 1)
     markers = np.stack([seed_a, contours[owners[1]][-1, 1]])
-    if not _markers_clear(markers, owners, contours, guard):  # a marker must not touch contours it does not carry
+    if not _markers_clear(markers, owners, contours, guard):  # a marker must not touch others' contours
         return None
     if owners[0] != owners[1] and np.linalg.norm(markers[0] - markers[1]) < guard + style.marker_radius:
         return None  # nor the other target's marker
@@ -367,48 +397,85 @@ def generate_scene(rng: np.random.Generator, style: PathfinderStyle) -> Scene | 
     return Scene(contours, markers, owners, label)
 
 
-def _first_free(style: PathfinderStyle, begins: np.ndarray, ends: np.ndarray, placed: _Placed, discs) -> int | None:
-    """Index of the first candidate paddle (begins, ends: float (n, 2)) with its end inside the image that keeps
-    ``clearance`` from all of ``placed`` and off the (x, y, radius) ``discs``, or None."""
-    low, high = style.padding + style.thickness, style.resolution - style.padding - style.thickness
-    lows, highs = np.minimum(begins, ends) - style.clearance, np.maximum(begins, ends) + style.clearance
-    near = placed.near(len(placed), _box_bounds(lows[:, 0], lows[:, 1], highs[:, 0], highs[:, 1]))  # (n, m)
-    for index, ((bx, by), (ex, ey)) in enumerate(zip(begins.tolist(), ends.tolist())):
-        if not (low <= ex <= high and low <= ey <= high):
-            continue
-        paddle = _paddle(bx, by, ex, ey)
-        if _touches_disc(paddle, discs, style.paddle_length):
-            continue
-        others = [placed.paddles[j] for j in np.flatnonzero(near[index]).tolist()]
-        if not any(_too_close(paddle, other, style.clearance) for other in others):
-            return index
-    return None
+_SINGLE_BATCH = 16
+"""Single-paddle draws made, and checked against the paddles placed so far, at once."""
+
+
+def _pairs_within(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray, distance: float):
+    """Index arrays (i, j) of the points (x0[i], y0[i]) and (x1[j], y1[j]) (float arrays) at most ``distance``
+    (+ slack) apart."""
+    dx, dy = np.subtract.outer(x0, x1), np.subtract.outer(y0, y1)
+    np.add(np.square(dx, out=dx), np.square(dy, out=dy), out=dx)
+    return (dx <= (distance + _SLACK) ** 2).nonzero()
+
+
+def _single_batch(rng, style: PathfinderStyle, placed: _Placed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The next ``_SINGLE_BATCH`` draws of :func:`_single_paddles` (each of ``max_tries`` candidates; the same
+    values as drawn one draw at a time): begins and ends float (K, T, 2), and bool (K, T): whether each
+    candidate has its end inside the image and keeps ``clearance`` from all of ``placed``."""
+    count, tries, length = _SINGLE_BATCH, style.max_tries, style.paddle_length
+    margin = style.padding + style.thickness
+    low, high = margin, style.resolution - margin
+    values = rng.uniform(  # a draw: uniform(low, high, (T, 2)), then uniform(-pi, pi, T)
+        np.repeat([low, -math.pi], [2 * tries, tries]),
+        np.repeat([high, math.pi], [2 * tries, tries]),
+        size=(count, 3 * tries),
+    )
+    begins = values[:, : 2 * tries].reshape(count, tries, 2)
+    cos, sin = np.empty((count, tries)), np.empty((count, tries))
+    for angles, draw_cos, draw_sin in zip(values[:, 2 * tries :], cos, sin):  # draw by draw, as _unit would
+        np.cos(angles, out=draw_cos)
+        np.sin(angles, out=draw_sin)
+    ends = np.stack([begins[..., 0] + length * cos, begins[..., 1] + length * sin], axis=-1)
+    fits = np.all((ends >= low) & (ends <= high), axis=-1)
+    candidates = np.concatenate([begins, ends], axis=-1).reshape(-1, 4)  # x0, y0, x1, y1
+    others = placed.segments().reshape(-1, 4)
+    centers, other_centers = (candidates[:, :2] + candidates[:, 2:]) / 2, (others[:, :2] + others[:, 2:]) / 2
+    # paddles (of length paddle_length) with centers farther apart than that plus clearance never block
+    rows, cols = _pairs_within(*centers.T, *other_centers.T, length + style.clearance)
+    pairs, other_pairs = np.take(candidates, rows, axis=0), np.take(others, cols, axis=0)
+    fits.reshape(-1)[rows[_too_close_pairs(pairs, other_pairs, style.clearance)]] = False
+    return begins, ends, fits
 
 
 def _single_paddles(rng, style: PathfinderStyle, placed: _Placed, keep_off: np.ndarray) -> list[np.ndarray]:
-    """Single-paddle distractors (each a (1, 2, 2) contour) keeping ``clearance`` from ``placed`` (to which they
-    are added) and each other and off the ``keep_off`` discs: up to ``style.single_paddles``, drawn
-    ``style.max_tries`` candidates at a time, until a whole draw finds no room ``style.single_paddle_failures``
-    times in a row."""
-    margin = style.padding + style.thickness
-    low, high = margin, style.resolution - margin
-    discs = keep_off.tolist()
+    """Single-paddle distractors (each a (1, 2, 2) contour) keeping ``clearance`` from ``placed`` (to which
+    they are added) and each other and off the ``keep_off`` discs: up to ``style.single_paddles``, drawn
+    ``style.max_tries`` candidates at a time (the first that fits is kept), until a whole draw finds no room
+    ``style.single_paddle_failures`` times in a row.
+
+    Draws are made and checked :func:`_single_batch` at a time; the generator is then rewound to just after
+    the last draw used, as if they had been made one at a time."""
+    state, discs = rng.bit_generator.state, keep_off.tolist()
     singles: list[np.ndarray] = []
-    failures = 0
+    failures = used = 0
     while len(singles) < style.single_paddles and failures < style.single_paddle_failures:
-        begins = rng.uniform(low, high, size=(style.max_tries, 2))
-        ends = begins + style.paddle_length * _unit(rng.uniform(-math.pi, math.pi, size=style.max_tries))
-        choice = _first_free(style, begins, ends, placed, discs)
-        if choice is None:
+        if used % _SINGLE_BATCH == 0:
+            begins, ends, fits = _single_batch(rng, style, placed)
+            begins, ends = begins.tolist(), ends.tolist()
+            recent: list[tuple[float, ...]] = []  # singles placed since the batch was checked
+        begin, end, fit = begins[used % _SINGLE_BATCH], ends[used % _SINGLE_BATCH], fits[used % _SINGLE_BATCH]
+        used += 1
+        for index in np.flatnonzero(fit).tolist():
+            paddle = _paddle(*begin[index], *end[index])
+            if _blocked(paddle, recent, style.clearance) or _touches_disc(paddle, discs, style.paddle_length):
+                continue
+            singles.append(np.array([[begin[index], end[index]]]))
+            placed.add(paddle)
+            recent.append(paddle)
+            failures = 0
+            break
+        else:
             failures += 1
-            continue
-        singles.append(np.stack([begins[choice], ends[choice]])[None])
-        placed.add(_paddle(*begins[choice].tolist(), *ends[choice].tolist()))
-        failures = 0
+    if used:  # rewind, then redraw (3 numbers per candidate) what the draws used took
+        rng.bit_generator.state = state
+        rng.random(used * 3 * style.max_tries)
     return singles
 
 
-def _draw(canvas: np.ndarray, p0: np.ndarray, p1: np.ndarray, half_width: float, intensity: float, scale: int):
+def _draw(
+    canvas: np.ndarray, p0: np.ndarray, p1: np.ndarray, half_width: float, intensity: float, scale: int
+):
     """Set ``canvas`` (float32 (R * scale, R * scale)) to at least ``intensity`` on the samples within
     ``half_width`` of the segment (p0, p1) (float (2,)), one segment at a time."""
     size = len(canvas)
@@ -427,7 +494,9 @@ def _draw(canvas: np.ndarray, p0: np.ndarray, p1: np.ndarray, half_width: float,
     region[inside] = np.maximum(region[inside], intensity)
 
 
-def _draw_all(canvas: np.ndarray, p0: np.ndarray, p1: np.ndarray, half_width: float, intensity: float, scale: int):
+def _draw_all(
+    canvas: np.ndarray, p0: np.ndarray, p1: np.ndarray, half_width: float, intensity: float, scale: int
+):
     """:func:`_draw` for all segments (p0, p1) (float (n, 2)) at once: each segment's samples in a window
     as wide as the widest segment's box. Segments with a sample within 1e-9 of ``half_width`` (where this
     vectorized distance may round differently) are drawn by :func:`_draw` itself."""

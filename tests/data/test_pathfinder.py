@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
-from mamba_lm.data.lra.pathfinder import generate_image, render, segment_distances, style_for
+from mamba_lm.data.lra.pathfinder import (
+    _blocked,
+    _draw,
+    _paddle,
+    _point_segment_distance,
+    _too_close,
+    _too_close_pairs,
+    _touches_disc,
+    generate_image,
+    render,
+    segment_distances,
+    style_for,
+)
 
 
 def components(mask: np.ndarray) -> np.ndarray:
@@ -117,3 +131,55 @@ def test_lra_generator_settings_single_paddles_and_contrast():
     fine = render(generate_image(np.random.default_rng([7, 1]), large)[2], large, 1)
     levels = np.float32([0.0, 0.9, 1.0])
     assert np.isin(fine, levels).all() and (fine == levels[1]).any() and (fine == 1.0).any()
+
+
+def test_scalar_and_pairwise_clearance_tests_agree_with_segment_distances():
+    """The clearance tests that generation uses decide exactly as segment_distances and
+    _point_segment_distance: random paddles, crossing, touching, collinear and zero-length ones, and
+    distances at the threshold itself."""
+    rng = np.random.default_rng(3)
+    p0 = rng.uniform(0, 8, (400, 2))
+    p1 = p0 + 2 * np.stack([np.cos(a := rng.uniform(-np.pi, np.pi, 400)), np.sin(a)], -1)
+    q0, q1 = rng.uniform(0, 8, (400, 2)), rng.uniform(0, 8, (400, 2))
+    special = np.array(
+        [
+            [[0, 0], [2, 0], [1, -1], [1, 1]],  # crossing
+            [[0, 0], [2, 0], [2, 0], [4, 0]],  # touching end to end
+            [[0, 0], [2, 0], [4, 0], [6, 0]],  # collinear, exactly the clearance apart
+            [[0, 0], [2, 0], [0, 2], [2, 2]],  # parallel, exactly the clearance apart
+            [[1, 1], [1, 1], [3, 1], [5, 1]],  # a zero-length segment
+            [[0, 0], [0, 2], [2, 1], [5, 1]],  # a T, exactly the clearance apart
+        ],
+        dtype=float,
+    )
+    p0, p1 = np.concatenate([p0, special[:, 0]]), np.concatenate([p1, special[:, 1]])
+    q0, q1 = np.concatenate([q0, special[:, 2]]), np.concatenate([q1, special[:, 3]])
+    for clearance in (2.0, 1.5):
+        expected = np.diag(segment_distances(p0, p1, q0, q1)) < clearance
+        pairs = _too_close_pairs(np.concatenate([p0, p1], 1), np.concatenate([q0, q1], 1), clearance)
+        paddles = [(_paddle(*a, *b), _paddle(*c, *d)) for a, b, c, d in zip(p0, p1, q0, q1)]
+        scalar = [_too_close(p, q, clearance) for p, q in paddles]
+        culled = [_blocked(p, [q], clearance) for p, q in paddles]  # skipping pairs whose boxes are far apart
+        assert np.array_equal(pairs, expected) and scalar == culled == expected.tolist()
+        assert expected.any() and not expected.all()
+    discs = [[2.0, 0.0, 1.5], [1.0, 3.0, 2.0]]
+    expected = (
+        _point_segment_distance(np.array(discs)[None, :, :2], p0[:, None], p1[:, None]) < [1.5, 2.0]
+    ).any(1)
+    assert [_touches_disc(_paddle(*a, *b), discs, 5.0) for a, b in zip(p0, p1)] == expected.tolist()
+
+
+def test_render_draws_as_segment_by_segment():
+    """render (all segments at once) sets the samples that drawing one segment at a time sets, also where a
+    sample lies exactly half a width from a paddle (there it draws that paddle one segment at a time)."""
+    style = style_for(32, "hard")
+    scenes = [generate_image(np.random.default_rng([2, index]), style)[2] for index in range(3)]
+    edge = replace(scenes[0], contours=[*scenes[0].contours, np.array([[[10.0, 1.0], [12.0, 1.0]]])])
+    for scene in [*scenes, edge]:  # edge: at scale 2, samples at y = 0.75 and 1.25, half a width away
+        for scale in (1, 2, 8):
+            expected = np.zeros((32 * scale, 32 * scale), dtype=np.float32)
+            for begin, end in np.concatenate(scene.contours):
+                _draw(expected, begin, end, style.thickness / 2, style.contour_intensity, scale)
+            for center in scene.markers:
+                _draw(expected, center, center, style.marker_radius, 1.0, scale)
+            assert np.array_equal(render(scene, style, scale), expected)
