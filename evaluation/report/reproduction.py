@@ -389,11 +389,13 @@ def _validation_text(run: RunRecord) -> str:
 
 
 def _lra_source(run: RunRecord, entry: dict | None) -> str:
-    """Where the data came from: the evaluation's record, else the training config (no archive: generated)."""
+    """Where the data came from: the evaluation's record (its resolved source), else the training config (no
+    archive: generated)."""
     data = run.config.get("data") or {}
-    generated = (
-        entry.get("generated") if entry else data.get("source") == "generate" or not data.get("archive_dir")
-    )
+    if entry:
+        generated = entry.get("generated") or entry.get("source") == "generate"
+    else:
+        generated = data.get("source") == "generate" or not data.get("archive_dir")
     return "generated (not LRA's release)" if generated else "lra_release"
 
 

@@ -155,8 +155,9 @@ def test_an_lra_run_in_training_shows_its_progress_and_validation_accuracy(tmp_p
     assert "in training: 120 of 76,800 steps, validation 39.3% at step 100 | - |" in status
     assert "| lra_s4_listops | listops | 120 steps of the paper's 76,800 | generated" in text
     assert "| 39.3 (step 100) | in training | 59.60 |" in text
-    update_results(run, "lra", {"listops": {"accuracy": 58.1, "generated": True}})
+    update_results(run, "lra", {"listops": {"accuracy": 58.1, "source": "generate", "generated": False}})
     text = build_reproduction(root, tmp_path / "docs").read_text()
+    assert "| generated (not LRA's release) | 39.3 (step 100) | 58.10 |" in text  # ListOps drawn here
     assert (
         "| 58.10 (test) | met |" in text and "python -m evaluation lra outputs/repro/lra_s4_listops" in text
     )
