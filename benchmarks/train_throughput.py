@@ -105,7 +105,6 @@ def measure(
         per_process = across_processes(accelerator, steps * batch * seqlen / elapsed, memory or 0.0)
         tokens_per_s = sum(t for t, _ in per_process) / len(per_process)
         memory = max(m for _, m in per_process) if memory is not None else None
-        elapsed = steps * batch * seqlen / tokens_per_s
         peak = peak_flops_per_device(device)
         return Measurement(
             model=name,
@@ -114,7 +113,7 @@ def measure(
             seqlen=seqlen,
             batch=batch,
             tokens_per_s=tokens_per_s,
-            step_ms=1e3 * elapsed / steps,
+            step_ms=1e3 * batch * seqlen / tokens_per_s,  # the mean process's
             mfu=tokens_per_s * flops_per_token / peak if peak else None,
             peak_memory_gb=memory,
             flops_per_token=flops_per_token,

@@ -21,19 +21,22 @@ runpy.run_path(script, run_name="__main__")
 """
 
 
+SCRIPT = str(REPO / "benchmarks" / "train_throughput.py")
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess:
+    """Run ``command`` in the repository (one thread per process), asserting it succeeded."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
 def test_throughput_benchmark_on_cpu_without_hydra_datasets_wandb(tmp_path):
     out = tmp_path / "throughput.json"
     args = ["--device", "cpu", "--precision", "fp32", "--models", "mamba_tiny,transformer_tiny"]
     args += ["--shapes", "32x2", "--steps", "1", "--warmup", "1", "--out", str(out)]
-    script = str(REPO / "benchmarks" / "train_throughput.py")
-    result = subprocess.run(
-        [sys.executable, "-c", RUN_WITHOUT, script, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    result = run([sys.executable, "-c", RUN_WITHOUT, SCRIPT, *args])
     report = json.loads(out.read_text())
     assert [(r["model"], r["seqlen"], r["batch"]) for r in report["results"]] == [
         ("mamba_tiny", 32, 2),
@@ -48,36 +51,11 @@ def test_throughput_benchmark_on_two_processes_reports_per_process_numbers(tmp_p
     main process alone writes, with every process's tokens/s gathered, and compares with a one-process run."""
     common = ["--device", "cpu", "--precision", "fp32", "--models", "mamba_tiny", "--shapes", "32x2"]
     common += ["--steps", "1", "--warmup", "1"]
-    script = str(REPO / "benchmarks" / "train_throughput.py")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    one = subprocess.run(
-        [sys.executable, script, *common, "--out", str(tmp_path / "one.json")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-        env=env,
-    )
-    assert one.returncode == 0, one.stderr[-4000:]
+    run([sys.executable, SCRIPT, *common, "--out", str(tmp_path / "one.json")])
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file"]
     launch += [str(REPO / "configs" / "accelerate" / "cpu_ddp.yaml"), "--main_process_port", "29613"]
-    two = subprocess.run(
-        [
-            *launch,
-            script,
-            *common,
-            "--out",
-            str(tmp_path / "two.json"),
-            "--compare",
-            str(tmp_path / "one.json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-        env=env,
-    )
-    assert two.returncode == 0, two.stderr[-4000:]
+    compare = ["--out", str(tmp_path / "two.json"), "--compare", str(tmp_path / "one.json")]
+    two = run([*launch, SCRIPT, *common, *compare])
     report = json.loads((tmp_path / "two.json").read_text())
     assert report["processes"] == 2 and "MULTI_CPU" in report["distributed_type"]
     row = report["results"][0]

@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import random_words_corpus
+from worker_launch import REPO, losses, train
 
 from mamba_lm.trainer.checkpoint import list_checkpoints
-from mamba_lm.trainer.metrics import read_metrics
 
-REPO = Path(__file__).resolve().parents[2]
-WORKER = Path(__file__).with_name("multi_process_run.py")
 LAUNCH_CONFIGS = {name: REPO / "configs" / "accelerate" / f"{name}.yaml" for name in ("ddp", "fsdp")}
 MODELS = os.environ.get("MULTI_GPU_MODELS", "mamba_130m,transformer_125m").split(",")
 STEPS = 50
@@ -38,29 +34,21 @@ pytestmark = [
 ]
 
 
-def train(
-    run_dir: Path, data: dict, gpus: int, launch: str, model: str, steps: int, port: int = 29571
-) -> None:
-    """``steps`` steps (global batch 16) of ``model`` in bf16 on ``gpus`` GPUs under ``launch``."""
-    options = ["--data", json.dumps(data), "--model", model, "--precision", "bf16", "--device", "cuda"]
-    options += ["--micro-batch", "8", "--grad-accum", str(2 // gpus), "--max-steps", str(steps)]
-    options += ["--save-every", str(STEPS // 2)]
-    command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--config_file",
-        str(LAUNCH_CONFIGS[launch]),
-    ]
-    command += ["--num_processes", str(gpus), "--main_process_port", str(port)]
-    command += [str(WORKER), str(run_dir), *options]
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-
-def losses(run_dir: Path) -> list[float]:
-    return [record["loss"] for record in read_metrics(run_dir / "metrics.jsonl")]
+def train_gpus(run_dir: Path, data: dict, gpus: int, launch: str, model: str, steps: int, port: int = 29571):
+    """``steps`` steps (global batch 16) of ``model`` in bf16 on ``gpus`` GPUs (more than one: under the
+    ``launch`` config; one: on its own)."""
+    options = dict(model=model, precision="bf16", device="cuda", micro_batch=8, grad_accum=2 // gpus)
+    train(
+        run_dir,
+        data,
+        gpus,
+        port,
+        config=LAUNCH_CONFIGS[launch],
+        timeout=900,
+        **options,
+        max_steps=steps,
+        save_every=STEPS // 2,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,18 +61,18 @@ def data(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def one_gpu(data, tmp_path_factory) -> dict[str, Path]:
-    """Each model's 50 steps on one GPU (DDP launch of one process), micro-batch 8 x 2 accumulation steps."""
+    """Each model's 50 steps on one GPU, micro-batch 8 x 2 accumulation steps."""
     runs = {}
     for model in MODELS:
         runs[model] = tmp_path_factory.mktemp(f"one_{model}")
-        train(runs[model], data, 1, "ddp", model, STEPS)
+        train_gpus(runs[model], data, 1, "ddp", model, STEPS)
     return runs
 
 
 @pytest.mark.parametrize("launch", ["ddp", "fsdp"])
 @pytest.mark.parametrize("model", MODELS)
 def test_two_gpus_follow_the_one_gpu_loss_curve(data, one_gpu, tmp_path, launch, model):
-    train(tmp_path, data, 2, launch, model, STEPS)
+    train_gpus(tmp_path, data, 2, launch, model, STEPS)
     two, one = losses(tmp_path), losses(one_gpu[model])
     assert len(two) == len(one) == STEPS
     assert two == pytest.approx(one, rel=BF16_RTOL)
@@ -96,8 +84,8 @@ def test_two_gpus_follow_the_one_gpu_loss_curve(data, one_gpu, tmp_path, launch,
 def test_a_checkpoint_resumes_on_another_number_of_gpus(data, one_gpu, tmp_path, launch, first, second):
     """25 steps on ``first`` GPUs, then 25 more on ``second``: the resumed steps follow the one-GPU curve."""
     model = MODELS[0]
-    train(tmp_path, data, first, launch, model, STEPS // 2)
-    train(tmp_path, data, second, launch, model, STEPS, port=29572)
+    train_gpus(tmp_path, data, first, launch, model, STEPS // 2)
+    train_gpus(tmp_path, data, second, launch, model, STEPS, port=29572)
     state = json.loads((list_checkpoints(tmp_path)[0] / "trainer_state.json").read_text())
     assert state["step"] == STEPS and state["world_size"] == second
     resumed, one = losses(tmp_path), losses(one_gpu[model])

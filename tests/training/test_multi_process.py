@@ -12,48 +12,21 @@ batches of 2b, so past an epoch end whose remainder holds a micro-batch the two 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from helpers import random_words_corpus
 from safetensors.torch import load_file
+from worker_launch import losses, train
 
 from mamba_lm.trainer.checkpoint import list_checkpoints
 from mamba_lm.trainer.metrics import read_metrics
 
-REPO = Path(__file__).resolve().parents[2]
-WORKER = Path(__file__).with_name("multi_process_run.py")
-CPU_DDP = REPO / "configs" / "accelerate" / "cpu_ddp.yaml"
 RTOL = 1e-5
 
 
 def small_corpus(folder: Path) -> dict:
     return random_words_corpus(folder, "multi_process_test", documents=200, words=60)
-
-
-def train(run_dir: Path, data: dict, processes: int, port: int, succeed: bool = True, **options) -> str:
-    """One run of ``multi_process_run.py`` on ``processes`` CPU processes (options become its flags);
-    returns its output, asserting it succeeded (or, with ``succeed=False``, failed)."""
-    flags = [f"--{key.replace('_', '-')}={value}" for key, value in options.items()]
-    worker = [str(WORKER), str(run_dir), "--data", json.dumps(data), *flags]
-    if processes == 1:
-        command = [sys.executable, *worker]
-    else:
-        launch = ["-m", "accelerate.commands.launch", "--config_file", str(CPU_DDP)]
-        launch += ["--num_processes", str(processes), "--main_process_port", str(port)]
-        command = [sys.executable, *launch, *worker]
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
-    output = result.stdout[-3000:] + result.stderr[-3000:]
-    assert (result.returncode == 0) == succeed, output
-    return output
-
-
-def losses(run_dir: Path) -> list[float]:
-    return [record["loss"] for record in read_metrics(run_dir / "metrics.jsonl")]
 
 
 def weights(run_dir: Path) -> dict:
