@@ -18,6 +18,7 @@ import yaml
 from tokenizers import Tokenizer
 
 from mamba_lm.trainer import build_model_from_dict, model_flops_per_token
+from mamba_lm.trainer.checkpoint import list_checkpoints
 
 from ..published import INDUCTION_HEADS_PUBLISHED, LRA_PUBLISHED, SELECTIVE_COPYING_PUBLISHED
 from ..results import checkpoint_evaluations, write_text_atomic
@@ -201,16 +202,27 @@ def _steps(run: RunRecord) -> tuple[int | None, int | None]:
     return (max(steps) if steps else None), planned
 
 
+def _unsaved_note(run: RunRecord, done: int | None) -> str:
+    """', saved at step 35,000' when the run logged steps past its newest checkpoint (a piece that ended
+    between two saves: the next piece resumes from that checkpoint and trains those steps again); else ''."""
+    folders = list_checkpoints(run.path)
+    if done is None or not folders:
+        return ""
+    saved = int(folders[0].name.removeprefix("step_"))
+    return f", saved at step {fmt(saved)}" if saved < done else ""
+
+
 def _steps_text(run: RunRecord) -> str:
     """'8,192 steps of the paper's 204,800'; a run planned shorter than the paper says both; the run's own
     plan when the paper gives none."""
     done, planned = _steps(run)
     paper = PAPER_STEPS.get(run.path.name)
+    saved = _unsaved_note(run, done)
     if paper is not None and planned is not None and planned < paper:
-        return f"{fmt(done)} of {fmt(planned)} planned steps (the paper's {fmt(paper)})"
+        return f"{fmt(done)} of {fmt(planned)} planned steps (the paper's {fmt(paper)}){saved}"
     if paper is not None:
-        return f"{fmt(done)} steps of the paper's {fmt(paper)}"
-    return f"{fmt(done)} of {fmt(planned)} steps"
+        return f"{fmt(done)} steps of the paper's {fmt(paper)}{saved}"
+    return f"{fmt(done)} of {fmt(planned)} steps{saved}"
 
 
 def _command(run: RunRecord, lr_stretches: bool = False) -> str:
@@ -383,9 +395,25 @@ def _validation(run: RunRecord) -> tuple[int, float] | None:
     return (int(steps[-1]), 100 * accuracies[-1]) if steps else None
 
 
+def _best_validation(run: RunRecord) -> tuple[int, float] | None:
+    """(step, accuracy %) of the run's highest logged validation accuracy (the earliest of equals)."""
+    steps, accuracies = run.series("val_accuracy")
+    if not steps:
+        return None
+    best = max(range(len(steps)), key=lambda i: (accuracies[i], -i))
+    return int(steps[best]), 100 * accuracies[best]
+
+
 def _validation_text(run: RunRecord) -> str:
-    validation = _validation(run)
-    return "-" if validation is None else f"{validation[1]:.1f} (step {fmt(validation[0])})"
+    """'41.0 (step 35,000; best 54.1 at step 20,000)': the latest logged validation accuracy, and the best
+    one when an earlier evaluation scored higher."""
+    validation, best = _validation(run), _best_validation(run)
+    if validation is None:
+        return "-"
+    text = f"{validation[1]:.1f} (step {fmt(validation[0])}"
+    if best[1] > validation[1]:
+        text += f"; best {best[1]:.1f} at step {fmt(best[0])}"
+    return text + ")"
 
 
 def _lra_source(run: RunRecord, entry: dict | None) -> str:
@@ -408,10 +436,12 @@ def _lra_status(root: Path) -> list[str]:
     if run is None or not run.metrics:
         return [claim, "not run", "-"]
     done, planned = _steps(run)
-    text = f"in training: {fmt(done)} of {fmt(planned)} steps"
-    validation = _validation(run)
+    text = f"in training: {fmt(done)} of {fmt(planned)} steps{_unsaved_note(run, done)}"
+    validation, best = _validation(run), _best_validation(run)
     if validation is not None:
         text += f", validation {validation[1]:.1f}% at step {fmt(validation[0])}"
+        if best[1] > validation[1]:
+            text += f" (best {best[1]:.1f}% at step {fmt(best[0])})"
     return [claim, text, "-"]
 
 

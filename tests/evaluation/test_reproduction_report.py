@@ -163,6 +163,27 @@ def test_an_lra_run_in_training_shows_its_progress_and_validation_accuracy(tmp_p
     )
 
 
+def test_an_lra_run_shows_its_best_validation_and_the_step_it_resumes_from(tmp_path):
+    """A piece that stopped between two saves logged steps its newest checkpoint lacks; an earlier
+    validation that scored higher than the latest is shown beside it."""
+    root = tmp_path / "repro"
+    rows = [
+        {"step": 100, "val_accuracy": 0.541},
+        {"step": 200, "val_accuracy": 0.41},
+        {"step": 260, "loss": 1.2},
+    ]
+    run = make_run(root, "lra_s4_listops", {"arch": "classifier"}, rows, max_steps=76800)
+    (run / "checkpoints" / "step_00000200").mkdir(parents=True)
+
+    text = build_reproduction(root, tmp_path / "docs").read_text()
+
+    status = next(line for line in text.splitlines() if line.startswith("| LRA ListOps"))
+    assert "in training: 260 of 76,800 steps, saved at step 200, validation 41.0% at step 200" in status
+    assert "(best 54.1% at step 100) | - |" in status
+    assert "| 260 steps of the paper's 76,800, saved at step 200 |" in text
+    assert "| 41.0 (step 200; best 54.1 at step 100) | in training |" in text
+
+
 def test_budgeted_and_generated_lra_runs_name_their_deviations(tmp_path):
     root = tmp_path / "repro"
     rows = [{"step": 100, "loss": 0.7, "val_accuracy": 0.5}]
