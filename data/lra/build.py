@@ -24,7 +24,14 @@ from mamba_lm.data.lra.tasks import LRA_TASKS
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
-LOAD_TIME_KEYS = ("cache_dir", "pad_to_seqlen", "max_train_examples", "max_eval_examples", "workers")
+LOAD_TIME_KEYS = (
+    "cache_dir",
+    "pad_to_seqlen",
+    "pad_multiple",
+    "max_train_examples",
+    "max_eval_examples",
+    "workers",
+)
 
 
 def split_assignment(count: int, val_fraction: float, test_fraction: float, seed: int) -> np.ndarray:

@@ -27,6 +27,10 @@ class LRAConfig:
     """Cache root for encoded/generated examples; null = $MAMBA_LM_CACHE or ~/.cache/mamba_lm."""
     pad_to_seqlen: bool = False
     """Pad every batch to seqlen (fixed shapes) instead of to its longest example."""
+    pad_multiple: int = 1
+    """Pad each batch to its longest example rounded up to a multiple of this (at most seqlen); 1 = to the
+    longest, as S4. A multiple such as 64 makes batch shapes recur, so ``trainer.cuda_graph=true`` replays a
+    few captured shapes instead of running each new length eagerly."""
     max_train_examples: int | None = None
     """Use at most this many training examples (quick runs); null = all."""
     max_eval_examples: int | None = None
@@ -36,6 +40,7 @@ class LRAConfig:
         if self.seqlen < 0:
             raise ValueError(f"data.seqlen must be >= 0, got {self.seqlen}")
         check_positive("data.max_train_examples", self.max_train_examples)
+        check_positive("data.pad_multiple", self.pad_multiple)
         check_positive("data.max_eval_examples", self.max_eval_examples)
 
 

@@ -80,14 +80,24 @@ class LRADataModule(DataModule):
                 self.splits[split] = _Split(ExampleStore(self.folder, stored), limit)
 
     def _fetch(self, split: _Split):
-        width = self.seqlen if self.config.pad_to_seqlen else None
-
         def fetch(positions: np.ndarray) -> Batch:
             indices = split.indices[positions]
             examples = [split.store.documents(int(i)) for i in indices]
+            width = self._batch_width(examples)
             return classification_batch(examples, split.store.labels[indices], self.pad_token_id, width)
 
         return fetch
+
+    def _batch_width(self, examples: list[list[np.ndarray]]) -> int | None:
+        """Positions per padded batch: seqlen (pad_to_seqlen), the longest document rounded up to
+        pad_multiple (at most seqlen), or None (the longest, as classification_batch pads by default)."""
+        if self.config.pad_to_seqlen:
+            return self.seqlen
+        multiple = self.config.pad_multiple
+        if multiple == 1:
+            return None
+        longest = max((max(len(doc), 1) for docs in examples for doc in docs), default=1)
+        return min(self.seqlen, -(-longest // multiple) * multiple)
 
     def _require(self, name: str) -> _Split:
         if name not in self.splits or len(self.splits[name]) == 0:

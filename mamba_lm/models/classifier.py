@@ -23,6 +23,12 @@ from ..modules.s4d_bidirectional import BidirectionalS4D
 _MIXER_LAYER = {"mamba": "Mamba1", "s4d": "S4D", "attention": "MHA"}
 
 
+def _cannot_sync(tensor: torch.Tensor) -> bool:
+    """True inside a CUDA-graph capture or torch.compile, or for a meta tensor: no value checks there."""
+    capturing = tensor.is_cuda and torch.cuda.is_current_stream_capturing()
+    return capturing or torch.compiler.is_compiling() or tensor.device.type == "meta"
+
+
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
     """Reverse each row's first lengths[b] positions, leaving the padding after them in place.
 
@@ -144,6 +150,16 @@ class SequenceClassifier(nn.Module):
             x, residual = layer(x, residual, **mixer_kwargs)
         return self._pool(self.norm_f(x, residual) if self.config.prenorm else x, lengths)
 
+    def check_input_ids(self, input_ids: torch.Tensor) -> None:
+        """Raise ValueError unless token inputs lie within the vocabulary (a no-op for real-valued inputs).
+        Skipped inside a CUDA-graph capture or torch.compile, where it would synchronise with the host: the
+        graphed training step calls it on each batch before the replay (trainer/graphed_step.py)."""
+        if self.config.vocab_size <= 0 or not input_ids.numel() or _cannot_sync(input_ids):
+            return
+        low, high = torch.stack(torch.aminmax(input_ids)).tolist()  # one device sync
+        if low < 0 or high >= self.config.vocab_size:
+            raise ValueError(f"input_ids must lie in [0, {self.config.vocab_size}), got [{low}, {high}]")
+
     def _encode(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.config.vocab_size > 0:
             if inputs.dim() != 2 or inputs.dtype.is_floating_point:
@@ -151,11 +167,7 @@ class SequenceClassifier(nn.Module):
                     "input_ids must be (batch, seqlen) integer token ids, "
                     f"got {tuple(inputs.shape)} {inputs.dtype}"
                 )
-            if inputs.numel() and (int(inputs.min()) < 0 or int(inputs.max()) >= self.config.vocab_size):
-                raise ValueError(
-                    f"input_ids must lie in [0, {self.config.vocab_size}), "
-                    f"got [{int(inputs.min())}, {int(inputs.max())}]"
-                )
+            self.check_input_ids(inputs)
             return self.encoder(inputs)
         if inputs.dim() == 2:
             inputs = inputs[:, :, None]
@@ -175,10 +187,10 @@ class SequenceClassifier(nn.Module):
             raise ValueError(
                 f"lengths must be (batch,) = ({batch},) integers, got {tuple(lengths.shape)} {lengths.dtype}"
             )
-        if batch and (int(lengths.min()) < 1 or int(lengths.max()) > seqlen):
-            raise ValueError(
-                f"lengths must lie in [1, seqlen={seqlen}], got [{int(lengths.min())}, {int(lengths.max())}]"
-            )
+        if batch and not _cannot_sync(lengths):
+            low, high = torch.stack(torch.aminmax(lengths)).tolist()  # one device sync
+            if low < 1 or high > seqlen:
+                raise ValueError(f"lengths must lie in [1, seqlen={seqlen}], got [{low}, {high}]")
         return lengths.long()
 
     def _pool(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from mamba_lm.data import build_datamodule
 from mamba_lm.data.lra import listops
 from mamba_lm.data.lra.datamodule import classification_batch
@@ -46,6 +47,30 @@ def test_generated_listops_quick_mode(tmp_path):
     assert sum(len(b["labels"]) for b in val) == 10
     texts = lambda split: {tuple(b.tolist()) for batch in all_batches(split) for b in batch["input_ids"]}
     assert not texts(module.val_loader(4)) & texts(module.test_loader(4))
+
+
+def test_pad_multiple_rounds_each_batch_up_to_recurring_widths(tmp_path):
+    """data.pad_multiple pads a batch past its longest row to the next multiple (at most seqlen); the rows,
+    labels and lengths are those of the default padding, and the data set is the same cached one."""
+    config = {"kind": "lra_listops", "cache_dir": str(tmp_path), "seqlen": 64, "num_train": 60, "num_val": 10}
+    config.update(num_test=10, min_length=5, max_length=40, max_depth=3, max_args=3, workers=1)
+    longest = build_datamodule(config, seed=0)
+    rounded = build_datamodule({**config, "pad_multiple": 16}, seed=0)
+    assert rounded.folder == longest.folder
+    rounded_up = 0
+    for _, plain, padded in zip(range(7), longest.train_loader(4), rounded.train_loader(4)):
+        longest_row = int(plain["lengths"].max())
+        width = padded["input_ids"].shape[1]
+        assert plain["input_ids"].shape[1] == longest_row
+        assert width == min(64, -(-longest_row // 16) * 16) and width in (16, 32, 48, 64)
+        assert torch.equal(padded["input_ids"][:, :longest_row], plain["input_ids"])
+        assert not padded["input_ids"][:, longest_row:].any()  # pad id 0
+        assert torch.equal(padded["lengths"], plain["lengths"])
+        assert torch.equal(padded["labels"], plain["labels"])
+        rounded_up += width > longest_row
+    assert rounded_up > 0
+    with pytest.raises(ValueError, match="pad_multiple"):
+        build_datamodule({**config, "pad_multiple": 0}, seed=0)
 
 
 def test_listops_archive_matches_what_was_written(tmp_path):

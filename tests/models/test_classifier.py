@@ -147,6 +147,9 @@ def test_bad_inputs_are_named():
         model(torch.zeros(2, 5, dtype=torch.long), lengths=torch.tensor([5]))
     with pytest.raises(ValueError, match="input_ids must lie in"):
         model(torch.full((1, 5), 20))
+    with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 20\), got \[-1, 3\]"):
+        model.check_input_ids(torch.tensor([[3, -1]]))  # what the graphed training step runs on the host
+    model.check_input_ids(torch.tensor([[0, 19]]))
     with pytest.raises(ValueError, match="pooling"):
         ClassifierConfig(pooling="max")
     with pytest.raises(ValueError, match="mixer must be"):
