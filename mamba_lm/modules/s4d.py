@@ -34,8 +34,13 @@ __all__ = ["S4D", "S4D_INITS", "fft_convolution", "fft_length"]
 def fft_length(seqlen: int) -> int:
     """The FFT length for a linear convolution of length-seqlen signals: the power of two >= 2 * seqlen.
     One length per octave keeps cuFFT's plan cache warm when batches vary in length (LRA pads each batch
-    to its longest row) and avoids its slow Bluestein path for lengths with large prime factors."""
-    return 1 << (2 * seqlen - 1).bit_length()
+    to its longest row) and avoids its slow Bluestein path for lengths with large prime factors. Found by
+    comparisons rather than ``bit_length`` so that torch.compile keeps a symbolic seqlen symbolic: one graph
+    serves every length of an octave."""
+    n = 1
+    while n < 2 * seqlen:
+        n *= 2
+    return n
 
 
 def fft_convolution(u: torch.Tensor, kernel: torch.Tensor, D: torch.Tensor) -> torch.Tensor:

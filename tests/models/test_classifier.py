@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -154,3 +156,32 @@ def test_bad_inputs_are_named():
         ClassifierConfig(pooling="max")
     with pytest.raises(ValueError, match="mixer must be"):
         ClassifierConfig(mixer="lstm")
+
+
+NO_C_COMPILER = shutil.which("cc") is None and shutil.which("gcc") is None
+
+
+@pytest.mark.skipif(NO_C_COMPILER, reason="torch.compile on the CPU needs a C compiler")
+def test_s4s_classifier_compiles_once_for_the_lengths_of_an_octave():
+    """trainer.compile=true on LRA S4 models: batches padded to their longest row vary in length; after the
+    first length one dynamic graph serves the others of the same FFT length (no recompiles), and the
+    compiled loss and gradients are the eager ones."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    torch._dynamo.reset()
+    model = classifier("s4d", bidirectional=True, bidirectional_merge="kernel", norm="batch", prenorm=False)
+    model.train()
+    counter = CompileCounterWithBackend("inductor")
+    compiled = torch.compile(model, backend=counter)
+    generator = torch.Generator().manual_seed(0)
+    for seqlen in (40, 44, 37, 59):  # one FFT length (128) for all
+        ids = torch.randint(1, 20, (3, seqlen), generator=generator)
+        lengths = torch.tensor([seqlen, seqlen - 5, 20])
+        labels = torch.tensor([0, 2, 1])
+        grads = []
+        for forward in (compiled, model):
+            loss = F.cross_entropy(forward(ids, lengths), labels)
+            grads.append(torch.autograd.grad(loss, list(model.parameters())))
+        for ours, eager in zip(*grads):
+            torch.testing.assert_close(ours, eager, rtol=1e-3, atol=1e-6)
+    assert counter.frame_count == 2  # the first length, then one dynamic graph
