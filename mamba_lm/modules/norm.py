@@ -99,7 +99,9 @@ class LayerNorm(_ResidualNorm, nn.LayerNorm):
 
 class ChannelBatchNorm(nn.BatchNorm1d):
     """BatchNorm over the channels (last dim) of a (batch, seqlen, d_model) tensor, as in S4's LRA models.
-    Same calling convention; no fused kernel."""
+    Same calling convention; no fused kernel. The statistics run over batch and sequence together, so the
+    (batch * seqlen, d_model) view is normalized as is: no transpose to (batch, d_model, seqlen) and back,
+    which would copy the tensor (not contiguous) on its way in and out of the kernel."""
 
     def forward(
         self,
@@ -109,7 +111,8 @@ class ChannelBatchNorm(nn.BatchNorm1d):
         out_dtype: torch.dtype | None = None,
     ):
         new_residual = add_residual(x, residual)
-        y = super().forward(new_residual.to(self.weight.dtype).transpose(1, 2)).transpose(1, 2)
+        stream = new_residual.to(self.weight.dtype)
+        y = super().forward(stream.reshape(-1, stream.shape[-1])).view(stream.shape)
         y = y.to(out_dtype or self.weight.dtype)
         return (y, new_residual) if prenorm else y
 

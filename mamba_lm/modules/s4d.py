@@ -54,7 +54,7 @@ def fft_convolution(u: torch.Tensor, kernel: torch.Tensor, D: torch.Tensor) -> t
     u_t = u.transpose(1, 2)  # (batch, H, L)
     u_f = torch.fft.rfft(u_t, n=n)  # (batch, H, n/2 + 1); the zero padding makes it contiguous
     y = torch.fft.irfft(u_f * torch.fft.rfft(kernel, n=n), n=n)[..., :seqlen]  # (batch, H, L)
-    return (y + u_t * D[:, None]).transpose(1, 2)
+    return torch.addcmul(y, u_t, D[:, None]).transpose(1, 2)  # y + D u in one pass
 
 
 class S4D(nn.Module):

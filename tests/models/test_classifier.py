@@ -185,3 +185,30 @@ def test_s4s_classifier_compiles_once_for_the_lengths_of_an_octave():
         for ours, eager in zip(*grads):
             torch.testing.assert_close(ours, eager, rtol=1e-3, atol=1e-6)
     assert counter.frame_count == 2  # the first length, then one dynamic graph
+
+
+def test_channel_batch_norm_is_batchnorm1d_over_the_channels():
+    """S4's BatchNorm: statistics over batch and sequence per channel, running statistics for eval; the
+    (batch * seqlen, d) view gives BatchNorm1d's results on (batch, d, seqlen), values and gradients."""
+    from mamba_lm.modules.norm import ChannelBatchNorm
+
+    torch.manual_seed(0)
+    ours, reference = ChannelBatchNorm(8), torch.nn.BatchNorm1d(8)
+    with torch.no_grad():
+        for module in (ours, reference):
+            module.weight.copy_(torch.linspace(0.5, 2.0, 8))
+            module.bias.copy_(torch.linspace(-1.0, 1.0, 8))
+    x = (torch.randn(3, 11, 8) * 3 + 1).requires_grad_()
+    residual = torch.randn(3, 11, 8)
+    y, new_residual = ours(x, residual, prenorm=True)
+    expected = reference((x + residual).transpose(1, 2)).transpose(1, 2)
+    torch.testing.assert_close(y, expected)
+    torch.testing.assert_close(new_residual, x + residual)
+    grad = torch.randn_like(y)
+    (ours_grad,) = torch.autograd.grad(y, x, grad)
+    (reference_grad,) = torch.autograd.grad(expected, x, grad)
+    torch.testing.assert_close(ours_grad, reference_grad)
+    torch.testing.assert_close(ours.running_mean, reference.running_mean)
+    torch.testing.assert_close(ours.running_var, reference.running_var)
+    ours.eval(), reference.eval()
+    torch.testing.assert_close(ours(x), reference(x.transpose(1, 2)).transpose(1, 2))
