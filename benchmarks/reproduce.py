@@ -230,8 +230,13 @@ def train_pieces(lanes: list[Lane], root: Path, minutes: float, grace_s: float =
 
 
 def evaluate(names: list[str], root: Path, timeout_s: float) -> None:
-    runs = all_runs()
+    """Run the evaluation command of each named run. An LRA run (decaying lr: its result is its last
+    checkpoint's) is evaluated only once the driver has recorded it as done."""
+    runs, status = all_runs(), read_status(root)
     for name in names:
+        if runs[name].evaluate[0] == "lra" and status.get(name) != "done":
+            print(f"evaluate {name}: skipped, its training is not done ({status.get(name, 'not started')})")
+            continue
         command = evaluate_command(runs[name], root)
         print("evaluate", " ".join(command[1:]), flush=True)
         with open(root / f"{name}.eval.log", "a") as log:

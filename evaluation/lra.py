@@ -55,9 +55,10 @@ def evaluate_lra_run(
     """Accuracy of one classifier run on its task; saved in RUN_DIR/eval/lra.json when ``save``.
 
     Returns (task, {"accuracy": %, "examples", "split", "model" (the mixer), "experiment", "data",
-    "source", "generated", "quick"}); ``quick`` marks runs of a quick experiment or data config (tiny
-    data, few steps); ``generated`` marks Pathfinder / Path-X evaluated on locally generated images (a
-    different task from LRA's released images; ``source`` is the data config's resolved source).
+    "source", "generated", "quick", "step"}); ``quick`` marks runs of a quick experiment or data config
+    (tiny data, few steps); ``generated`` marks Pathfinder / Path-X evaluated on locally generated images
+    (a different task from LRA's released images; ``source`` is the data config's resolved source);
+    ``step`` is the evaluated checkpoint's.
     ``split="test"`` falls back to validation for a task without a test split.
     """
     loaded = load_for_eval(run_dir, device, require_tokenizer=False, expect="classifier")
@@ -85,6 +86,7 @@ def evaluate_lra_run(
         "source": datamodule.config.source,
         "generated": task in ("pathfinder", "pathx") and datamodule.config.source == "generate",
         "quick": "quick" in choices.get("experiment", "") + choices.get("data", ""),
+        "step": loaded.step,
     }
     if save:
         update_results(run_folder, "lra", {task: entry})

@@ -60,3 +60,18 @@ def test_later_overrides_apply_once_the_newest_checkpoint_reaches_their_step(tmp
         assert all(o in command for o in later) == switched, step
         assert "optim.lr=1e-3" in command  # the first phase's override stays, the later one comes after it
         assert command.index("optim.lr=1e-3") < (command.index(later[0]) if switched else len(command))
+
+
+def test_an_lra_run_is_evaluated_only_once_its_training_is_done(tmp_path, monkeypatch, capsys):
+    """Its result is its last checkpoint's (decaying lr): a mid-run evaluation would read as the result."""
+    commands = []
+    monkeypatch.setattr(reproduce.subprocess, "run", lambda command, **kwargs: commands.append(command))
+    root = tmp_path / "repro"
+    root.mkdir()
+    reproduce.write_status(root, {"lra_s4_listops": "stopped", "selective_copying": "stopped"})
+    reproduce.evaluate(["lra_s4_listops", "selective_copying"], root, timeout_s=10)
+    assert "lra_s4_listops: skipped, its training is not done (stopped)" in capsys.readouterr().out
+    assert [command[3] for command in commands] == ["synthetic"]  # a constant-lr run: evaluated mid-run
+    reproduce.write_status(root, {"lra_s4_listops": "done"})
+    reproduce.evaluate(["lra_s4_listops"], root, timeout_s=10)
+    assert commands[-1][3:] == ["lra", str(root / "lra_s4_listops")]

@@ -41,6 +41,8 @@ def test_quick_mode_trains_and_evaluates_end_to_end(tmp_path: Path) -> None:
     entry = load_results(run, "lra")["listops"]
     assert entry["examples"] == 100 and entry["split"] == "test" and entry["quick"] is True
     assert entry["model"] == "s4d" and entry["experiment"] == "lra/quick/listops"
+    trained = max(int(folder.name.removeprefix("step_")) for folder in (run / "checkpoints").glob("step_*"))
+    assert entry["step"] == trained  # the newest checkpoint is the one evaluated
     assert 0.0 <= entry["accuracy"] <= 100.0
 
 

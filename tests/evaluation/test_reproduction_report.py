@@ -182,6 +182,14 @@ def test_an_lra_run_shows_its_best_validation_and_the_step_it_resumes_from(tmp_p
     assert "(best 54.1% at step 100) | - |" in status
     assert "| 260 steps of the paper's 76,800, saved at step 200 |" in text
     assert "| 41.0 (step 200; best 54.1 at step 100) | in training |" in text
+    update_results(run, "lra", {"listops": {"accuracy": 51.2, "source": "generate", "step": 200}})
+    text = build_reproduction(root, tmp_path / "docs").read_text()
+    status = next(line for line in text.splitlines() if line.startswith("| LRA ListOps"))
+    assert "test 51.20% at step 200 (not the result: the lr had not decayed) | - |" in status
+    assert "| 51.20 at step 200 (mid-run) | 59.60 |" in text
+    update_results(run, "lra", {"listops": {"accuracy": 58.1, "source": "generate", "step": 76800}})
+    text = build_reproduction(root, tmp_path / "docs").read_text()
+    assert "| 58.10 (test) | met |" in text and "| 58.10 | 59.60 |" in text
 
 
 def test_budgeted_and_generated_lra_runs_name_their_deviations(tmp_path):
