@@ -81,6 +81,28 @@ def plot_loss_against_flops(
     return True
 
 
+def plot_accuracy_curves(
+    series: dict[str, tuple[list[float], list[float]]], references: dict[str, float], title: str, path: Path
+) -> bool:
+    """Accuracy (%) against training step, one line per run, and a dotted horizontal line per published
+    reference number. False when there is no data."""
+    if not any(steps for steps, _ in series.values()):
+        return False
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for index, (name, (steps, accuracy)) in enumerate(series.items()):
+        if steps:
+            ax.plot(steps, accuracy, "-o", color=f"C{index % 10}", markersize=3, label=name)
+    for index, (label, value) in enumerate(references.items()):
+        ax.axhline(value, linestyle=":", color=f"C{(len(series) + index) % 10}", label=label)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    return True
+
+
 def _save(fig, path: Path) -> None:
     """Write the figure as PNG and free it."""
     fig.tight_layout()

@@ -23,7 +23,7 @@ from mamba_lm.trainer.checkpoint import list_checkpoints
 from ..published import INDUCTION_HEADS_PUBLISHED, LRA_PUBLISHED, SELECTIVE_COPYING_PUBLISHED
 from ..results import checkpoint_evaluations, write_text_atomic
 from .document import Document, Heading, Image, Paragraph, Table
-from .plots import plot_length_generalization, plot_loss_against_flops
+from .plots import plot_accuracy_curves, plot_length_generalization, plot_loss_against_flops
 from .runs import RunRecord, load_run
 from .tables import fmt
 
@@ -98,7 +98,7 @@ def build_reproduction(root: str | Path, out_dir: str | Path) -> Path:
     doc.add(Heading("Where each claim stands"), _status_table(root))
     doc.add(*_induction_heads(root, out_dir))
     doc.add(*_selective_copying(root))
-    doc.add(*_lra(root))
+    doc.add(*_lra(root, out_dir))
     doc.add(*_scaling(root, out_dir))
     return write_text_atomic(out_dir / "reproduction.md", doc.to_markdown())
 
@@ -463,7 +463,7 @@ def _mid_run(run: RunRecord, entry: dict) -> bool:
     return step is not None and planned is not None and step < planned
 
 
-def _lra(root: Path) -> list:
+def _lra(root: Path, out_dir: Path) -> list:
     title = "Long Range Arena: ListOps and Pathfinder"
     found = [
         (run, task) for run, task in ((_run(root, n), t) for n, t in LRA_RUNS.items()) if run and run.metrics
@@ -500,12 +500,17 @@ def _lra(root: Path) -> list:
     evaluation = [
         f"python -m evaluation lra outputs/repro/{run.path.name}" for run in runs if run.results.get("lra")
     ]
-    return [
-        Heading(title),
-        Table(header, rows),
-        _commands(runs, evaluation),
-        _deviations("lra", _lra_deviations(found)),
-    ]
+    blocks = [Heading(title), Table(header, rows)]
+    series = {}
+    for run, _ in found:
+        steps, accuracies = run.series("val_accuracy")
+        series[f"{run.path.name} (validation)"] = (steps, [100 * a for a in accuracies])
+    tasks = sorted({task for _, task in found})
+    references = {f"paper: S4, {task} (test)": LRA_PUBLISHED["S4 (updated)"][task] for task in tasks}
+    plot_title = "LRA: validation accuracy during training"
+    if plot_accuracy_curves(series, references, plot_title, out_dir / "lra.png"):
+        blocks.append(Image("lra.png", "LRA validation accuracy against training step"))
+    return blocks + [_commands(runs, evaluation), _deviations("lra", _lra_deviations(found))]
 
 
 def _lra_deviations(found: list[tuple[RunRecord, str]]) -> list[str]:

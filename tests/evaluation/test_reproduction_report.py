@@ -182,6 +182,8 @@ def test_an_lra_run_shows_its_best_validation_and_the_step_it_resumes_from(tmp_p
     assert "(best 54.1% at step 100) | - |" in status
     assert "| 260 steps of the paper's 76,800, saved at step 200 |" in text
     assert "| 41.0 (step 200; best 54.1 at step 100) | in training |" in text
+    assert "![LRA validation accuracy against training step](lra.png)" in text
+    assert (tmp_path / "docs" / "lra.png").stat().st_size > 1000
     update_results(run, "lra", {"listops": {"accuracy": 51.2, "source": "generate", "step": 200}})
     text = build_reproduction(root, tmp_path / "docs").read_text()
     status = next(line for line in text.splitlines() if line.startswith("| LRA ListOps"))
