@@ -17,8 +17,7 @@ import torch
 import yaml
 from tokenizers import Tokenizer
 
-from mamba_lm.trainer import build_model_from_dict, model_flops_per_token
-from mamba_lm.trainer.checkpoint import list_checkpoints
+from mamba_lm.trainer import build_model_from_dict, list_checkpoints, model_flops_per_token
 
 from ..published import INDUCTION_HEADS_PUBLISHED, LRA_PUBLISHED, SELECTIVE_COPYING_PUBLISHED
 from ..results import checkpoint_evaluations, write_text_atomic

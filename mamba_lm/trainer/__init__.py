@@ -14,6 +14,7 @@ from .checkpoint import (
     CheckpointError,
     LoadedCheckpoint,
     find_latest_checkpoint,
+    list_checkpoints,
     load_checkpoint,
     load_model,
     resolve_checkpoint,
@@ -36,6 +37,7 @@ from .step import StepResult, TrainStep, evaluate, forward_loss
 
 __all__ = [
     "RESULT_KINDS",
+    "list_checkpoints",
     "CheckpointError",
     "FitSummary",
     "LRSchedule",
