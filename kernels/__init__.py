@@ -14,6 +14,7 @@ from .cross_entropy import linear_cross_entropy, linear_cross_entropy_ref
 from .layer_norm import layer_norm_fn, layer_norm_ref, rms_norm_fn
 from .selective_scan import selective_scan_fn, selective_scan_ref
 from .selective_state_update import conv_state_update, selective_state_update, selective_state_update_ref
+from .ssm_kernel import vandermonde_kernel, vandermonde_kernel_ref
 
 __version__ = "0.1.0"
 __all__ = [
@@ -29,4 +30,6 @@ __all__ = [
     "conv_state_update",
     "selective_state_update",
     "selective_state_update_ref",
+    "vandermonde_kernel",
+    "vandermonde_kernel_ref",
 ]

@@ -18,8 +18,9 @@ def triton_installed() -> bool:
 
 def triton_enabled(device: torch.device) -> bool:
     """The Triton kernels run on CUDA devices, and on the CPU under ``TRITON_INTERPRET=1``; never
-    where triton is not installed (every op then takes its PyTorch path)."""
-    if not triton_installed():
+    where triton is not installed or ``MAMBA_LM_TRITON=0`` is set (every op then takes its PyTorch
+    path: a way to rule a kernel out when hunting a numerical difference)."""
+    if not triton_installed() or os.environ.get("MAMBA_LM_TRITON", "1") == "0":
         return False
     if device.type == "cuda":
         return True

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mamba_lm.kernels import vandermonde_kernel
+
 from .packing import run_per_document
 from .s4d_init import S4D_INITS, diagonal_init
 
@@ -121,10 +123,9 @@ class S4D(nn.Module):
         return dtA, dB, torch.view_as_complex(self.C.float())
 
     def kernel(self, seqlen: int) -> torch.Tensor:
-        """The convolution kernel K (H, seqlen) fp32."""
+        """The convolution kernel K (H, seqlen) fp32: K[h, l] = 2 Re(sum_n C dB exp(dtA l))."""
         dtA, dB, C = self.discretize()
-        powers = torch.exp(dtA[:, :, None] * torch.arange(seqlen, device=dtA.device))  # (H, N/2, L)
-        return 2 * torch.einsum("hn,hnl->hl", C * dB, powers).real
+        return vandermonde_kernel(dtA, C * dB, seqlen)
 
     def forward(
         self, hidden_states: torch.Tensor, seq_idx: torch.Tensor | None = None, inference_params=None

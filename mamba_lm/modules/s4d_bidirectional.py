@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mamba_lm.kernels import vandermonde_kernel
+
 from .s4d import S4D, fft_convolution, fft_length
 
 
@@ -31,11 +33,8 @@ class BidirectionalS4D(S4D):
     def kernels(self, seqlen: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(K_f, K_b), each (H, seqlen) fp32: the forward and backward convolution kernels."""
         dtA, dB, C = self.discretize()
-        powers = torch.exp(dtA[:, :, None] * torch.arange(seqlen, device=dtA.device))  # (H, N/2, L)
         C_backward = torch.view_as_complex(self.C_backward.float())
-        forward = 2 * torch.einsum("hn,hnl->hl", C * dB, powers).real
-        backward = 2 * torch.einsum("hn,hnl->hl", C_backward * dB, powers).real
-        return forward, backward
+        return vandermonde_kernel(dtA, C * dB, seqlen), vandermonde_kernel(dtA, C_backward * dB, seqlen)
 
     def forward(self, hidden_states: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """hidden_states: (batch, seqlen, d_model); lengths: (batch,) int real lengths (None = all real).

@@ -52,6 +52,12 @@ def _conv_step(fn):
     return fn(x, conv_state, weight)  # (batch, dim); conv_state (batch, dim, width) is updated in place
 
 
+def _vandermonde(fn):
+    dtA = torch.complex(-torch.linspace(0.1, 0.5, 6), torch.linspace(0.0, 2.0, 6)).reshape(2, 3)
+    W = torch.complex(torch.linspace(-1, 1, 6), torch.linspace(1, -1, 6)).reshape(2, 3)
+    return fn(dtA, W, 7)  # (H, L)
+
+
 OPS = {
     "selective_scan": (_scan, kernels.selective_scan_fn, kernels.selective_scan_ref),
     "causal_conv1d": (_conv, kernels.causal_conv1d_fn, kernels.causal_conv1d_ref),
@@ -59,6 +65,7 @@ OPS = {
     "cross_entropy": (_cross_entropy, kernels.linear_cross_entropy, kernels.linear_cross_entropy_ref),
     "selective_state_update": (_state_update, selective_state_update, selective_state_update_ref),
     "conv_state_update": (_conv_step, conv_state_update, conv_state_update_ref),
+    "vandermonde_kernel": (_vandermonde, kernels.vandermonde_kernel, kernels.vandermonde_kernel_ref),
 }
 
 
@@ -76,6 +83,14 @@ def test_triton_disabled_where_not_installed(monkeypatch):
     monkeypatch.setattr(dispatch, "triton_installed", lambda: False)
     for device in ("cpu", "cuda"):
         assert not dispatch.triton_enabled(torch.device(device))
+
+
+def test_mamba_lm_triton_0_turns_every_triton_path_off(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setenv("MAMBA_LM_TRITON", "0")
+    assert not dispatch.triton_enabled(torch.device("cpu"))
+    monkeypatch.setenv("MAMBA_LM_TRITON", "1")
+    assert dispatch.triton_enabled(torch.device("cpu"))
 
 
 @pytest.mark.parametrize("op", OPS)
