@@ -60,29 +60,29 @@ def test_dispatch_takes_the_reference_for_complex128_and_checks_its_inputs():
 
 
 def test_s4d_layers_give_the_same_outputs_and_gradients_with_the_triton_kernel(monkeypatch):
-    """The unidirectional and the two-sided S4D layer, with Triton (interpreted on a CPU) and without."""
+    """The unidirectional and the two-sided S4D layer, with the Triton kernel (interpreted on a CPU) and
+    with the reference (MAMBA_LM_TRITON=0)."""
     from mamba_lm.modules.s4d import S4D
     from mamba_lm.modules.s4d_bidirectional import BidirectionalS4D
 
+    if DEVICE == "cpu":
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
     for layer_class in (S4D, BidirectionalS4D):
         torch.manual_seed(0)
         layer = layer_class(8, d_state=6, init="legs", trainable_B=True).to(DEVICE)
         x = torch.randn(2, 13, 8, device=DEVICE)
         outputs = []
-        for triton_on in (False, True):
-            if DEVICE == "cpu":
-                monkeypatch.setenv("TRITON_INTERPRET", "1" if triton_on else "0")
-            elif not triton_on:
-                continue
+        for triton_on in ("0", "1"):
+            monkeypatch.setenv("MAMBA_LM_TRITON", triton_on)
             layer.zero_grad()
             y = layer(x)
             y.square().sum().backward()
             outputs.append((y.detach(), [p.grad.clone() for p in layer.parameters() if p.grad is not None]))
-        if len(outputs) == 2:
-            (y0, g0), (y1, g1) = outputs
-            torch.testing.assert_close(y1, y0, rtol=1e-4, atol=1e-5)
-            for a, b in zip(g1, g0):
-                torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5 * b.abs().max().item())
+        (y_ref, grads_ref), (y, grads) = outputs
+        torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
+        assert len(grads) == len(grads_ref) == len(list(layer.parameters()))  # every parameter has one
+        for a, b in zip(grads, grads_ref):
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5 * b.abs().max().item())
 
 
 @pytest.mark.gpu
