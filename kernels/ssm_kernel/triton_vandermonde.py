@@ -19,6 +19,19 @@ import triton
 import triton.language as tl
 
 
+TWO_PI_HI = tl.constexpr(6.2831854820251465)  # fp32(2 pi)
+TWO_PI_LO = tl.constexpr(-1.7484556e-07)  # 2 pi - TWO_PI_HI
+
+
+@triton.jit
+def _reduced_angle(angle):
+    """angle - 2 pi k, k the nearest integer to angle / (2 pi), in [-pi, pi]: two fused multiply-adds with
+    2 pi split in two (Cody-Waite), so sin and cos see a small argument however they are computed, and the
+    result is as accurate as the fp32 product b l it starts from."""
+    k = tl.floor(angle * 0.15915493667125702 + 0.5)  # 1 / (2 pi)
+    return tl.fma(-k, TWO_PI_LO, tl.fma(-k, TWO_PI_HI, angle))
+
+
 @triton.jit
 def vandermonde_fwd_kernel(
     DTA, W, K,
@@ -36,7 +49,7 @@ def vandermonde_fwd_kernel(
     wi = tl.load(W + h * stride_w_h + offs_n * stride_w_n + 1, mask=mode, other=0.0)
     l = offs_l.to(tl.float32)[None, :]  # noqa: E741  (the position, as in the formulas)
     magnitude = tl.exp(a[:, None] * l)  # (BLOCK_N, BLOCK_L)
-    angle = b[:, None] * l
+    angle = _reduced_angle(b[:, None] * l)
     terms = magnitude * (wr[:, None] * tl.cos(angle) - wi[:, None] * tl.sin(angle))
     k = 2.0 * tl.sum(terms, axis=0)  # padded modes have W = 0
     tl.store(K + h * stride_k_h + offs_l, k, mask=offs_l < seqlen)
@@ -65,7 +78,7 @@ def vandermonde_bwd_kernel(
         g = tl.load(GK + h * stride_gk_h + offs_l, mask=offs_l < seqlen, other=0.0)[None, :]
         l = offs_l.to(tl.float32)[None, :]  # noqa: E741
         magnitude = tl.exp(a[:, None] * l)
-        angle = b[:, None] * l
+        angle = _reduced_angle(b[:, None] * l)
         g_pr = g * magnitude * tl.cos(angle)
         g_pi = g * magnitude * tl.sin(angle)
         sum_pr += tl.sum(g_pr, axis=1)
