@@ -18,7 +18,6 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-
 TWO_PI_HI = tl.constexpr(6.2831854820251465)  # fp32(2 pi)
 TWO_PI_LO = tl.constexpr(-1.7484556e-07)  # 2 pi - TWO_PI_HI
 
