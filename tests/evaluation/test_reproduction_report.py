@@ -206,3 +206,30 @@ def test_budgeted_and_generated_lra_runs_name_their_deviations(tmp_path):
     assert "lra_s4_pathfinder: 50,000 planned steps with the lr schedule laid over them" in text
     assert "| lra_mamba_pathfinder | pathfinder | 100 of 50,000 steps | generated" in text
     assert "a different task from LRA's" in text and "The Mamba paper reports no LRA numbers" in text
+
+
+def test_sections_whose_run_folders_are_gone_are_carried_over_from_the_previous_report(tmp_path):
+    """Regenerating where only some run folders exist (a new machine) keeps the published sections and
+    status rows of the others, and says which were carried; a section with a run folder is rebuilt."""
+    first, docs = tmp_path / "first", tmp_path / "docs"
+    heads = make_run(first, "induction_heads", MAMBA_TINY, [{"step": 200, "loss": 0.1}], max_steps=204800)
+    entry = {"lengths": [64, 256, 1024], "accuracy": [100.0, 100.0, 99.5], "train_length": 256, "step": 200}
+    update_results(heads, "synthetic", {"induction_heads": entry})
+    rows = [{"step": 100, "val_accuracy": 0.41}]
+    make_run(first, "lra_s4_listops", {"arch": "classifier"}, rows, max_steps=76800)
+    published = build_reproduction(first, docs).read_text()
+    heads_section = published[published.index("## Induction heads") : published.index("## Selective")]
+    heads_status = next(line for line in published.splitlines() if line.startswith("| Induction heads"))
+    assert "| 2^10 | 99.5 | 100.0 |" in heads_section and "Carried over" not in published
+
+    later = tmp_path / "later"  # a new machine: only the LRA run, further on
+    rows = [{"step": 100, "val_accuracy": 0.41}, {"step": 5000, "val_accuracy": 0.55}]
+    make_run(later, "lra_s4_listops", {"arch": "classifier"}, rows, max_steps=76800)
+    text = build_reproduction(later, docs).read_text()
+
+    assert heads_section in text and heads_status in text.splitlines()
+    assert "55.0 (step 5,000)" in text and "41.0 (step 100)" not in text  # the LRA section is rebuilt
+    start = text.index("Carried over")
+    carried = text[start : text.index("\n", start)]
+    assert "Induction heads (Table 11)" in carried and "Long Range Arena" not in carried
+    assert build_reproduction(later, docs).read_text() == text  # carrying again changes nothing
