@@ -11,11 +11,13 @@ At the deadline every running training gets SIGTERM, saves a checkpoint and exit
 continues it from ROOT/NAME. A training that exits with 0 has reached its max_steps and is recorded as done
 in ROOT/status.json (this driver's own file); the next pieces skip it. ``--evaluate NAME,...`` runs the
 evaluation command of those runs on their latest checkpoint (synthetic length generalisation, LRA test
-accuracy), writing ROOT/NAME/eval/*.json. The last lines printed are a table: run, step, last losses, state.
+accuracy, there of the best-validation checkpoint too), writing ROOT/NAME/eval/*.json. The last lines
+printed are a table: run, step, last losses, state.
 
 ``--pack FILE.tgz`` writes ROOT as one archive to carry to the next machine: every run's config, metrics,
-logs and evaluations, and the latest checkpoint of each run whose checkpoint is at most --pack-max-mb (the
-synthetic and LRA models; the scaling models' weights stay behind, their curves travel). Started with
+logs and evaluations, and the latest checkpoint (and the best validation's, trainer.keep_best) of each run
+whose checkpoints are at most --pack-max-mb (the synthetic and LRA models; the scaling models' weights stay
+behind, their curves travel). Started with
 ``setsid`` the driver outlives the shell that launched it; ``--pack`` before the machine is handed back.
 
 Constant-lr runs (the synthetic tasks, as the paper trains them) keep the paper's max_steps: a piece can stop
@@ -272,6 +274,17 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def carried_checkpoints(run_dir: Path) -> list[Path]:
+    """The checkpoints a run needs on the next machine: its newest, and the best validation's
+    (``trainer.keep_best``, named in the newest one's trainer state) when that is another."""
+    newest_first = RunFolder(run_dir).step_folders()
+    if not newest_first:
+        return []
+    state = newest_first[0] / "trainer_state.json"
+    best_step = json.loads(state.read_text()).get("best_step") if state.is_file() else None
+    return newest_first[:1] + [folder for folder in newest_first[1:] if step_of(folder) == best_step]
+
+
 def pack(root: Path, out: Path, max_checkpoint_mb: float) -> list[str]:
     """Archive ROOT (see the module docstring); returns the runs whose latest checkpoint was included."""
     kept = []
@@ -280,14 +293,15 @@ def pack(root: Path, out: Path, max_checkpoint_mb: float) -> list[str]:
             if not path.is_dir():
                 archive.add(path, arcname=path.name)
                 continue
-            newest_first = RunFolder(path).step_folders()
-            checkpoint = newest_first[0] if newest_first else None
-            small = checkpoint is not None and folder_bytes(checkpoint) <= max_checkpoint_mb * 2**20
+            checkpoints = carried_checkpoints(path)
+            small = bool(checkpoints) and all(
+                folder_bytes(checkpoint) <= max_checkpoint_mb * 2**20 for checkpoint in checkpoints
+            )
             kept += [path.name] if small else []
             for item in sorted(path.rglob("*")):
                 inside = item.relative_to(path).parts
                 if item.is_dir() or (
-                    inside[0] == "checkpoints" and not (small and item.parent == checkpoint)
+                    inside[0] == "checkpoints" and not (small and item.parent in checkpoints)
                 ):
                     continue
                 archive.add(item, arcname=str(item.relative_to(root)), recursive=False)

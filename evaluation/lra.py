@@ -22,7 +22,7 @@ from .data_configs import CONFIGS_DIR, build_eval_datamodule
 from .loading import load_for_eval
 from .published import LRA_TASKS
 from .report.runs import hydra_choices
-from .results import run_folder_of, update_results
+from .results import earlier_evaluations, load_results, run_folder_of, update_results
 
 REPO_ROOT = CONFIGS_DIR.parent
 TRAIN_MODULE = "mamba_lm.trainer.app"
@@ -58,7 +58,8 @@ def evaluate_lra_run(
     "source", "generated", "quick", "step"}); ``quick`` marks runs of a quick experiment or data config
     (tiny data, few steps); ``generated`` marks Pathfinder / Path-X evaluated on locally generated images
     (a different task from LRA's released images; ``source`` is the data config's resolved source);
-    ``step`` is the evaluated checkpoint's.
+    ``step`` is the evaluated checkpoint's. The file keeps one evaluation per checkpoint: the newest
+    checkpoint's on top, the others (the best validation's, ``trainer.keep_best``) in its ``earlier``.
     ``split="test"`` falls back to validation for a task without a test split.
     """
     loaded = load_for_eval(run_dir, device, require_tokenizer=False, expect="classifier")
@@ -89,7 +90,11 @@ def evaluate_lra_run(
         "step": loaded.step,
     }
     if save:
-        update_results(run_folder, "lra", {task: entry})
+        previous = load_results(run_folder, "lra").get(task)
+        *earlier, newest = sorted(
+            [*earlier_evaluations(previous, loaded.step), entry], key=lambda e: e.get("step") or -1
+        )
+        update_results(run_folder, "lra", {task: {**newest, "earlier": earlier}})
     return task, entry
 
 

@@ -7,7 +7,7 @@ them later:
 | --- | --- | --- |
 | ``eval/perplexity.json`` | ``perplexity`` | ``{key: result}``; key = ``"<data>/<split>/<mode>"`` |
 | ``eval/harness.json`` | ``harness`` | ``{task: {metric: value}}`` and ``"_meta"`` (limit, fewshot) |
-| ``eval/lra.json`` | ``lra`` | ``{task: {"accuracy": %, "examples": n, "split": ...}}`` |
+| ``eval/lra.json`` | ``lra`` | ``{task: {"accuracy": %, "split", "step", "earlier": [...], ...}}`` |
 | ``eval/synthetic.json`` | ``synthetic`` | ``{task: {"lengths", "accuracy", "step", "earlier": [...]}}`` |
 
 A file is a JSON object; ``update_results`` merges new keys into it (a later evaluation of the
@@ -63,7 +63,7 @@ def load_results(run_dir: str | Path, kind: str) -> dict[str, Any]:
 
 
 def checkpoint_evaluations(entry: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """A synthetic result's evaluations, one per checkpoint: the entry itself and its ``earlier`` ones,
+    """A synthetic or LRA result's evaluations, one per checkpoint: the entry itself and its ``earlier`` ones,
     each without ``earlier``, by checkpoint step (one without a recorded step, from an older file, counts
     as the oldest); of two with the same step the entry itself wins."""
     if not entry:
@@ -71,6 +71,14 @@ def checkpoint_evaluations(entry: dict[str, Any] | None) -> list[dict[str, Any]]
     entries = [*entry.get("earlier", []), entry]
     by_step = {e.get("step"): {k: v for k, v in e.items() if k != "earlier"} for e in entries}
     return sorted(by_step.values(), key=lambda e: -1 if e.get("step") is None else e["step"])
+
+
+def earlier_evaluations(previous: dict | None, step: int | None) -> list[dict]:
+    """The evaluations to keep beside a new one of checkpoint ``step``: the previous entry's (its own and
+    its ``earlier`` ones) of other steps, oldest first. A run evaluated in pieces so keeps every
+    checkpoint's result (a constant-lr run's accuracy can move between them; an LRA run's last and
+    best-validation checkpoints are both evaluated)."""
+    return [entry for entry in checkpoint_evaluations(previous) if entry.get("step") != step]
 
 
 def update_results(run_dir: str | Path, kind: str, entries: dict[str, Any]) -> Path:

@@ -48,6 +48,18 @@ def test_pack_keeps_records_and_only_small_latest_checkpoints(tmp_path):
     assert not any(name.startswith("scaling_mamba_l/checkpoints/") for name in names)
 
 
+def test_pack_carries_the_best_validation_checkpoint_beside_the_newest(tmp_path):
+    root = tmp_path / "repro"
+    make_run(root, "lra_s4_listops", checkpoint_bytes=1000)
+    newest = root / "lra_s4_listops" / "checkpoints" / "step_00000020"
+    (newest / "trainer_state.json").write_text('{"step": 20, "best_step": 10}')
+    assert reproduce.pack(root, tmp_path / "repro.tgz", max_checkpoint_mb=1.0) == ["lra_s4_listops"]
+    with tarfile.open(tmp_path / "repro.tgz") as archive:
+        names = set(archive.getnames())
+    for step in ("step_00000010", "step_00000020"):
+        assert f"lra_s4_listops/checkpoints/{step}/model.safetensors" in names
+
+
 def test_later_overrides_apply_once_the_newest_checkpoint_reaches_their_step(tmp_path):
     run = reproduce.all_runs()["selective_copying"]
     switch_step, later = run.later

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mamba_lm.trainer import best_checkpoint, list_checkpoints
+
 from ..cli import UsageError, option
 from ..loading import resolve_device, resolve_dtype
 from ..lra import evaluate_lra_run, quick_tasks, quick_train
@@ -25,6 +27,11 @@ class Options:
     tasks: list[str] = option([], help="quick mode: tasks to train (default: every task with a quick config)")
     mixer: str | None = option(None, help="quick mode: classifier mixer, s4d (default) | mamba | attention")
     out: str = option("outputs/lra_quick", help="quick mode: folder that receives one run folder per task")
+    best: bool = option(
+        True,
+        help="also evaluate a run folder's best-validation checkpoint (trainer.keep_best) when it is not "
+        "its newest; both are kept in eval/lra.json",
+    )
     split: str = option("test", help="test (validation when a task has no test split) | val")
     batch_size: int = option(32, help="examples per forward pass")
     max_batches: int | None = option(None, help="evaluate at most this many batches per task")
@@ -63,6 +70,12 @@ def run(options: Options, positional: list[str]) -> int:
     quick: set[str] = set()
     generated: set[tuple[str, str]] = set()
     for run_dir in run_dirs:
+        best = best_other_than_newest(run_dir) if options.best else None
+        if best is not None:
+            _, entry = evaluate_lra_run(
+                best, options.split, options.batch_size, options.max_batches, device, dtype, data_overrides
+            )
+            print(f"best validation checkpoint {best}: {entry['accuracy']:.2f}% of {entry['examples']}")
         task, entry = evaluate_lra_run(
             run_dir, options.split, options.batch_size, options.max_batches, device, dtype, data_overrides
         )
@@ -78,3 +91,12 @@ def run(options: Options, positional: list[str]) -> int:
     print()
     print(lra_table(rows, quick, generated).to_markdown())
     return 0
+
+
+def best_other_than_newest(run_dir: Path) -> Path | None:
+    """A run folder's best-validation checkpoint (``trainer.keep_best``) when it is not the newest one
+    (which ``evaluate_lra_run`` evaluates for the folder); None for a checkpoint folder or a run without
+    one."""
+    best = best_checkpoint(run_dir) if (Path(run_dir) / "checkpoints").is_dir() else None
+    newest = list_checkpoints(run_dir)[0] if best is not None else None
+    return best if best is not None and best != newest else None

@@ -16,7 +16,7 @@ from ..cli import option
 from ..data_configs import build_eval_datamodule
 from ..loading import load_for_eval, resolve_device, resolve_dtype
 from ..report.tables import synthetic_table
-from ..results import checkpoint_evaluations, load_results, run_folder_of, update_results
+from ..results import earlier_evaluations, load_results, run_folder_of, update_results
 from ..synthetic import SYNTHETIC_KINDS, length_generalization
 
 
@@ -101,13 +101,6 @@ def run(options: Options, positional: list[str]) -> int:
         entry["earlier"] = earlier_evaluations(load_results(out, "synthetic").get(kind), entry["step"])
         print(f"saved {update_results(out, 'synthetic', {kind: entry})}")
     return 0
-
-
-def earlier_evaluations(previous: dict | None, step: int | None) -> list[dict]:
-    """The evaluations to keep beside a new one of checkpoint ``step``: the previous entry's (its own and
-    its ``earlier`` ones) of other steps, oldest first. A run evaluated in pieces so keeps every
-    checkpoint's result (a constant-lr run's accuracy can move between them)."""
-    return [entry for entry in checkpoint_evaluations(previous) if entry.get("step") != step]
 
 
 def _test_lengths(options: Options, data_config: dict) -> list[int]:

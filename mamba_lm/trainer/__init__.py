@@ -13,6 +13,7 @@ from ..config_files import config_dir
 from .checkpoint import (
     CheckpointError,
     LoadedCheckpoint,
+    best_checkpoint,
     find_latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -54,6 +55,7 @@ __all__ = [
     "TrainStep",
     "Trainer",
     "TrainerConfig",
+    "best_checkpoint",
     "build_model_from_dict",
     "build_optimizer",
     "config_dir",

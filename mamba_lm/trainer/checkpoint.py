@@ -187,9 +187,10 @@ def newer_valid_checkpoints(run_dir: Path, step: int) -> list[Path]:
     ]
 
 
-def prune_checkpoints(run_dir: Path, keep_last: int, saved_step: int) -> None:
-    """After saving checkpoint ``saved_step``: keep the ``keep_last`` newest valid checkpoints up to it,
-    delete the older valid ones, and delete the temporary folders of abandoned writes.
+def prune_checkpoints(run_dir: Path, keep_last: int, saved_step: int, keep_step: int | None = None) -> None:
+    """After saving checkpoint ``saved_step``: keep the ``keep_last`` newest valid checkpoints up to it
+    and checkpoint ``keep_step`` (the best validation's, ``trainer.keep_best``), delete the older valid
+    ones, and delete the temporary folders of abandoned writes.
 
     Only valid checkpoints count and are deleted (checked by manifest and file sizes; hashes would
     take too long at every save). Any other ``step_*`` folder (junk, a damaged checkpoint, a user's
@@ -205,11 +206,25 @@ def prune_checkpoints(run_dir: Path, keep_last: int, saved_step: int) -> None:
         why = problem or f"numbered above the step just saved, {saved_step}"
         warnings.warn(f"left {folder} in place ({why}): it does not count toward keep_last", stacklevel=2)
     for old in valid[keep_last:]:
-        shutil.rmtree(old, ignore_errors=True)
+        if step_of(old) != keep_step:
+            shutil.rmtree(old, ignore_errors=True)
     folder = Path(run_dir) / CHECKPOINTS
     abandoned = list(folder.glob(".step_*.tmp")) + list(folder.glob(".tmp-step_*"))  # and the older naming
     for tmp in abandoned:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def best_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint of the best validation so far (``trainer.keep_best``), as the newest valid checkpoint's
+    trainer state records it; None when the run keeps none or that folder is gone."""
+    newest, _ = _newest_valid(Path(run_dir), verify_hashes=False)
+    if newest is None:
+        return None
+    step = read_json(newest / TRAINER_STATE).get("best_step")
+    if step is None:
+        return None
+    folder = RunFolder(run_dir).checkpoint_dir(int(step))
+    return folder if checkpoint_problem(folder, verify_hashes=False) is None else None
 
 
 def load_training_state(

@@ -109,6 +109,10 @@ class OptimConfig:
         _require(0 <= self.min_lr <= self.lr, "optim.min_lr", "in [0, optim.lr]", self.min_lr)
 
 
+BEST_METRICS = {"val_accuracy": max, "val_loss": min, "val_ppl": min}
+"""The validation metrics ``trainer.keep_best`` may follow, with the choice that makes one value better."""
+
+
 @dataclass
 class TrainerConfig:
     """How the loop runs: length, batch, precision, evaluation, checkpoints."""
@@ -134,6 +138,10 @@ class TrainerConfig:
     """Write a checkpoint every this many steps (0: only at the end); also on SIGTERM and at the end."""
     keep_last: int = 3
     """Keep this many newest checkpoints, delete older ones."""
+    keep_best: str | None = None
+    """A validation metric (val_accuracy: highest; val_loss, val_ppl: lowest) whose best checkpoint is kept
+    beside the keep_last newest: each validation that improves it is saved at once, as a Lightning
+    ModelCheckpoint(monitor=...) does (null: none)."""
     max_nonfinite_steps: int = 5
     """Stop the run after this many consecutive steps with a non-finite loss or gradient norm."""
     compile: bool = False
@@ -174,6 +182,12 @@ class TrainerConfig:
             "trainer.eval_batch_size",
             ">= 1 or null",
             self.eval_batch_size,
+        )
+        _require(
+            self.keep_best in (None, *BEST_METRICS),
+            "trainer.keep_best",
+            f"one of {', '.join(BEST_METRICS)} or null",
+            self.keep_best,
         )
         _require(
             self.peak_flops is None or self.peak_flops > 0,

@@ -12,6 +12,7 @@ with ``state_dict()`` / ``load_state_dict()``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -31,7 +32,7 @@ from .checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from .config import LoggerConfig, OptimConfig, TrainerConfig
+from .config import BEST_METRICS, LoggerConfig, OptimConfig, TrainerConfig
 from .flops import model_flops_per_token, peak_flops_per_device
 from .graphed_step import GraphedTrainStep, check_cuda_graph_support
 from .metrics import MetricsLogger, memory_gb
@@ -73,6 +74,9 @@ class _Progress:
     tokens_seen: int = 0
     skipped_steps: int = 0
     nonfinite_in_a_row: int = 0
+    best_step: int | None = None
+    """The step of the best validation so far by ``trainer.keep_best`` (its checkpoint is kept)."""
+    best_value: float | None = None
 
 
 @dataclass
@@ -163,8 +167,9 @@ class Trainer:
         )
         for group, hyperparameters in zip(optimizer.param_groups, configured):
             group.update(hyperparameters)  # the config's lr/decay win over the checkpoint's
-        for key in asdict(progress):
-            setattr(progress, key, trainer_state[key])
+        for key, default in asdict(progress).items():
+            optional = key.startswith("best_")  # absent from checkpoints written before keep_best
+            setattr(progress, key, trainer_state.get(key, default) if optional else trainer_state[key])
         try:
             self.train_loader.load_state_dict(rank_state["data"])
         except (ValueError, KeyError) as error:
@@ -194,7 +199,8 @@ class Trainer:
             self.tied_aliases,
         )
         if self.accelerator.is_main_process:
-            prune_checkpoints(self.run_dir, self.config.keep_last, self.progress.step)
+            keep = self.progress.best_step if self.config.keep_best else None
+            prune_checkpoints(self.run_dir, self.config.keep_last, self.progress.step, keep)
         return path
 
     def prepare(self) -> Path | None:
@@ -281,11 +287,13 @@ class Trainer:
                     # On a stop signal the grace period is short: save at once, validate later.
                     periodic_eval = cfg.eval_every and progress.step % cfg.eval_every == 0
                     evaluate_now = not stopped and (final or periodic_eval)
+                    best = False
                     if final or evaluate_now or progress.step % cfg.log_every == 0:
                         record = self._log(window, lr, evaluate_now)
+                        best = evaluate_now and self._is_new_best(record)
                         window = _Window()
                     periodic = cfg.save_every and progress.step % cfg.save_every == 0
-                    if final or (periodic and not progress.nonfinite_in_a_row):  # not amid NaNs
+                    if final or best or (periodic and not progress.nonfinite_in_a_row):  # not amid NaNs
                         last_checkpoint = self._save()
                         window.started = time.perf_counter()  # keep checkpoint time out of tokens/s
             if stopped and self.log is not None:
@@ -328,6 +336,19 @@ class Trainer:
         if self.log is not None:
             self.log.log(record)
         return record
+
+    def _is_new_best(self, record: dict[str, Any]) -> bool:
+        """Whether this step's validation is the best so far by ``trainer.keep_best`` (then it becomes the
+        best: the caller saves this step, and pruning keeps that checkpoint)."""
+        metric, progress = self.config.keep_best, self.progress
+        value = record.get(metric) if metric else None
+        if value is None or not math.isfinite(value):
+            return False
+        better = BEST_METRICS[metric]
+        if progress.best_value is not None and better(value, progress.best_value) == progress.best_value:
+            return False  # not better (a tie keeps the earlier checkpoint)
+        progress.best_step, progress.best_value = progress.step, float(value)
+        return True
 
     def _stop_if_diverged(self, progress: _Progress, result, last_checkpoint: Path | None) -> None:
         limit = self.config.max_nonfinite_steps

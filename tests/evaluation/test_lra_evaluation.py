@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from evaluation_parts import REPO_ROOT, subprocess_env
 from mamba_lm.evaluation.__main__ import main
-from mamba_lm.evaluation.lra import quick_tasks
+from mamba_lm.evaluation.lra import quick_tasks, quick_train
 from mamba_lm.evaluation.report.tables import lra_table
 from mamba_lm.evaluation.results import load_results
+
+from mamba_lm.trainer import list_checkpoints
 
 
 @pytest.mark.slow
@@ -69,3 +71,25 @@ def test_lra_refuses_language_model_runs_and_bad_usage(
     assert "lra needs run folders" in capsys.readouterr().err
     assert main(["lra", "quick=true", "tasks=text", "out=unused"]) == 2
     assert "no quick experiment for LRA task 'text'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_run_folder_is_evaluated_at_its_newest_and_its_best_validation_checkpoint(tmp_path: Path) -> None:
+    """trainer.keep_best keeps the best validation's checkpoint beside the newest; ``lra`` evaluates both
+    and keeps both in eval/lra.json, the newest on top. An lr of 1e-12 and LayerNorm (BatchNorm's running
+    statistics would move) leave the validation accuracy flat: the first validation (step 5) stays the
+    best, as later ties do not replace it."""
+    run = tmp_path / "listops"
+    overrides = ["trainer.max_steps=15", "trainer.eval_every=5", "trainer.save_every=5"]
+    overrides += ["trainer.keep_last=1", "optim.lr=1e-12", "optim.param_groups=[]", "model.norm=layer"]
+    overrides.append(f"data.cache_dir={tmp_path / 'cache'}")
+    quick_train("listops", run, overrides)
+    assert [folder.name for folder in list_checkpoints(run)] == ["step_00000015", "step_00000005"]
+
+    assert main(["lra", str(run), "device=cpu"]) == 0
+
+    entry = load_results(run, "lra")["listops"]
+    assert entry["step"] == 15 and [earlier["step"] for earlier in entry["earlier"]] == [5]
+    assert entry["earlier"][0]["accuracy"] == entry["accuracy"]  # the same weights, to 1e-12
+    assert main(["lra", str(run), "device=cpu", "best=false"]) == 0  # again, newest only: both stay
+    assert [earlier["step"] for earlier in load_results(run, "lra")["listops"]["earlier"]] == [5]

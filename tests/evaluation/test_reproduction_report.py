@@ -158,9 +158,8 @@ def test_an_lra_run_in_training_shows_its_progress_and_validation_accuracy(tmp_p
     update_results(run, "lra", {"listops": {"accuracy": 58.1, "source": "generate", "generated": False}})
     text = build_reproduction(root, tmp_path / "docs").read_text()
     assert "| generated (not LRA's release) | 39.3 (step 100) | 58.10 |" in text  # ListOps drawn here
-    assert (
-        "| 58.10 (test) | met |" in text and "python -m evaluation lra outputs/repro/lra_s4_listops" in text
-    )
+    assert "| 58.10 (test, last checkpoint) | met |" in text
+    assert "python -m evaluation lra outputs/repro/lra_s4_listops" in text
 
 
 def test_an_lra_run_shows_its_best_validation_and_the_step_it_resumes_from(tmp_path):
@@ -191,7 +190,15 @@ def test_an_lra_run_shows_its_best_validation_and_the_step_it_resumes_from(tmp_p
     assert "| 51.20 at step 200 (mid-run) | 59.60 |" in text
     update_results(run, "lra", {"listops": {"accuracy": 58.1, "source": "generate", "step": 76800}})
     text = build_reproduction(root, tmp_path / "docs").read_text()
-    assert "| 58.10 (test) | met |" in text and "| 58.10 | 59.60 |" in text
+    assert "| 58.10 (test, last checkpoint) | met |" in text and "| 58.10 | 59.60 |" in text
+    last = {"accuracy": 55.0, "source": "generate", "step": 76800}
+    best = {"accuracy": 57.0, "source": "generate", "step": 100}  # the best validation's checkpoint
+    update_results(run, "lra", {"listops": {**last, "earlier": [best]}})
+    text = build_reproduction(root, tmp_path / "docs").read_text()
+    status = next(line for line in text.splitlines() if line.startswith("| LRA ListOps"))
+    assert "| 55.00 (test, last checkpoint); 57.00 at the best validation (step 100) |" in status
+    assert status.endswith("| met at the best-validation checkpoint, not at the last |")
+    assert "| 55.00; 57.00 at the best validation (step 100) | 59.60 |" in text
 
 
 def test_budgeted_and_generated_lra_runs_name_their_deviations(tmp_path):

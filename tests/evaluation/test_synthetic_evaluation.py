@@ -10,9 +10,8 @@ import pytest
 import torch
 from evaluation_parts import tiny_lm
 from mamba_lm.evaluation.__main__ import main
-from mamba_lm.evaluation.commands.synthetic import earlier_evaluations
 from mamba_lm.evaluation.recurrent import predictions_at_labels
-from mamba_lm.evaluation.results import load_results
+from mamba_lm.evaluation.results import earlier_evaluations, load_results
 from mamba_lm.evaluation.synthetic import evaluate_length, length_generalization
 from mamba_lm.kernels.selective_scan import selective_scan_fn
 

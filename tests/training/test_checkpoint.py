@@ -9,7 +9,15 @@ import torch
 from helpers import tiny_mamba, tiny_trainer
 from safetensors import safe_open
 
-from mamba_lm.trainer import CheckpointError, find_latest_checkpoint, load_model, resolve_checkpoint, state_io
+from mamba_lm.trainer import (
+    CheckpointError,
+    TrainerConfig,
+    best_checkpoint,
+    find_latest_checkpoint,
+    load_model,
+    resolve_checkpoint,
+    state_io,
+)
 from mamba_lm.trainer.checkpoint import list_checkpoints
 
 
@@ -196,3 +204,44 @@ def test_resume_auto_refuses_when_every_checkpoint_is_damaged_and_changes_nothin
     with pytest.raises(CheckpointError, match=pattern):
         tiny_trainer(accelerator, tmp_path, max_steps=9, keep_last=5).fit()
     assert snapshot() == before  # metrics.jsonl and both checkpoints as they were
+
+
+def _scripted_validation(monkeypatch, metric: str, values: list[float]) -> None:
+    """Each validation of the trainer returns the next of ``values`` as ``metric``."""
+    remaining = iter(values)
+    monkeypatch.setattr("mamba_lm.trainer.loop.evaluate", lambda *args, **kwargs: {metric: next(remaining)})
+
+
+@pytest.mark.parametrize(
+    ("metric", "values"),
+    [
+        ("val_loss", [5.0, 4.0, 3.0, 3.5, 3.2, 3.0, 3.1, 3.3]),  # a tie at step 6 keeps step 3
+        ("val_accuracy", [0.1, 0.2, 0.5, 0.4, float("nan"), 0.5, 0.45, 0.3]),  # NaN is never the best
+    ],
+)
+def test_keep_best_keeps_the_best_validations_checkpoint_beside_the_newest(
+    accelerator, tmp_path, monkeypatch, metric, values
+):
+    """Each improving validation is saved at once (no periodic saves here); pruning keeps it and the newest;
+    a resumed run remembers the best from the checkpoint's trainer state."""
+    _scripted_validation(monkeypatch, metric, values)
+    options = dict(eval_every=1, save_every=0, keep_last=1, keep_best=metric)
+    tiny_trainer(accelerator, tmp_path, max_steps=5, **options).fit()
+    assert [f.name for f in list_checkpoints(tmp_path)] == ["step_00000005", "step_00000003"]
+    tiny_trainer(accelerator, tmp_path, max_steps=8, **options).fit()  # resumes at 5: validations 6-8
+    assert [f.name for f in list_checkpoints(tmp_path)] == ["step_00000008", "step_00000003"]
+    assert best_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step_00000003"
+    state = json.loads((tmp_path / "checkpoints" / "step_00000008" / "trainer_state.json").read_text())
+    assert state["best_step"] == 3 and state["best_value"] == values[2]
+
+
+def test_without_keep_best_no_checkpoint_is_the_best(accelerator, tmp_path, monkeypatch):
+    _scripted_validation(monkeypatch, "val_loss", [3.0, 2.0, 1.0])
+    tiny_trainer(accelerator, tmp_path, max_steps=3, eval_every=1, save_every=0, keep_last=1).fit()
+    assert [f.name for f in list_checkpoints(tmp_path)] == ["step_00000003"]
+    assert best_checkpoint(tmp_path) is None
+
+
+def test_keep_best_names_the_metrics_it_can_follow():
+    with pytest.raises(ValueError, match="trainer.keep_best.*val_accuracy, val_loss, val_ppl"):
+        TrainerConfig(keep_best="accuracy")
