@@ -144,6 +144,10 @@ class TrainerConfig:
     ModelCheckpoint(monitor=...) does (null: none)."""
     max_nonfinite_steps: int = 5
     """Stop the run after this many consecutive steps with a non-finite loss or gradient norm."""
+    tf32: bool = False
+    """fp32 matrix products (and cuDNN convolutions) on TF32 tensor cores, Ampere and newer: a 10-bit
+    mantissa in the products, fp32 accumulation. S4's train.py turns both on for all its runs; false: full
+    fp32 products (PyTorch's default). bf16/fp16 autocast is unaffected."""
     compile: bool = False
     """Wrap the model in torch.compile."""
     cuda_graph: bool = False

@@ -41,6 +41,7 @@ from .plots import plot_training_curves
 from .profiling import PROFILE_FILE, StepProfiler
 from .rng import capture_rng_state, restore_rng_state
 from .run_folder import RunFolder, is_step_folder, step_of
+from .runtime import set_fp32_matmul_precision
 from .signals import StopRequest
 from .state_io import tied_parameter_aliases
 from .step import TrainStep, evaluate
@@ -215,6 +216,7 @@ class Trainer:
         if cfg.cuda_graph:
             check_cuda_graph_support(accelerator, cfg.grad_accum_steps, cfg.compile)
         checkpoint = self._checkpoint_to_resume()
+        set_fp32_matmul_precision(cfg.tf32)
         self.tied_aliases = tied_parameter_aliases(self.unwrapped_model)
         model, seqlen = self.unwrapped_model, self.seqlen
         self.flops_per_token = model_flops_per_token(model, seqlen) if seqlen else None

@@ -144,6 +144,14 @@ def make_accelerator(precision: Precision | str = Precision.auto, cpu: bool = Fa
     return accelerator
 
 
+def set_fp32_matmul_precision(tf32: bool) -> None:
+    """``trainer.tf32``: fp32 matrix products and cuDNN convolutions on TF32 tensor cores, or in full fp32
+    (the products' PyTorch default; cuDNN's own default, TF32, is left alone then). Process-wide."""
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    if tf32:
+        torch.backends.cudnn.allow_tf32 = True
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Send INFO records (the metric lines) to stderr when nothing else has configured logging (Hydra's
     own set-up, a user's handlers are left as they are)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_trainer
 
 from mamba_lm.config import MambaConfig, TransformerConfig
 from mamba_lm.models import MambaLMHeadModel
@@ -102,3 +103,14 @@ def test_fsdp_units_gather_blocks_in_bf16_and_ssm_modules_in_fp32(tmp_path):
         assert report["seen"]["out_proj_output"] == "bfloat16"  # autocast computes the projections in bf16
         assert {g["dtype"] for g in report["grads"].values()} == {"float32"}  # cast back after reduction
         assert {g["param"] for g in report["grads"].values()} == {"float32"}  # fp32 shards
+
+
+@pytest.mark.parametrize(("tf32", "precision"), [(True, "high"), (False, "highest")])
+def test_tf32_sets_the_fp32_matmul_precision_as_the_trainer_prepares(accelerator, tmp_path, tf32, precision):
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")  # neither value: the trainer must set it
+        tiny_trainer(accelerator, tmp_path, tf32=tf32).prepare()
+        assert torch.get_float32_matmul_precision() == precision
+    finally:
+        torch.set_float32_matmul_precision(before)
