@@ -62,3 +62,22 @@ def test_throughput_benchmark_on_two_processes_reports_per_process_numbers(tmp_p
     assert row["processes"] == 2 and 0 < row["slowest_tokens_per_s"] <= row["tokens_per_s"]
     assert two.stdout.count("wrote ") == 1  # the main process only
     assert "mamba_tiny fused 32 x 2: " in two.stdout and "x one.json's tokens/s per process" in two.stdout
+
+
+def test_lra_step_benchmark_times_its_variants_on_the_same_batches(tmp_path):
+    """benchmarks/lra_step.py on the CPU with the quick ListOps experiment: every variant's first loss
+    equals eager's (the same weights and batch), and the table lists each."""
+    script = str(REPO / "benchmarks" / "lra_step.py")
+    args = ["--experiment", "lra/quick/listops", "--device", "cpu", "--variants", "eager,torch-kernels,fp32"]
+    args += ["--warmup", "1", "--steps", "1", f"data.cache_dir={tmp_path / 'cache'}"]
+    result = run([sys.executable, script, *args])
+    lines = result.stdout.splitlines()
+    losses = {
+        line.split(":")[0]: line.split("first loss ")[1].split(",")[0]
+        for line in lines
+        if "first loss" in line
+    }
+    assert set(losses) == {"eager", "torch-kernels", "fp32"}
+    assert len(set(losses.values())) == 1  # no Triton and no TF32 on this CPU: the same function
+    assert lines[-4].split() == ["variant", "ms/step", "steps/s", "vs", "eager"]
+    assert [line.split()[0] for line in lines[-3:]] == ["eager", "torch-kernels", "fp32"]
