@@ -46,6 +46,19 @@ from .signals import StopRequest
 from .state_io import tied_parameter_aliases
 from .step import TrainStep, evaluate
 
+VALIDATION_METRICS = {"lm": ("val_loss", "val_ppl"), "classification": ("val_loss", "val_accuracy")}
+"""What ``evaluate`` reports for each task (``trainer.keep_best`` must be one of them)."""
+
+
+def check_keep_best(metric: str | None, task: str) -> None:
+    """Raise ValueError when ``trainer.keep_best`` names a metric the task's validation does not report."""
+    reported = VALIDATION_METRICS.get(task, ())
+    if metric is not None and metric not in reported:
+        raise ValueError(
+            f"trainer.keep_best={metric} is not reported by a {task} run's validation (it reports "
+            f"{', '.join(reported)}): choose one of those, or null"
+        )
+
 
 class NonFiniteLossError(RuntimeError):
     """Too many consecutive steps with a NaN/inf loss or gradient norm."""
@@ -215,6 +228,7 @@ class Trainer:
         cfg, accelerator = self.config, self.accelerator
         if cfg.cuda_graph:
             check_cuda_graph_support(accelerator, cfg.grad_accum_steps, cfg.compile)
+        check_keep_best(cfg.keep_best, self.task)
         checkpoint = self._checkpoint_to_resume()
         set_fp32_matmul_precision(cfg.tf32)
         self.tied_aliases = tied_parameter_aliases(self.unwrapped_model)

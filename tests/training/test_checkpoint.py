@@ -19,6 +19,7 @@ from mamba_lm.trainer import (
     state_io,
 )
 from mamba_lm.trainer.checkpoint import list_checkpoints
+from mamba_lm.trainer.loop import VALIDATION_METRICS
 
 
 def _corrupt(path):
@@ -207,9 +208,11 @@ def test_resume_auto_refuses_when_every_checkpoint_is_damaged_and_changes_nothin
 
 
 def _scripted_validation(monkeypatch, metric: str, values: list[float]) -> None:
-    """Each validation of the trainer returns the next of ``values`` as ``metric``."""
+    """Each validation of the trainer returns the next of ``values`` as ``metric`` (the tiny LM's validation
+    then reports that metric, val_accuracy included)."""
     remaining = iter(values)
     monkeypatch.setattr("mamba_lm.trainer.loop.evaluate", lambda *args, **kwargs: {metric: next(remaining)})
+    monkeypatch.setitem(VALIDATION_METRICS, "lm", (metric,))
 
 
 @pytest.mark.parametrize(
@@ -245,3 +248,9 @@ def test_without_keep_best_no_checkpoint_is_the_best(accelerator, tmp_path, monk
 def test_keep_best_names_the_metrics_it_can_follow():
     with pytest.raises(ValueError, match="trainer.keep_best.*val_accuracy, val_loss, val_ppl"):
         TrainerConfig(keep_best="accuracy")
+
+
+def test_keep_best_must_name_a_metric_the_tasks_validation_reports(accelerator, tmp_path):
+    with pytest.raises(ValueError, match="keep_best=val_accuracy is not reported by a lm run's validation"):
+        tiny_trainer(accelerator, tmp_path, keep_best="val_accuracy").prepare()
+    assert not (tmp_path / "checkpoints").exists()  # refused before anything was written
