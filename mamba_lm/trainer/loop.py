@@ -91,6 +91,8 @@ class _Progress:
     best_step: int | None = None
     """The step of the best validation so far by ``trainer.keep_best`` (its checkpoint is kept)."""
     best_value: float | None = None
+    best_metric: str | None = None
+    """The metric best_value is of (a resumed run that follows another one starts its best afresh)."""
 
 
 @dataclass
@@ -361,9 +363,10 @@ class Trainer:
         if value is None or not math.isfinite(value):
             return False
         better = BEST_METRICS[metric]
-        if progress.best_value is not None and better(value, progress.best_value) == progress.best_value:
+        known = progress.best_value is not None and progress.best_metric == metric
+        if known and better(value, progress.best_value) == progress.best_value:
             return False  # not better (a tie keeps the earlier checkpoint)
-        progress.best_step, progress.best_value = progress.step, float(value)
+        progress.best_step, progress.best_value, progress.best_metric = progress.step, float(value), metric
         return True
 
     def _stop_if_diverged(self, progress: _Progress, result, last_checkpoint: Path | None) -> None:

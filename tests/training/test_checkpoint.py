@@ -235,7 +235,19 @@ def test_keep_best_keeps_the_best_validations_checkpoint_beside_the_newest(
     assert [f.name for f in list_checkpoints(tmp_path)] == ["step_00000008", "step_00000003"]
     assert best_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step_00000003"
     state = json.loads((tmp_path / "checkpoints" / "step_00000008" / "trainer_state.json").read_text())
-    assert state["best_step"] == 3 and state["best_value"] == values[2]
+    assert state["best_step"] == 3 and state["best_value"] == values[2] and state["best_metric"] == metric
+
+
+def test_a_run_resumed_following_another_metric_starts_its_best_afresh(accelerator, tmp_path, monkeypatch):
+    """Step 3's val_ppl of 9.0 would not beat step 1's val_loss of 1.0; as another metric it is the best."""
+    _scripted_validation(monkeypatch, "val_loss", [1.0, 2.0])
+    options = dict(eval_every=1, save_every=0, keep_last=1)
+    tiny_trainer(accelerator, tmp_path, max_steps=2, keep_best="val_loss", **options).fit()
+    assert best_checkpoint(tmp_path).name == "step_00000001"
+    _scripted_validation(monkeypatch, "val_ppl", [9.0, 8.5])
+    tiny_trainer(accelerator, tmp_path, max_steps=4, keep_best="val_ppl", **options).fit()
+    assert best_checkpoint(tmp_path).name == "step_00000004"
+    assert [f.name for f in list_checkpoints(tmp_path)] == ["step_00000004"]
 
 
 def test_without_keep_best_no_checkpoint_is_the_best(accelerator, tmp_path, monkeypatch):
