@@ -33,7 +33,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mamba_lm.data import build_datamodule  # noqa: E402
 
-from mamba_lm.trainer import TrainStep, build_model_from_dict, build_optimizer, make_accelerator  # noqa: E402
+from mamba_lm.trainer import (  # noqa: E402
+    TrainStep,
+    build_model_from_dict,
+    build_optimizer,
+    config_dir,
+    make_accelerator,
+)
 from mamba_lm.trainer.model_factory import fit_model_to_data  # noqa: E402
 from mamba_lm.trainer.runtime import set_fp32_matmul_precision  # noqa: E402
 
@@ -42,7 +48,8 @@ LOSS_RTOL = {"fp32": 2e-2, "compile": 1e-3, "torch-kernels": 1e-3}  # TF32 again
 
 
 def compose(experiment: str, overrides: list[str]):
-    """The resolved run config (``RunConfig``) and the raw Hydra config of ``experiment=...``."""
+    """The resolved run config (``RunConfig``), the raw Hydra config and the model's values (a plain dict)
+    of ``experiment=...``."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
@@ -50,10 +57,9 @@ def compose(experiment: str, overrides: list[str]):
     from mamba_lm.trainer.config_store import register_configs
 
     register_configs()
-    configs = Path(__file__).resolve().parents[1] / "configs"
-    with initialize_config_dir(config_dir=str(configs), version_base=None):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         cfg = hydra_compose("train", overrides=[f"experiment={experiment}", *overrides])
-    return OmegaConf.to_object(cfg), cfg
+    return OmegaConf.to_object(cfg), cfg, OmegaConf.to_container(cfg.model, resolve=True, enum_to_str=True)
 
 
 @contextmanager
@@ -119,13 +125,10 @@ def main() -> None:
     if args.warmup < 1:
         parser.error("--warmup must be >= 1 (the first step's loss is the check)")
 
-    run, cfg = compose(args.experiment, args.overrides)
+    run, cfg, values = compose(args.experiment, args.overrides)
     data = build_datamodule(cfg.data, seed=run.seed)
     loader = iter(data.train_loader(run.trainer.micro_batch_size))
     batches = [next(loader) for _ in range(args.warmup + args.steps)]
-    from omegaconf import OmegaConf
-
-    values = OmegaConf.to_container(cfg.model, resolve=True, enum_to_str=True)
     model_values = fit_model_to_data(values, data.task, data.vocab_size, data.num_classes)
     torch.manual_seed(run.seed)
     initial_state = copy.deepcopy(build_model_from_dict(model_values).state_dict())

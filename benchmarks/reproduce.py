@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mamba_lm.files import atomic_write_json
-from mamba_lm.trainer import RunFolder, read_metrics
+from mamba_lm.trainer import RunFolder, best_checkpoint, read_metrics
 from mamba_lm.trainer.run_folder import step_of
 
 REPO = Path(__file__).resolve().parents[1]
@@ -276,13 +276,10 @@ def folder_bytes(folder: Path) -> int:
 
 def carried_checkpoints(run_dir: Path) -> list[Path]:
     """The checkpoints a run needs on the next machine: its newest, and the best validation's
-    (``trainer.keep_best``, named in the newest one's trainer state) when that is another."""
-    newest_first = RunFolder(run_dir).step_folders()
-    if not newest_first:
-        return []
-    state = newest_first[0] / "trainer_state.json"
-    best_step = json.loads(state.read_text()).get("best_step") if state.is_file() else None
-    return newest_first[:1] + [folder for folder in newest_first[1:] if step_of(folder) == best_step]
+    (``trainer.keep_best``) when that is another."""
+    newest = RunFolder(run_dir).step_folders()[:1]
+    best = best_checkpoint(run_dir)
+    return newest + ([best] if best is not None and best not in newest else [])
 
 
 def pack(root: Path, out: Path, max_checkpoint_mb: float) -> list[str]:

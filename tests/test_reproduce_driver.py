@@ -4,9 +4,12 @@ needs (every run's records, the latest checkpoint of small runs only)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import tarfile
 from pathlib import Path
+
+from mamba_lm.trainer.state_io import write_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("reproduce", REPO / "benchmarks" / "reproduce.py")
@@ -51,8 +54,12 @@ def test_pack_keeps_records_and_only_small_latest_checkpoints(tmp_path):
 def test_pack_carries_the_best_validation_checkpoint_beside_the_newest(tmp_path):
     root = tmp_path / "repro"
     make_run(root, "lra_s4_listops", checkpoint_bytes=1000)
-    newest = root / "lra_s4_listops" / "checkpoints" / "step_00000020"
-    (newest / "trainer_state.json").write_text('{"step": 20, "best_step": 10}')
+    for step in (10, 20):  # complete checkpoints: the required files and a manifest of them
+        folder = root / "lra_s4_listops" / "checkpoints" / f"step_{step:08d}"
+        (folder / "optimizer.safetensors").write_bytes(b"o")
+        (folder / "optimizer.json").write_text("{}")
+        (folder / "trainer_state.json").write_text(json.dumps({"step": step, "best_step": 10}))
+        write_manifest(folder, step)
     assert reproduce.pack(root, tmp_path / "repro.tgz", max_checkpoint_mb=1.0) == ["lra_s4_listops"]
     with tarfile.open(tmp_path / "repro.tgz") as archive:
         names = set(archive.getnames())

@@ -97,6 +97,5 @@ def best_other_than_newest(run_dir: Path) -> Path | None:
     """A run folder's best-validation checkpoint (``trainer.keep_best``) when it is not the newest one
     (which ``evaluate_lra_run`` evaluates for the folder); None for a checkpoint folder or a run without
     one."""
-    best = best_checkpoint(run_dir) if (Path(run_dir) / "checkpoints").is_dir() else None
-    newest = list_checkpoints(run_dir)[0] if best is not None else None
-    return best if best is not None and best != newest else None
+    best = best_checkpoint(run_dir)  # None for a checkpoint folder: it holds no checkpoints/
+    return best if best is not None and best != list_checkpoints(run_dir)[0] else None

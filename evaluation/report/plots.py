@@ -42,21 +42,7 @@ def plot_length_generalization(
     series: dict[str, tuple[list[int], list[float]]], title: str, path: Path
 ) -> bool:
     """Accuracy (%) against test length (log2 axis), one line per run; False when there is no data."""
-    if not any(lengths for lengths, _ in series.values()):
-        return False
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for index, (name, (lengths, accuracy)) in enumerate(series.items()):
-        if lengths:
-            ax.plot(lengths, accuracy, "-o", color=f"C{index % 10}", markersize=3, label=name)
-    ax.set_xscale("log", base=2)
-    ax.set_ylim(-2, 102)
-    ax.set_xlabel("test sequence length")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, path)
-    return True
+    return _plot_accuracy(series, {}, "test sequence length", title, path, log2_x=True)
 
 
 def plot_loss_against_flops(
@@ -86,15 +72,31 @@ def plot_accuracy_curves(
 ) -> bool:
     """Accuracy (%) against training step, one line per run, and a dotted horizontal line per published
     reference number. False when there is no data."""
-    if not any(steps for steps, _ in series.values()):
+    return _plot_accuracy(series, references, "training step", title, path)
+
+
+def _plot_accuracy(
+    series: dict[str, tuple[list[float], list[float]]],
+    references: dict[str, float],
+    xlabel: str,
+    title: str,
+    path: Path,
+    log2_x: bool = False,
+) -> bool:
+    """Accuracy (%) against ``xlabel``, one line per run (log2 x axis and a 0-100 y range with ``log2_x``),
+    a dotted horizontal line per reference; False when no run has data."""
+    if not any(xs for xs, _ in series.values()):
         return False
     fig, ax = plt.subplots(figsize=(8, 4))
-    for index, (name, (steps, accuracy)) in enumerate(series.items()):
-        if steps:
-            ax.plot(steps, accuracy, "-o", color=f"C{index % 10}", markersize=3, label=name)
+    for index, (name, (xs, accuracy)) in enumerate(series.items()):
+        if xs:
+            ax.plot(xs, accuracy, "-o", color=f"C{index % 10}", markersize=3, label=name)
     for index, (label, value) in enumerate(references.items()):
         ax.axhline(value, linestyle=":", color=f"C{(len(series) + index) % 10}", label=label)
-    ax.set_xlabel("training step")
+    if log2_x:
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(-2, 102)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -24,7 +24,7 @@ import torch
 import yaml
 from tokenizers import Tokenizer
 
-from mamba_lm.trainer import build_model_from_dict, list_checkpoints, model_flops_per_token
+from mamba_lm.trainer import build_model_from_dict, list_checkpoints, model_flops_per_token, step_of
 
 from ..published import INDUCTION_HEADS_PUBLISHED, LRA_PUBLISHED, SELECTIVE_COPYING_PUBLISHED
 from ..results import checkpoint_evaluations, write_text_atomic
@@ -45,6 +45,7 @@ PAPER_STEPS = {
     "lra_s4_pathfinder": 500_000,
 }
 SCALING_FAMILIES = ("mamba", "transformer")
+LISTOPS_BAR = 56.6  # the issue's requirement: within 3 points of S4's published 59.60
 PAPER_SELECTIVE_COPYING_LR = 1e-4  # "a constant learning rate of 0.0001" (App. E.1)
 
 DEVIATIONS = {
@@ -278,7 +279,7 @@ def _unsaved_note(run: RunRecord, done: int | None) -> str:
     folders = list_checkpoints(run.path)
     if done is None or not folders:
         return ""
-    saved = int(folders[0].name.removeprefix("step_"))
+    saved = step_of(folders[0])
     return f", saved at step {fmt(saved)}" if saved < done else ""
 
 
@@ -505,18 +506,18 @@ def _lra_source(run: RunRecord, entry: dict | None) -> str:
 
 
 def _lra_status(root: Path) -> list[str]:
-    claim = "LRA ListOps, S4 setting: >= 56.60 (S4: 59.60)"
+    claim = f"LRA ListOps, S4 setting: >= {LISTOPS_BAR:.2f} (S4: 59.60)"
     run = _run(root, "lra_s4_listops")
     entry, at_best = _lra_evaluations(run, "listops") if run else (None, None)
     entry = entry or {}
     score = entry.get("accuracy")
     if score is not None and not _mid_run(run, entry):
         text = f"{score:.2f} (test, last checkpoint)"
-        state = "met" if score >= 56.6 else "not met"
+        state = "met" if score >= LISTOPS_BAR else "not met"
         if at_best is not None:
             best = at_best["accuracy"]
             text += f"; {best:.2f} at the best validation (step {fmt(at_best['step'])})"
-            if score < 56.6 <= best:
+            if score < LISTOPS_BAR <= best:
                 state = "met at the best-validation checkpoint, not at the last"
         return [claim, text, state]
     if run is None or not run.metrics:

@@ -57,7 +57,13 @@ class VandermondeKernel(torch.autograd.Function):
 
 
 def vandermonde_kernel_triton(dtA: torch.Tensor, W: torch.Tensor, seqlen: int) -> torch.Tensor:
-    """dtA, W: (H, N) complex64 -> K (H, seqlen) fp32 (see ref.py for the formula)."""
-    dta = torch.view_as_real(dtA).contiguous()  # (H, N, 2): gradients flow back to the complex inputs
-    w = torch.view_as_real(W).contiguous()
-    return VandermondeKernel.apply(dta, w, seqlen)
+    """dtA: (H, N) complex64, W: (H, N) or (S, H, N) complex64 -> K (H, seqlen) or (S, H, seqlen) fp32 (see
+    ref.py for the formula). S output matrices run as S H channels of one launch."""
+    channels, modes = dtA.shape
+    stacked = W.reshape(-1, modes)  # (S H, N)
+    copies = stacked.shape[0] // channels
+    dta = torch.view_as_real(
+        dtA.expand(copies, channels, modes).reshape(-1, modes)
+    ).contiguous()  # (S H, N, 2)
+    w = torch.view_as_real(stacked).contiguous()  # gradients flow back to the complex inputs
+    return VandermondeKernel.apply(dta, w, seqlen).view(*W.shape[:-1], seqlen)

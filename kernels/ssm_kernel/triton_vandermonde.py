@@ -32,6 +32,26 @@ def _reduced_angle(angle):
 
 
 @triton.jit
+def _load_modes(DTA, W, h, offs_n, mode, stride_dta_h, stride_dta_n, stride_w_h, stride_w_n):
+    """(a, b, wr, wi) of channel h: dtA and W's real and imaginary parts, (BLOCK_N,), zero past n_modes."""
+    dta = DTA + h * stride_dta_h + offs_n * stride_dta_n
+    w = W + h * stride_w_h + offs_n * stride_w_n
+    a = tl.load(dta, mask=mode, other=0.0)
+    b = tl.load(dta + 1, mask=mode, other=0.0)
+    wr = tl.load(w, mask=mode, other=0.0)
+    wi = tl.load(w + 1, mask=mode, other=0.0)
+    return a, b, wr, wi
+
+
+@triton.jit
+def _powers(a, b, l):  # noqa: E741
+    """(pr, pi): the real and imaginary parts of exp((a + i b) l), (BLOCK_N, BLOCK_L) for l (1, BLOCK_L)."""
+    magnitude = tl.exp(a[:, None] * l)
+    angle = _reduced_angle(b[:, None] * l)
+    return magnitude * tl.cos(angle), magnitude * tl.sin(angle)
+
+
+@triton.jit
 def vandermonde_fwd_kernel(
     DTA, W, K,
     seqlen, n_modes,
@@ -42,15 +62,10 @@ def vandermonde_fwd_kernel(
     offs_l = tl.program_id(1) * BLOCK_L + tl.arange(0, BLOCK_L)
     offs_n = tl.arange(0, BLOCK_N)
     mode = offs_n < n_modes
-    a = tl.load(DTA + h * stride_dta_h + offs_n * stride_dta_n, mask=mode, other=0.0)
-    b = tl.load(DTA + h * stride_dta_h + offs_n * stride_dta_n + 1, mask=mode, other=0.0)
-    wr = tl.load(W + h * stride_w_h + offs_n * stride_w_n, mask=mode, other=0.0)
-    wi = tl.load(W + h * stride_w_h + offs_n * stride_w_n + 1, mask=mode, other=0.0)
+    a, b, wr, wi = _load_modes(DTA, W, h, offs_n, mode, stride_dta_h, stride_dta_n, stride_w_h, stride_w_n)
     l = offs_l.to(tl.float32)[None, :]  # noqa: E741  (the position, as in the formulas)
-    magnitude = tl.exp(a[:, None] * l)  # (BLOCK_N, BLOCK_L)
-    angle = _reduced_angle(b[:, None] * l)
-    terms = magnitude * (wr[:, None] * tl.cos(angle) - wi[:, None] * tl.sin(angle))
-    k = 2.0 * tl.sum(terms, axis=0)  # padded modes have W = 0
+    pr, pi = _powers(a, b, l)  # (BLOCK_N, BLOCK_L)
+    k = 2.0 * tl.sum(wr[:, None] * pr - wi[:, None] * pi, axis=0)  # padded modes have W = 0
     tl.store(K + h * stride_k_h + offs_l, k, mask=offs_l < seqlen)
 
 
@@ -64,10 +79,7 @@ def vandermonde_bwd_kernel(
     h = tl.program_id(0)
     offs_n = tl.arange(0, BLOCK_N)
     mode = offs_n < n_modes
-    a = tl.load(DTA + h * stride_dta_h + offs_n * stride_dta_n, mask=mode, other=0.0)
-    b = tl.load(DTA + h * stride_dta_h + offs_n * stride_dta_n + 1, mask=mode, other=0.0)
-    wr = tl.load(W + h * stride_w_h + offs_n * stride_w_n, mask=mode, other=0.0)
-    wi = tl.load(W + h * stride_w_h + offs_n * stride_w_n + 1, mask=mode, other=0.0)
+    a, b, wr, wi = _load_modes(DTA, W, h, offs_n, mode, stride_dta_h, stride_dta_n, stride_w_h, stride_w_n)
     sum_pr = tl.zeros((BLOCK_N,), dtype=tl.float32)  # sum_l g pr
     sum_pi = tl.zeros((BLOCK_N,), dtype=tl.float32)  # sum_l g pi
     sum_lpr = tl.zeros((BLOCK_N,), dtype=tl.float32)  # sum_l g l pr
@@ -76,10 +88,9 @@ def vandermonde_bwd_kernel(
         offs_l = start + tl.arange(0, BLOCK_L)
         g = tl.load(GK + h * stride_gk_h + offs_l, mask=offs_l < seqlen, other=0.0)[None, :]
         l = offs_l.to(tl.float32)[None, :]  # noqa: E741
-        magnitude = tl.exp(a[:, None] * l)
-        angle = _reduced_angle(b[:, None] * l)
-        g_pr = g * magnitude * tl.cos(angle)
-        g_pi = g * magnitude * tl.sin(angle)
+        pr, pi = _powers(a, b, l)
+        g_pr = g * pr
+        g_pi = g * pi
         sum_pr += tl.sum(g_pr, axis=1)
         sum_pi += tl.sum(g_pi, axis=1)
         sum_lpr += tl.sum(g_pr * l, axis=1)

@@ -23,10 +23,14 @@ from ..modules.s4d_bidirectional import BidirectionalS4D
 _MIXER_LAYER = {"mamba": "Mamba1", "s4d": "S4D", "attention": "MHA"}
 
 
-def _cannot_sync(tensor: torch.Tensor) -> bool:
-    """True inside a CUDA-graph capture or torch.compile, or for a meta tensor: no value checks there."""
+def _value_range(tensor: torch.Tensor) -> tuple[int, int] | None:
+    """(min, max) of a non-empty integer tensor, read with one device sync; None where its values cannot be
+    read: an empty or meta tensor, inside a CUDA-graph capture or torch.compile (no value checks there)."""
     capturing = tensor.is_cuda and torch.cuda.is_current_stream_capturing()
-    return capturing or torch.compiler.is_compiling() or tensor.device.type == "meta"
+    if not tensor.numel() or capturing or torch.compiler.is_compiling() or tensor.device.type == "meta":
+        return None
+    low, high = torch.stack(torch.aminmax(tensor)).tolist()
+    return low, high
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -154,9 +158,9 @@ class SequenceClassifier(nn.Module):
         """Raise ValueError unless token inputs lie within the vocabulary (a no-op for real-valued inputs).
         Skipped inside a CUDA-graph capture or torch.compile, where it would synchronise with the host: the
         graphed training step calls it on each batch before the replay (trainer/graphed_step.py)."""
-        if self.config.vocab_size <= 0 or not input_ids.numel() or _cannot_sync(input_ids):
+        if self.config.vocab_size <= 0:
             return
-        low, high = torch.stack(torch.aminmax(input_ids)).tolist()  # one device sync
+        low, high = _value_range(input_ids) or (0, 0)  # unreadable here: nothing to check
         if low < 0 or high >= self.config.vocab_size:
             raise ValueError(f"input_ids must lie in [0, {self.config.vocab_size}), got [{low}, {high}]")
 
@@ -187,10 +191,9 @@ class SequenceClassifier(nn.Module):
             raise ValueError(
                 f"lengths must be (batch,) = ({batch},) integers, got {tuple(lengths.shape)} {lengths.dtype}"
             )
-        if batch and not _cannot_sync(lengths):
-            low, high = torch.stack(torch.aminmax(lengths)).tolist()  # one device sync
-            if low < 1 or high > seqlen:
-                raise ValueError(f"lengths must lie in [1, seqlen={seqlen}], got [{low}, {high}]")
+        low, high = _value_range(lengths) or (1, seqlen)  # unreadable here: nothing to check
+        if low < 1 or high > seqlen:
+            raise ValueError(f"lengths must lie in [1, seqlen={seqlen}], got [{low}, {high}]")
         return lengths.long()
 
     def _pool(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:

@@ -32,6 +32,7 @@ from .run_folder import (
     find_run_folder,
     holds_training_output,
     read_metrics,
+    step_of,
 )
 from .runtime import make_accelerator, resolve_precision
 from .step import StepResult, TrainStep, evaluate, forward_loss
@@ -75,4 +76,5 @@ __all__ = [
     "read_metrics",
     "resolve_checkpoint",
     "resolve_precision",
+    "step_of",
 ]

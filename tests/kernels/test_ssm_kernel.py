@@ -110,3 +110,19 @@ def test_lra_sized_kernels_match_the_reference_on_the_gpu():
         reference = grads(vandermonde_kernel_ref, dtA, W, seqlen, upstream)
         for a, b in zip(ours, reference):
             torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4 * b.abs().max().item())
+
+
+@pytest.mark.parametrize("kernel_fn", [vandermonde_kernel_triton, vandermonde_kernel_ref])
+def test_stacked_output_matrices_equal_one_call_each(kernel_fn):
+    """W (S, H, N): S output matrices over the same dtA (the two-sided layer's), values and gradients as S
+    separate calls."""
+    dtA, W1 = s4d_inputs(3, 4, seed=3)
+    _, W2 = s4d_inputs(3, 4, seed=4)
+    upstream = torch.randn(2, 3, 21, generator=torch.Generator().manual_seed(5)).to(DEVICE)
+    stacked = grads(kernel_fn, dtA, torch.stack((W1, W2)), 21, upstream)
+    K1, dA1, dW1 = grads(kernel_fn, dtA, W1, 21, upstream[0])
+    K2, dA2, dW2 = grads(kernel_fn, dtA, W2, 21, upstream[1])
+    assert stacked[0].shape == (2, 3, 21)
+    torch.testing.assert_close(stacked[0], torch.stack((K1, K2)))
+    torch.testing.assert_close(stacked[1], dA1 + dA2)
+    torch.testing.assert_close(stacked[2], torch.stack((dW1, dW2)))
