@@ -37,11 +37,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mamba_lm.files import atomic_write_json
-from mamba_lm.trainer import RunFolder, best_checkpoint, read_metrics
-from mamba_lm.trainer.run_folder import step_of
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script from a plain checkout, the package not installed
+from mamba_lm.files import atomic_write_json  # noqa: E402
+from mamba_lm.trainer import RunFolder, best_checkpoint, read_metrics  # noqa: E402
+from mamba_lm.trainer.run_folder import step_of  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
+import sysconfig
 import tarfile
 from pathlib import Path
 
@@ -94,3 +96,16 @@ def test_an_lra_run_is_evaluated_only_once_its_training_is_done(tmp_path, monkey
     reproduce.write_status(root, {"lra_s4_listops": "done"})
     reproduce.evaluate(["lra_s4_listops"], root, timeout_s=10)
     assert commands[-1][3:] == ["lra", str(root / "lra_s4_listops")]
+
+
+def test_the_driver_runs_as_a_script_from_a_checkout_where_the_package_is_not_installed(tmp_path):
+    """The GPU machine runs `python3 benchmarks/reproduce.py` from an unpacked `git archive`, with no
+    `pip install -e .`: the script must find the package beside it. `-S` drops the editable install's .pth
+    hook; PYTHONPATH keeps the third-party packages (torch) importable."""
+    env = {"PYTHONPATH": sysconfig.get_paths()["purelib"], "PATH": "/usr/bin:/bin"}
+    script = REPO / "benchmarks" / "reproduce.py"
+    done = subprocess.run(
+        [sys.executable, "-S", str(script), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--minutes" in done.stdout
