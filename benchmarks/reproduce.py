@@ -132,6 +132,13 @@ LANES = (
         GRAPHED,
         SELECTIVE_COPYING_LR,
     ),
+    # Table 1's "Mamba / S4" row; eager, as the S4D run trained (its launch: trainer.cuda_graph=false).
+    _single(
+        "selective_copying_mamba_s4d",
+        "synthetic/selective_copying_mamba_s4d",
+        ("synthetic",),
+        SELECTIVE_COPYING_LR,
+    ),
     _single("lra_s4_listops", "lra/s4/listops_v3", ("lra",)),
     _single("lra_s4_pathfinder", "lra/s4/pathfinder_v3", ("lra",), PATHFINDER_BUDGET),
     _single("lra_mamba_listops", "lra/listops", ("lra",), MAMBA_LISTOPS_BUDGET),

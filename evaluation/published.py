@@ -85,11 +85,12 @@ SELECTIVE_COPYING_PUBLISHED: dict[tuple[str, str], float] = {
     ("Mamba", "Hyena"): 28.4,
     ("Mamba", "S6"): 99.8,
 }
-# Our selective-copying models and the Table 1 row each compares with (our S4D mixer is an SSM layer with
-# no gate around it, so it compares with "No gate / S4", not with the Mamba block holding an S4 layer).
+# Our selective-copying models and the Table 1 row each compares with: the S4D mixer is an SSM layer with
+# no gate around it ("No gate / S4"); MambaS4D is the Mamba block holding an S4D layer ("Mamba / S4").
 SELECTIVE_COPYING_COMPARISON: dict[str, tuple[str, str]] = {
     "mamba": ("Mamba", "S6"),
     "s4d": ("No gate", "S4"),
+    "mamba-s4d": ("Mamba", "S4"),
 }
 
 # Mamba paper, Table 11 (Induction Heads): trained at 2^8 = 256, accuracy in % at test length 2^k.

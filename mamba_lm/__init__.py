@@ -26,7 +26,7 @@ from .config import ClassifierConfig, MambaConfig, TransformerConfig
 from .generation import InferenceParams
 from .models import CausalLMOutput, MambaLMHeadModel, TransformerLMHeadModel
 from .models.classifier import SequenceClassifier
-from .modules import S4D, CausalSelfAttention, Mamba
+from .modules import S4D, CausalSelfAttention, Mamba, MambaS4D
 
 _ON_FIRST_USE = {"from_pretrained": "pretrained", "save_pretrained": "pretrained"}
 
@@ -49,6 +49,7 @@ __all__ = [
     "Mamba",
     "MambaConfig",
     "MambaLMHeadModel",
+    "MambaS4D",
     "SequenceClassifier",
     "TransformerConfig",
     "TransformerLMHeadModel",

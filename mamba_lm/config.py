@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-MIXER_LAYERS = ("Mamba1", "S4D")
+MIXER_LAYERS = ("Mamba1", "S4D", "MambaS4D")
 """Mixers an LM built from ``MambaConfig`` can use (``ssm_cfg["layer"]``)."""
 
 CLASSIFIER_MIXERS = ("mamba", "s4d", "attention")
@@ -79,9 +79,11 @@ class MambaConfig(DictConfigMixin):
     bias: bool = False
     """Mamba: in_proj and out_proj have biases."""
     ssm_cfg: dict[str, Any] = field(default_factory=dict)
-    """Mixer choice and its extra options: {"layer": "Mamba1" (default) or "S4D", ...}. S4D extras:
-    "init" ("lin", "inv" or "legs"), "ssm_lr" (learning rate for its SSM parameters, read by the
-    trainer), "trainable_B" (B is a parameter), "n_ssm" ((A, B) copies shared by the channels)."""
+    """Mixer choice and its extra options: {"layer": "Mamba1" (default), "S4D" or "MambaS4D", ...}.
+    "MambaS4D" is the Mamba block (in_proj, conv, gate, out_proj: expand, d_conv, conv_bias, bias) with a
+    time-invariant S4D layer in place of S6. S4D and MambaS4D extras: "init" ("lin", "inv" or "legs"),
+    "ssm_lr" (learning rate for the SSM parameters, read by the trainer), "trainable_B" (B is a
+    parameter), "n_ssm" ((A, B) copies shared by the channels)."""
     rms_norm: bool = True
     """RMSNorm (True) or LayerNorm (False) before each mixer and at the end."""
     norm_epsilon: float = 1e-5
@@ -136,16 +138,16 @@ class MambaConfig(DictConfigMixin):
         )
         shadowed = sorted(set(self.ssm_cfg) & {f.name for f in dataclasses.fields(self)})
         _require(not shadowed, name, f"ssm_cfg keys {shadowed} are top-level fields: set them there instead")
-        if layer == "S4D":
+        if layer in ("S4D", "MambaS4D"):
             _require(
                 self.d_state % 2 == 0,
                 name,
-                f"S4D needs an even d_state (N/2 complex modes), got {self.d_state}",
+                f"{layer} needs an even d_state (N/2 complex modes), got {self.d_state}",
             )
 
     @property
     def layer(self) -> str:
-        """The mixer: "Mamba1" or "S4D"."""
+        """The mixer: "Mamba1", "S4D" or "MambaS4D"."""
         return self.ssm_cfg.get("layer", "Mamba1")
 
     @property
@@ -165,6 +167,17 @@ class MambaConfig(DictConfigMixin):
         extras = {k: v for k, v in self.ssm_cfg.items() if k != "layer"}
         if self.layer == "S4D":
             return {"d_state": self.d_state, "dt_min": self.dt_min, "dt_max": self.dt_max, **extras}
+        if self.layer == "MambaS4D":
+            return {
+                "d_state": self.d_state,
+                "d_conv": self.d_conv,
+                "expand": self.expand,
+                "dt_min": self.dt_min,
+                "dt_max": self.dt_max,
+                "conv_bias": self.conv_bias,
+                "bias": self.bias,
+                **extras,
+            }
         return {
             "d_state": self.d_state,
             "d_conv": self.d_conv,

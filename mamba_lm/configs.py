@@ -45,6 +45,10 @@ _REGISTRY: dict[str, Callable[[], MambaConfig | TransformerConfig]] = {
     "s4d_tiny": lambda: MambaConfig(
         d_model=64, n_layer=2, d_state=16, ssm_cfg={"layer": "S4D", "init": "lin"}
     ),
+    # The Mamba block with S4D (time-invariant) in place of S6: the Mamba paper's "Mamba / S4" rows.
+    "mamba_s4d_tiny": lambda: MambaConfig(
+        d_model=64, n_layer=2, d_state=16, ssm_cfg={"layer": "MambaS4D", "init": "lin"}
+    ),
 }
 
 

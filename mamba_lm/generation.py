@@ -43,9 +43,15 @@ class InferenceParams:
     step. Attention reads it instead of ``seqlen_offset``, so a captured CUDA graph stays valid as the
     position advances on the device."""
 
-    def layer_state(self, mixer: nn.Module, batch_size: int) -> Any:
+    def layer_state(self, mixer: nn.Module, batch_size: int, seq_idx: torch.Tensor | None = None) -> Any:
         """The state of ``mixer`` (identified by its ``layer_idx``), allocated for ``batch_size`` rows on
-        first use; every later call must bring the same batch size."""
+        first use; every later call must bring the same batch size. ``seq_idx``: the mixer's packed-document
+        ids, refused (one cached state per row cannot hold several documents)."""
+        if seq_idx is not None:
+            raise ValueError(
+                f"{type(mixer).__name__}: seq_idx (packed documents) cannot be combined with an "
+                "inference cache"
+            )
         if mixer.layer_idx is None:
             raise ValueError(
                 f"{type(mixer).__name__}: a mixer used with an inference cache needs a layer_idx"

@@ -176,7 +176,7 @@ def synthetic_table(series: dict[str, tuple[list[int], list[float]]], task: str 
                 rows.append([label] + [fmt(accuracy, 1) if length == 4096 else "–" for length in lengths])
         caption += (
             " Our S4D mixer is an SSM layer without gating: it compares with Table 1's 'No gate / S4' "
-            "(18.3), not with the Mamba block holding an S4 layer (56.4)."
+            "(18.3); the Mamba block holding an S4D layer (MambaS4D) with 'Mamba / S4' (56.4)."
         )
     return Table(["run"] + [length_label(length) for length in lengths], rows, caption)
 

@@ -1,9 +1,11 @@
-"""Building blocks: the mixers (Mamba S6, S4D, attention), MLP, norms, the residual block."""
+"""Building blocks: the mixers (Mamba S6, S4D, the Mamba block with S4D, attention), MLP, norms, the
+residual block."""
 
 from .attention import CausalSelfAttention
 from .block import Block
 from .fusion import set_fused
 from .mamba_mixer import Mamba
+from .mamba_s4d import MambaS4D
 from .mixers import MIXERS, build_mixer
 from .mlp import GatedMLP
 from .norm import RMSNorm, make_norm
@@ -15,6 +17,7 @@ __all__ = [
     "CausalSelfAttention",
     "GatedMLP",
     "Mamba",
+    "MambaS4D",
     "RMSNorm",
     "S4D",
     "build_mixer",

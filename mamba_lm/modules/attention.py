@@ -42,11 +42,7 @@ class CausalSelfAttention(nn.Module):
         batch, seqlen, _ = hidden_states.shape
         cache = None
         if inference_params is not None:
-            if seq_idx is not None:
-                raise ValueError(
-                    "attention: seq_idx (packed documents) cannot be combined with an inference cache"
-                )
-            cache = inference_params.layer_state(self, batch)
+            cache = inference_params.layer_state(self, batch, seq_idx)
             if inference_params.seqlen_offset > 0:
                 return self.step(hidden_states, cache, inference_params)
             if seqlen > cache[0].shape[2]:

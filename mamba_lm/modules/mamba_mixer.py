@@ -21,7 +21,7 @@ from torch import nn
 
 from mamba_lm.kernels import causal_conv1d_fn, conv_state_update, selective_scan_fn, selective_state_update
 
-from .conv import conv_state_from_inputs
+from .conv import conv_state_from_inputs, depthwise_conv1d, empty_conv_state
 from .mamba_inner import mamba_inner
 
 
@@ -58,16 +58,7 @@ class Mamba(nn.Module):
         self.layer_idx = layer_idx
 
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias, **factory)
-        # Only the (d_inner, 1, d_conv) weight and the bias are used: the module fixes the parameter layout.
-        self.conv1d = nn.Conv1d(
-            self.d_inner,
-            self.d_inner,
-            d_conv,
-            groups=self.d_inner,
-            padding=d_conv - 1,
-            bias=conv_bias,
-            **factory,
-        )
+        self.conv1d = depthwise_conv1d(self.d_inner, d_conv, conv_bias, **factory)
         self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False, **factory)
         self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **factory)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **factory)
@@ -108,11 +99,7 @@ class Mamba(nn.Module):
         batch, seqlen, _ = hidden_states.shape
         conv_state = ssm_state = None
         if inference_params is not None:
-            if seq_idx is not None:
-                raise ValueError(
-                    "Mamba: seq_idx (packed documents) cannot be combined with an inference cache"
-                )
-            conv_state, ssm_state = inference_params.layer_state(self, batch)
+            conv_state, ssm_state = inference_params.layer_state(self, batch, seq_idx)
             if inference_params.seqlen_offset > 0:
                 return self.step(hidden_states, conv_state, ssm_state)
 
@@ -201,8 +188,7 @@ class Mamba(nn.Module):
         """(conv_state (batch, d_inner, d_conv) in the conv weight's dtype (or ``dtype``),
         ssm_state (batch, d_inner, d_state) fp32), zeros, on the weights' device (or ``device``:
         "meta" sizes a cache without allocating it). max_seqlen does not matter: the state is fixed-size."""
+        conv_state = empty_conv_state(self.conv1d, batch_size, dtype, device)
         device = self.out_proj.weight.device if device is None else device
-        conv_dtype = self.conv1d.weight.dtype if dtype is None else dtype
-        conv_state = torch.zeros(batch_size, self.d_inner, self.d_conv, device=device, dtype=conv_dtype)
         ssm_state = torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=torch.float32)
         return conv_state, ssm_state

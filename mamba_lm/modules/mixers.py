@@ -9,9 +9,15 @@ from torch import nn
 
 from .attention import CausalSelfAttention
 from .mamba_mixer import Mamba
+from .mamba_s4d import MambaS4D
 from .s4d import S4D
 
-MIXERS: dict[str, type[nn.Module]] = {"Mamba1": Mamba, "S4D": S4D, "MHA": CausalSelfAttention}
+MIXERS: dict[str, type[nn.Module]] = {
+    "Mamba1": Mamba,
+    "S4D": S4D,
+    "MambaS4D": MambaS4D,
+    "MHA": CausalSelfAttention,
+}
 """Every mixer maps (batch, seqlen, d_model) -> (batch, seqlen, d_model) and takes
 ``forward(hidden_states, seq_idx=None, inference_params=None)``."""
 
@@ -19,7 +25,8 @@ MIXERS: dict[str, type[nn.Module]] = {"Mamba1": Mamba, "S4D": S4D, "MHA": Causal
 def build_mixer(
     layer: str, d_model: int, layer_idx: int | None = None, device=None, dtype=None, **options: Any
 ) -> nn.Module:
-    """Instantiate mixer ``layer`` ("Mamba1", "S4D" or "MHA") with its options (e.g. d_state, n_head)."""
+    """Instantiate mixer ``layer`` ("Mamba1", "S4D", "MambaS4D" or "MHA") with its options (e.g. d_state,
+    n_head)."""
     if layer not in MIXERS:
         raise ValueError(f"unknown mixer {layer!r}; choose one of {sorted(MIXERS)}")
     cls = MIXERS[layer]

@@ -9,7 +9,8 @@ Per channel h, N/2 complex modes n (the conjugate half is implicit, hence the fa
     CNN:   K[l] = 2 Re(sum_n C_n dB_n dA_n^l),   y = K * u (causal, by FFT) + D u
 
 Both forms compute the same y ("CNN mode = RNN mode"). The layer then applies GELU and a GLU
-output projection, as S4's reference layer does.
+output projection, as S4's reference layer does (``output="glu"``), or returns y itself
+(``output="none"``: the SSM inside a block that brings its own gate and projection, ``MambaS4D``).
 Init (s4d_init.py): S4D-Lin A_n = -1/2 + i pi n, S4D-Inv A_n = -1/2 + i N/pi (N/(2n+1) - 1), or
 S4D-LegS (the diagonal part of HiPPO-LegS, with its B); C ~ complex normal. By default B is fixed at
 1 (its scale lives in C; LegS's B is a fixed buffer); ``trainable_B`` makes it a parameter, as S4's
@@ -72,6 +73,7 @@ class S4D(nn.Module):
         ssm_lr: float | None = None,
         trainable_B: bool = False,
         n_ssm: int | None = None,
+        output: str = "glu",
         layer_idx: int | None = None,
         device=None,
         dtype=None,
@@ -80,8 +82,11 @@ class S4D(nn.Module):
         ssm_lr: if given, the SSM parameters (log_dt, log_A_real, A_imag and a trainable B) carry
         ``_optim = {"lr": ssm_lr, "weight_decay": 0.0}`` for the trainer (else weight decay 0 only).
         trainable_B: B (n_ssm, N/2) complex is a parameter. n_ssm: independent (A, B) copies, tiled
-        over the channels (must divide d_model); None = one per channel."""
+        over the channels (must divide d_model); None = one per channel. output: "glu" (GELU, then a
+        GLU projection ``out_proj``) or "none" (y in the input's dtype, no parameters after the SSM)."""
         super().__init__()
+        if output not in ("glu", "none"):
+            raise ValueError(f'S4D: output must be "glu" or "none", got {output!r}')
         A_imag_modes, B_modes = diagonal_init(init, d_state)  # validates init and d_state
         n_ssm = d_model if n_ssm is None else n_ssm
         if not isinstance(n_ssm, int) or n_ssm < 1 or d_model % n_ssm != 0:
@@ -108,7 +113,9 @@ class S4D(nn.Module):
         for p in ssm_parameters:
             p._no_weight_decay = True
             p._optim = {"weight_decay": 0.0} if ssm_lr is None else {"lr": ssm_lr, "weight_decay": 0.0}
-        self.out_proj = nn.Linear(d_model, 2 * d_model, device=device, dtype=dtype)  # then GLU
+        self.out_proj = (
+            nn.Linear(d_model, 2 * d_model, device=device, dtype=dtype) if output == "glu" else None
+        )  # then GLU
 
     def discretize(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(dtA, dB, C), each (H, N/2) complex64: log of the discrete decay, ZOH input, output matrix."""
@@ -135,9 +142,7 @@ class S4D(nn.Module):
         cache; later calls take one token and run the recurrence. Returns (batch, seqlen, d_model)."""
         state = None
         if inference_params is not None:
-            if seq_idx is not None:
-                raise ValueError("S4D: seq_idx (packed documents) cannot be combined with an inference cache")
-            state = inference_params.layer_state(self, hidden_states.shape[0])
+            state = inference_params.layer_state(self, hidden_states.shape[0], seq_idx)
             if inference_params.seqlen_offset > 0:
                 return self.step(hidden_states, state)
         if seq_idx is not None:
@@ -172,7 +177,10 @@ class S4D(nn.Module):
         return self._output(y[:, None, :], hidden_states.dtype)
 
     def _output(self, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """GELU, then a GLU projection: (batch, L, H) fp32 -> (batch, L, H)."""
+        """GELU, then a GLU projection (or y as it is with ``output="none"``): (batch, L, H) fp32 ->
+        (batch, L, H)."""
+        if self.out_proj is None:
+            return y.to(dtype)
         y = F.gelu(y).to(dtype)
         return F.glu(self.out_proj(y), dim=-1)
 
@@ -183,5 +191,5 @@ class S4D(nn.Module):
             self.d_model,
             self.d_state // 2,
             dtype=torch.cfloat,
-            device=self.out_proj.weight.device,
+            device=self.D.device,
         )

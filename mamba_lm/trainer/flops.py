@@ -64,9 +64,10 @@ def mixing_flops_per_token(config: Any, seqlen: int) -> float:
         return 12.0 * n_layer * d_model * seqlen
     d_state = ssm_cfg.get("d_state", _field(config, "d_state", default=16))
     d_inner = ssm_cfg.get("expand", _field(config, "expand", default=2)) * d_model
-    if "s4d" in mixer:
+    if "s4d" in mixer:  # S4D on d_model channels; inside the Mamba block (mambas4d) on d_inner
         fft = 3 * 10 * math.log2(max(2, 2 * seqlen))
-        return 3.0 * n_layer * d_model * (fft + 8 * d_state)
+        channels = d_inner if mixer.startswith("mamba") else d_model
+        return 3.0 * n_layer * channels * (fft + 8 * d_state)
     if "mamba" in mixer or "mamba" in type(config).__name__.lower():
         return 3.0 * 9 * n_layer * d_inner * d_state
     return 0.0

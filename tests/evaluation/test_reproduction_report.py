@@ -240,3 +240,44 @@ def test_sections_whose_run_folders_are_gone_are_carried_over_from_the_previous_
     carried = text[start : text.index("\n", start)]
     assert "Induction heads (Table 11)" in carried and "Long Range Arena" not in carried
     assert build_reproduction(later, docs).read_text() == text  # carrying again changes nothing
+
+
+def test_a_rebuilt_section_keeps_the_rows_commands_and_deviations_of_its_absent_runs(tmp_path):
+    """A new run joins a section whose other runs' folders are gone: the section is rebuilt from the new run
+    and keeps, from the previous report, the absent runs' table rows, command lines (with their lr comments)
+    and the deviations naming them; the status row of the claim, about the absent runs, is kept too."""
+    first, docs = tmp_path / "first", tmp_path / "docs"
+    two_phase = [{"step": s, "loss": 1.0, "lr": 1e-3} for s in (100, 200)] + [{"step": 300, "lr": 1e-4}]
+    mamba = make_run(first, "selective_copying", MAMBA_TINY, two_phase, max_steps=400000)
+    update_results(mamba, "synthetic", {"selective_copying": {"lengths": [4096], "accuracy": [99.9]}})
+    s4d = make_run(first, "selective_copying_s4d", MAMBA_TINY, two_phase[:2], max_steps=400000)
+    update_results(s4d, "synthetic", {"selective_copying": {"lengths": [4096], "accuracy": [38.3]}})
+    published = build_reproduction(first, docs).read_text()
+    status = next(line for line in published.splitlines() if line.startswith("| Selective copying"))
+    assert "Mamba 99.9%, S4D 38.3%" in status
+
+    later = tmp_path / "later"  # a new machine: only the new Mamba-block-with-S4D run
+    block = make_run(later, "selective_copying_mamba_s4d", MAMBA_TINY, two_phase[:2], max_steps=400000)
+    update_results(block, "synthetic", {"selective_copying": {"lengths": [4096], "accuracy": [55.0]}})
+    text = build_reproduction(later, docs).read_text()
+
+    section = text[text.index("## Selective copying") : text.index("## Long Range Arena")]
+    assert (
+        "| selective_copying_mamba_s4d | Mamba / S4 | 200 steps of the paper's 400,000 | 55.0 | 56.4 |"
+        in section
+    )
+    assert "| selective_copying | Mamba / S6 | 300 steps of the paper's 400,000 | 99.9 | 99.8 |" in section
+    assert (
+        "| selective_copying_s4d | No gate / S4 | 200 steps of the paper's 400,000 | 38.3 | 18.3 |" in section
+    )
+    assert "# steps 100-200: optim.lr=0.001\n# steps 300-300: optim.lr=0.0001\npython train.py " in section
+    for name in ("selective_copying", "selective_copying_s4d", "selective_copying_mamba_s4d"):
+        assert f"hydra.run.dir=outputs/repro/{name} resume=auto" in section
+        assert f"python -m evaluation synthetic checkpoint=outputs/repro/{name}\n" in section + "\n"
+    assert "selective_copying_mamba_s4d: lr 0.001 at steps 100-200" in section
+    carried = next(line for line in section.splitlines() if line.startswith("- (carried over)"))
+    assert "selective_copying: lr 0.001 at steps 100-200, then 0.0001 at steps 300-300" in carried
+    assert status in text.splitlines()  # the required claim is about the absent runs
+    assert "carried over from the previous version, their folders absent" in text
+    assert "selective_copying, selective_copying_s4d." in text
+    assert build_reproduction(later, docs).read_text() == text  # carrying again changes nothing

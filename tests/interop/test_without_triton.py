@@ -18,7 +18,7 @@ import mamba_lm
 import mamba_lm.configs
 from mamba_lm.kernels.dispatch import triton_enabled
 assert not triton_enabled(torch.device("cpu"))
-for name in ("mamba_tiny", "s4d_tiny", "transformer_tiny"):
+for name in ("mamba_tiny", "s4d_tiny", "mamba_s4d_tiny", "transformer_tiny"):
     model = mamba_lm.build_model(mamba_lm.configs.get(name, vocab_size=32))
     ids = torch.randint(0, 32, (2, 12))
     model(ids).logits.float().logsumexp(-1).mean().backward()
@@ -38,6 +38,6 @@ def test_models_train_and_decode_without_triton():
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split("\n")[:3] == [
-        f"{n} (2, 7)" for n in ("mamba_tiny", "s4d_tiny", "transformer_tiny")
+    assert result.stdout.split("\n")[:4] == [
+        f"{n} (2, 7)" for n in ("mamba_tiny", "s4d_tiny", "mamba_s4d_tiny", "transformer_tiny")
     ]

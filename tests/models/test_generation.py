@@ -16,7 +16,7 @@ from mamba_lm.static_decoder import (
     release_decoder,
 )
 
-KINDS = ["mamba", "s4d", "transformer"]
+KINDS = ["mamba", "s4d", "mamba_s4d", "transformer"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

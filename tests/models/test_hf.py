@@ -88,6 +88,8 @@ def test_from_a_transformers_built_llama(tie):
 def test_unconvertible_models_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="S4D"):
         to_hf(build_model(tiny_config("s4d")))
+    with pytest.raises(ValueError, match="MambaS4D"):
+        to_hf(build_model(tiny_config("mamba_s4d")))
     gqa = transformers.LlamaConfig(
         vocab_size=16,
         hidden_size=16,

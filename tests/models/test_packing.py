@@ -6,11 +6,11 @@ import pytest
 import torch
 from model_testing import VOCAB, relative_error, tiny_config
 
-from mamba_lm import build_model
+from mamba_lm import InferenceParams, build_model
 from mamba_lm.modules.packing import document_positions, run_per_document
 
 
-@pytest.mark.parametrize("kind", ["mamba", "s4d", "transformer"])
+@pytest.mark.parametrize("kind", ["mamba", "s4d", "mamba_s4d", "transformer"])
 def test_packed_documents_match_each_document_alone(kind):
     model = build_model(tiny_config(kind))
     ids = torch.randint(0, VOCAB, (2, 13))
@@ -37,3 +37,16 @@ def test_run_per_document_equals_separate_runs():
     doc, pos = document_positions(seq_idx)
     assert doc.tolist() == [[0, 0, 1, 1, 1, 2, 2], [0, 0, 0, 0, 0, 0, 1]]
     assert pos.tolist() == [[0, 1, 0, 1, 2, 0, 1], [0, 1, 2, 3, 4, 5, 0]]
+
+
+@pytest.mark.parametrize("kind", ["mamba", "s4d", "mamba_s4d", "transformer"])
+def test_packed_documents_and_an_inference_cache_are_refused_together(kind):
+    model = build_model(tiny_config(kind))
+    ids = torch.randint(0, VOCAB, (1, 6))
+    params = InferenceParams(max_seqlen=6, max_batch_size=1)
+    with pytest.raises(ValueError, match="seq_idx .packed documents. cannot be combined"):
+        model.backbone.layers[0].mixer(
+            model.backbone.embedding(ids),
+            seq_idx=torch.zeros(1, 6, dtype=torch.int32),
+            inference_params=params,
+        )
