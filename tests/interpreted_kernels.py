@@ -14,11 +14,22 @@ import importlib
 import os
 from pathlib import Path
 
+import pytest
+import torch
+
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"
 # Every kernels/<op>/triton_*.py, as module names: mamba_lm.kernels.selective_scan.triton_scan, ...
 TRITON_MODULES = tuple(
     f"mamba_lm.kernels.{path.parent.name}.{path.stem}" for path in sorted(KERNELS.glob("*/triton_*.py"))
 )
+
+
+needs_interpreter = pytest.mark.skipif(
+    torch.cuda.is_available(),
+    reason="Triton kernels on CPU tensors through the interpreter, which tests/conftest.py turns on only "
+    "without CUDA; on a GPU the kernels are tested by the *_gpu.py files",
+)
+"""For the kernel tests that run a Triton kernel on CPU tensors (the rest of their module runs anywhere)."""
 
 
 def import_interpreted() -> None:

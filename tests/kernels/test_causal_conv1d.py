@@ -8,16 +8,13 @@ import dataclasses
 import pytest
 import torch
 from conv_testing import assert_conv_close, make_inputs, run_with_grads
+from interpreted_kernels import needs_interpreter
 from mamba_lm.kernels import causal_conv1d_fn, causal_conv1d_ref
 from mamba_lm.kernels.causal_conv1d.torch_conv import causal_conv1d_torch
 from mamba_lm.kernels.causal_conv1d.triton_conv import (  # interpreted (tests/conftest.py)
     ConvConfig,
     causal_conv1d_triton,
 )
-
-if torch.cuda.is_available():
-    pytest.skip("CPU interpreter tests; the GPU runs test_causal_conv1d_gpu.py", allow_module_level=True)
-
 
 # 8-step x 4-channel tiles; backward pass-1 programs walk 2 tiles (16 steps) each, so that the tiny
 # shapes below cross tiles, chunks and channel blocks in every kernel.
@@ -48,6 +45,7 @@ def torch_conv(
     return (y, final_conv_states(x, weight.shape[-1], initial_states)) if return_final_states else y
 
 
+@needs_interpreter
 @pytest.mark.parametrize("width", [2, 3, 4])
 @pytest.mark.parametrize("seqlen", [1, 3, 127, 257])
 def test_matches_reference_at_awkward_lengths(seqlen, width):
@@ -60,6 +58,7 @@ def test_matches_reference_at_awkward_lengths(seqlen, width):
     assert_conv_close(got, run_with_grads(causal_conv1d_ref, inputs), torch.float32, f"L={seqlen} W={width}")
 
 
+@needs_interpreter
 @pytest.mark.parametrize("channel_last", [True, False], ids=["channel-last", "contiguous"])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
 @pytest.mark.parametrize("activation", [None, "silu"])
@@ -79,7 +78,7 @@ def test_layouts_and_options(channel_last, bias, activation):
     assert_conv_close(got, run_with_grads(causal_conv1d_ref, inputs), torch.float32, what)
 
 
-@pytest.mark.parametrize("impl", ["triton", "torch"])
+@pytest.mark.parametrize("impl", [pytest.param("triton", marks=needs_interpreter), "torch"])
 def test_output_and_dx_keep_the_layout_of_x(impl):
     """A (batch, dim, seqlen) view of channel-last memory gives a channel-last y and (Triton) dx, no
     copy on the way; contiguous x gives contiguous y and dx."""
@@ -97,7 +96,7 @@ def test_output_and_dx_keep_the_layout_of_x(impl):
             assert y.is_contiguous() and dx[0].is_contiguous(), (y.stride(), dx[0].stride())
 
 
-@pytest.mark.parametrize("impl", ["triton", "torch"])
+@pytest.mark.parametrize("impl", [pytest.param("triton", marks=needs_interpreter), "torch"])
 def test_packed_documents_equal_separate_runs(impl):
     """A packed row gives each document exactly what running that document alone gives."""
     conv = triton_conv() if impl == "triton" else torch_conv
@@ -110,7 +109,7 @@ def test_packed_documents_equal_separate_runs(impl):
         torch.testing.assert_close(y[:, :, start:stop], alone, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("impl", ["triton", "torch"])
+@pytest.mark.parametrize("impl", [pytest.param("triton", marks=needs_interpreter), "torch"])
 def test_final_states_continue_the_sequence(impl):
     """Running a sequence in two pieces, the second from the first's final states, equals one run;
     the final states are the last width - 1 inputs (left-padded when the piece is shorter)."""
@@ -126,6 +125,7 @@ def test_final_states_continue_the_sequence(impl):
     torch.testing.assert_close(whole_final, inputs["x"][:, :, -3:])
 
 
+@needs_interpreter
 def test_bf16_inputs_with_fp32_parameters():
     """bf16 x (a Linear output under autocast) with the fp32 weight and bias: fp32 accumulation, a
     bf16 output and dx, fp32 dweight and dbias."""
@@ -138,6 +138,7 @@ def test_bf16_inputs_with_fp32_parameters():
     assert_conv_close(got, ref, torch.bfloat16, "bf16")
 
 
+@needs_interpreter
 @pytest.mark.parametrize("g_fp32", [False, True], ids=["g-in-x-dtype", "g-fp32"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_backward_g_precision(dtype, g_fp32):
@@ -149,6 +150,7 @@ def test_backward_g_precision(dtype, g_fp32):
     assert_conv_close(got, run_with_grads(causal_conv1d_ref, inputs, upcast=True), dtype, f"g_fp32={g_fp32}")
 
 
+@needs_interpreter
 @pytest.mark.parametrize("activation", [None, "silu"])
 @pytest.mark.parametrize("width", [2, 4])
 def test_backward_halo_at_tile_boundaries(width, activation):
@@ -170,6 +172,7 @@ def test_backward_halo_at_tile_boundaries(width, activation):
     )
 
 
+@needs_interpreter
 def test_conv1d_weight_shape_and_frozen_initial_states():
     """nn.Conv1d's (dim, 1, width) weight gives a gradient of that shape; initial states that need no
     gradient still enter the weight gradient."""
@@ -209,6 +212,7 @@ def test_torch_path_matches_reference(seqlen, dtype):
     assert got[0].stride(1) == 1 and got[0].dtype == dtype
 
 
+@needs_interpreter
 def test_dispatch(monkeypatch):
     """On a CPU the public function takes the PyTorch path, and the Triton kernel (interpreted) when
     TRITON_INTERPRET=1; both agree with the reference."""

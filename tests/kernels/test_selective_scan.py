@@ -10,6 +10,7 @@ import dataclasses
 
 import pytest
 import torch
+from interpreted_kernels import needs_interpreter
 from mamba_lm.kernels import selective_scan_fn, selective_scan_ref
 from mamba_lm.kernels.selective_scan.triton_scan import ScanConfig, selective_scan_triton
 from scan_testing import (
@@ -18,9 +19,6 @@ from scan_testing import (
     make_inputs,
     run_with_grads,
 )
-
-if torch.cuda.is_available():
-    pytest.skip("CPU interpreter tests; the GPU runs test_selective_scan_gpu.py", allow_module_level=True)
 
 # Small blocks so that a handful of channels makes several programs; short chunks and segments so
 # that short sequences cross chunk and segment boundaries.
@@ -38,6 +36,7 @@ def triton_scan(config):
     return scan
 
 
+@needs_interpreter
 @pytest.mark.parametrize(
     "seqlen, groups, config",
     [(1, 1, SEGMENTS), (7, 2, ONE_SEGMENT), (64, 1, SEGMENTS), (130, 2, SEGMENTS), (257, 1, ONE_SEGMENT)],
@@ -51,6 +50,7 @@ def test_matches_reference_at_awkward_lengths(seqlen, groups, config):
     assert_scan_close(got, ref, torch.float32, f"L={seqlen} groups={groups}")
 
 
+@needs_interpreter
 @pytest.mark.parametrize(
     "options",
     [
@@ -74,6 +74,7 @@ def test_optional_arguments(options):
     assert_scan_close(got, ref, torch.float32, str(options))
 
 
+@needs_interpreter
 def test_packed_documents_equal_separate_runs():
     """seq_idx resets the state where the document changes: a packed row equals its documents run
     one by one (the first starting from initial_state, the others from zero), values and grads."""
@@ -105,6 +106,7 @@ def test_packed_documents_equal_separate_runs():
         torch.testing.assert_close(last[b : b + 1], doc_last, rtol=1e-5, atol=1e-5)
 
 
+@needs_interpreter
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_precision_inputs(dtype):
     inputs = make_inputs(batch=1, dim=8, seqlen=33, dtype=dtype, seed=11)
@@ -114,6 +116,7 @@ def test_half_precision_inputs(dtype):
     assert_scan_close(got, ref, dtype, str(dtype))
 
 
+@needs_interpreter
 @pytest.mark.parametrize("dstate", [16, 5])
 def test_state_sizes(dstate):
     """16: the fast path (channel sums as a reduce-scatter); 5: not a power of two."""
@@ -123,6 +126,7 @@ def test_state_sizes(dstate):
     assert_scan_close(got, ref, torch.float32, f"dstate={dstate}")
 
 
+@needs_interpreter
 def test_non_contiguous_inputs():
     """Strided views in every layout: channel-contiguous (a Linear's output), sliced, grouped B/C."""
     batch, dim, seqlen, dstate = 1, 4, 19, 4
@@ -143,6 +147,7 @@ def test_non_contiguous_inputs():
     assert_scan_close(got, ref, torch.float32, "strided")
 
 
+@needs_interpreter
 def test_large_delta_times_A_stays_finite():
     """exp(dt A) underflows to 0 for large dt |A|: outputs and gradients stay finite and correct."""
     inputs = make_inputs(batch=1, dim=4, seqlen=10, seed=9)
@@ -155,6 +160,7 @@ def test_large_delta_times_A_stays_finite():
     assert_scan_close(got, ref, torch.float32, "large dt|A|")
 
 
+@needs_interpreter
 def test_plans_agree():
     """One segment per program and many segments (chunked forward and backward) give the same result."""
     inputs = make_inputs(batch=1, dim=8, seqlen=50, seed=13)
@@ -166,6 +172,7 @@ def test_plans_agree():
         torch.testing.assert_close(one[2][name], many[2][name], rtol=1e-4, atol=1e-4)
 
 
+@needs_interpreter
 def test_dispatch_uses_the_interpreter_only_when_asked(monkeypatch):
     inputs = make_inputs(batch=1, dim=4, seqlen=6, seed=2)
     monkeypatch.setenv("TRITON_INTERPRET", "1")
@@ -196,6 +203,7 @@ def test_bad_arguments_are_named(change, message):
         selective_scan_fn(**inputs)
 
 
+@needs_interpreter
 def test_large_state_sizes_take_the_pytorch_path(monkeypatch):
     """Past MAX_TRITON_DSTATE states the scan runs the PyTorch path, even where Triton could run."""
     from mamba_lm.kernels.selective_scan import interface
@@ -221,6 +229,7 @@ TILES = dataclasses.replace(DEFER, bwd_tile=3)  # 8-step chunks in tiles of 3, 3
 FOLD = dataclasses.replace(SEGMENTS, bwd_block_d=64, fold_sums=True)
 
 
+@needs_interpreter
 @pytest.mark.parametrize("config", [PREFETCH, DEFER, TILES], ids=["pf", "defer", "tiles"])
 def test_backward_switches_match_reference(config):
     inputs = make_inputs(batch=2, dim=4, seqlen=21, seed=21)
@@ -229,6 +238,7 @@ def test_backward_switches_match_reference(config):
     assert_scan_close(got, ref, torch.float32, str(config))
 
 
+@needs_interpreter
 def test_backward_folded_channel_sums():
     inputs = make_inputs(batch=1, dim=80, seqlen=9, seed=8)  # blocks of 64 and 16 channels
     got = run_with_grads(triton_scan(FOLD), inputs)
@@ -236,6 +246,7 @@ def test_backward_folded_channel_sums():
     assert_scan_close(got, ref, torch.float32, "folded sums")
 
 
+@needs_interpreter
 def test_backward_switches_packed_documents_bf16_without_z():
     seqlen = 19
     inputs = make_inputs(batch=1, dim=4, seqlen=seqlen, dtype=torch.bfloat16, z=False, seed=4)
@@ -247,6 +258,7 @@ def test_backward_switches_packed_documents_bf16_without_z():
     assert_scan_close(got, ref, torch.bfloat16, "tiles, packed bf16")
 
 
+@needs_interpreter
 def test_backward_switches_large_delta_times_A_stays_finite():
     inputs = make_inputs(batch=1, dim=4, seqlen=10, seed=9, D=False, delta_bias=False)
     inputs["delta"] = inputs["delta"].abs() * 200 + 50
@@ -268,5 +280,6 @@ def test_plan_takes_the_backward_variant_constant(monkeypatch):
     assert module.plan(2, 8, 1, 4, 50, torch.device("cpu"), bwd_variant="stored-c16-fold").fold_sums
 
 
+@needs_interpreter
 def test_delta_softplus_is_accurate_far_below_zero():
     assert_softplus_of_delta_is_accurate(triton_scan(ONE_SEGMENT))
