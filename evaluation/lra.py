@@ -22,7 +22,7 @@ from .data_configs import CONFIGS_DIR, build_eval_datamodule
 from .loading import load_for_eval
 from .published import LRA_TASKS
 from .report.runs import hydra_choices
-from .results import earlier_evaluations, load_results, run_folder_of, update_results
+from .results import checkpoint_evaluations, earlier_evaluations, load_results, run_folder_of, update_results
 
 REPO_ROOT = CONFIGS_DIR.parent
 TRAIN_MODULE = "mamba_lm.trainer.app"
@@ -91,8 +91,8 @@ def evaluate_lra_run(
     }
     if save:
         previous = load_results(run_folder, "lra").get(task)
-        *earlier, newest = sorted(
-            [*earlier_evaluations(previous, loaded.step), entry], key=lambda e: e.get("step") or -1
+        *earlier, newest = checkpoint_evaluations(
+            {**entry, "earlier": earlier_evaluations(previous, loaded.step)}
         )
         update_results(run_folder, "lra", {task: {**newest, "earlier": earlier}})
     return task, entry

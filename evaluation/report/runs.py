@@ -46,9 +46,10 @@ class RunRecord:
         if not isinstance(model, dict) or not model:
             return "?"
         kind = str(model.get("arch", "model"))
-        layer = (model.get("ssm_cfg") or {}).get("layer")
-        if kind == "mamba" and layer in ("S4D", "MambaS4D"):
-            kind = {"S4D": "s4d", "MambaS4D": "mamba-s4d"}[layer]
+        if kind == "mamba":
+            kind = {"S4D": "s4d", "MambaS4D": "mamba-s4d"}.get(
+                (model.get("ssm_cfg") or {}).get("layer"), kind
+            )
         elif kind == "classifier":
             kind = f"classifier/{model.get('mixer', '?')}"
         if "n_layer" in model and "d_model" in model:

@@ -39,7 +39,6 @@ from .step import StepResult, TrainStep, evaluate, forward_loss
 
 __all__ = [
     "RESULT_KINDS",
-    "list_checkpoints",
     "CheckpointError",
     "FitSummary",
     "LRSchedule",
@@ -65,6 +64,7 @@ __all__ = [
     "find_run_folder",
     "forward_loss",
     "holds_training_output",
+    "list_checkpoints",
     "load_checkpoint",
     "load_model",
     "make_accelerator",

@@ -39,7 +39,8 @@ def test_the_block_equals_its_definition_with_the_recurrent_ssm(init):
 
 def test_the_ssm_is_linear_time_invariant_with_no_input_dependent_parameters():
     """What sets it apart from S6: no x_proj / dt_proj (Delta, B, C do not depend on the input), so the
-    SSM between the conv and the gate is one linear map, a convolution: superposition holds."""
+    SSM between the conv and the gate is one linear map, a convolution: superposition and shift invariance
+    hold."""
     mixer = MambaS4D(d_model=4, d_state=8)
     names = {name for name, _ in mixer.named_parameters()}
     assert not any(name.startswith(("x_proj", "dt_proj", "A_log")) for name in names)
@@ -47,6 +48,8 @@ def test_the_ssm_is_linear_time_invariant_with_no_input_dependent_parameters():
     assert mixer.ssm.out_proj is None  # the block's own gate and projection follow the SSM
     u1, u2 = torch.randn(2, 1, 15, 8).unbind(0)
     assert relative_error(mixer.ssm(2 * u1 - 3 * u2), 2 * mixer.ssm(u1) - 3 * mixer.ssm(u2)) < 1e-5
+    delayed = torch.cat([torch.zeros(1, 4, 8), u1], dim=1)  # a shift of the input shifts the output
+    assert relative_error(mixer.ssm(delayed)[:, 4:], mixer.ssm(u1)) < 1e-5
 
 
 def test_a_lm_of_these_blocks_trains_and_marks_the_ssm_parameters():
