@@ -120,7 +120,7 @@ def build_reproduction(root: str | Path, out_dir: str | Path) -> Path:
             continue
         absent = [name for name in names if not (root / name).is_dir()]
         if before is not None and absent:
-            section, kept = _with_absent_runs(section, before, absent)
+            section, kept = _with_absent_runs(section, before, absent, names)
             carried_runs += kept
         blocks += section
     intro = (
@@ -195,11 +195,14 @@ def _names_run(text: str, name: str) -> bool:
     )
 
 
-def _with_absent_runs(section: list, before: str, absent: list[str]) -> tuple[list, list[str]]:
+def _with_absent_runs(
+    section: list, before: str, absent: list[str], order: list[str]
+) -> tuple[list, list[str]]:
     """A section rebuilt from the run folders present, given what its previous version (``before``, the
     Markdown under its heading) said of the runs now ``absent``: their rows of its first table (when the
-    columns are the same), their command lines (with the lr comments above them) and the deviation lines
-    that name them. Returns (blocks, the absent runs that had something carried)."""
+    columns are the same; the table's rows then follow the section's run ``order``), their command lines
+    (with the lr comments above them) and the deviation lines that name them. Returns (blocks, the absent
+    runs that had something carried)."""
     lines = before.splitlines()
     table = next((block for block in section if isinstance(block, Table)), None)
     kept: set[str] = set()
@@ -212,6 +215,8 @@ def _with_absent_runs(section: list, before: str, absent: list[str]) -> tuple[li
             if cells[0] in absent and cells not in table.rows:
                 table.rows.append(cells)
                 kept.add(cells[0])
+        rank = {name: i for i, name in enumerate(order)}
+        table.rows.sort(key=lambda row: rank.get(row[0], len(order)))  # stable: a run's rows keep their order
     commands, pending = [], []
     inside = False
     for line in lines:

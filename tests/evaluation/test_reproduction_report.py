@@ -270,6 +270,8 @@ def test_a_rebuilt_section_keeps_the_rows_commands_and_deviations_of_its_absent_
     assert (
         "| selective_copying_s4d | No gate / S4 | 200 steps of the paper's 400,000 | 38.3 | 18.3 |" in section
     )
+    runs = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| selective")]
+    assert runs == ["selective_copying", "selective_copying_mamba_s4d", "selective_copying_s4d"]  # run order
     assert "# steps 100-200: optim.lr=0.001\n# steps 300-300: optim.lr=0.0001\npython train.py " in section
     for name in ("selective_copying", "selective_copying_s4d", "selective_copying_mamba_s4d"):
         assert f"hydra.run.dir=outputs/repro/{name} resume=auto" in section
