@@ -16,8 +16,9 @@ printed are a table: run, step, last losses, state.
 
 ``--pack FILE.tgz`` writes ROOT as one archive to carry to the next machine: every run's config, metrics,
 logs and evaluations, and the latest checkpoint (and the best validation's, trainer.keep_best) of each run
-whose checkpoints are at most --pack-max-mb (the synthetic and LRA models; the scaling models' weights stay
-behind, their curves travel). Started with
+whose checkpoints are at most --pack-max-mb (default 16 MiB, weights and AdamW state: the synthetic and S4
+LRA models; the Mamba LRA models' ~60 MiB and the scaling models' weights stay behind, their curves travel;
+a run that is done and evaluated carries no checkpoint). Started with
 ``setsid`` the driver outlives the shell that launched it; ``--pack`` before the machine is handed back.
 
 Constant-lr runs (the synthetic tasks, as the paper trains them) keep the paper's max_steps: a piece can stop
@@ -277,27 +278,45 @@ def summary(root: Path) -> str:
     return "\n".join(lines)
 
 
+# The largest checkpoint (weights and AdamW state, fp32) a pack carries by default: the S4 LRA models (ListOps
+# 6 MiB, Pathfinder 14 MiB) and the synthetic ones fit; a pack's part must also come back from the GPU
+# machine, 16 MiB a file (the window scripts split larger packs).
+PACK_MAX_MB = 16.0
+
+
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def carried_checkpoints(run_dir: Path) -> list[Path]:
+def carried_checkpoints(run_dir: Path, done: bool = False) -> list[Path]:
     """The checkpoints a run needs on the next machine: its newest, and the best validation's
-    (``trainer.keep_best``) when that is another."""
+    (``trainer.keep_best``) when that is another; none for a ``done`` run evaluated after its newest
+    checkpoint was written (its results are in eval/*.json; it trains no more)."""
     newest = RunFolder(run_dir).step_folders()[:1]
+    if done and newest and evaluated_after(run_dir, newest[0]):
+        return []
     best = best_checkpoint(run_dir)
     return newest + ([best] if best is not None and best not in newest else [])
+
+
+def evaluated_after(run_dir: Path, checkpoint: Path) -> bool:
+    """Whether one of the run's eval/*.json files was written after ``checkpoint`` (its manifest, the last
+    file a checkpoint writes)."""
+    written = max((p.stat().st_mtime for p in checkpoint.iterdir() if p.is_file()), default=None)
+    evaluations = [p.stat().st_mtime for p in (run_dir / "eval").glob("*.json")]
+    return written is not None and any(t > written for t in evaluations)
 
 
 def pack(root: Path, out: Path, max_checkpoint_mb: float) -> list[str]:
     """Archive ROOT (see the module docstring); returns the runs whose latest checkpoint was included."""
     kept = []
+    status = read_status(root)
     with tarfile.open(out, "w:gz") as archive:
         for path in sorted(root.iterdir()):
             if not path.is_dir():
                 archive.add(path, arcname=path.name)
                 continue
-            checkpoints = carried_checkpoints(path)
+            checkpoints = carried_checkpoints(path, done=status.get(path.name) == "done")
             small = bool(checkpoints) and all(
                 folder_bytes(checkpoint) <= max_checkpoint_mb * 2**20 for checkpoint in checkpoints
             )
@@ -324,7 +343,9 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="print the lanes, runs and commands")
     parser.add_argument("--override", action="append", default=[], help="a train.py override for every run")
     parser.add_argument("--pack", type=Path, default=None, help="write ROOT to this .tgz (see above)")
-    parser.add_argument("--pack-max-mb", type=float, default=8.0, help="largest checkpoint that --pack keeps")
+    parser.add_argument(
+        "--pack-max-mb", type=float, default=PACK_MAX_MB, help="largest checkpoint (MiB) that --pack keeps"
+    )
     args = parser.parse_args()
     EXTRA_OVERRIDES.extend(args.override)
     root = args.root.resolve()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -67,6 +68,48 @@ def test_pack_carries_the_best_validation_checkpoint_beside_the_newest(tmp_path)
         names = set(archive.getnames())
     for step in ("step_00000010", "step_00000020"):
         assert f"lra_s4_listops/checkpoints/{step}/model.safetensors" in names
+
+
+def test_a_done_run_evaluated_after_its_last_checkpoint_carries_no_checkpoint(tmp_path):
+    """Its results are in eval/*.json and it trains no more; until then (not done, or its evaluation older
+    than its newest checkpoint, e.g. a mid-run one) the newest checkpoint travels."""
+    root = tmp_path / "repro"
+    make_run(root, "lra_s4_listops", checkpoint_bytes=1000)
+    evaluation = root / "lra_s4_listops" / "eval" / "synthetic.json"
+    newest = root / "lra_s4_listops" / "checkpoints" / "step_00000020" / "model.safetensors"
+
+    def packed_checkpoints(status: str) -> list[str]:
+        reproduce.write_status(root, {"lra_s4_listops": status})
+        reproduce.pack(root, tmp_path / "repro.tgz", max_checkpoint_mb=1.0)
+        with tarfile.open(tmp_path / "repro.tgz") as archive:
+            return [name for name in archive.getnames() if "/checkpoints/" in name]
+
+    os.utime(evaluation, (1_000, 1_000))  # evaluated before the newest checkpoint was written
+    assert packed_checkpoints("done") == ["lra_s4_listops/checkpoints/step_00000020/model.safetensors"]
+    os.utime(evaluation, (newest.stat().st_mtime + 10,) * 2)  # evaluated after it
+    assert packed_checkpoints("stopped") == ["lra_s4_listops/checkpoints/step_00000020/model.safetensors"]
+    assert packed_checkpoints("done") == []
+    with tarfile.open(tmp_path / "repro.tgz") as archive:
+        assert "lra_s4_listops/eval/synthetic.json" in archive.getnames()
+
+
+def test_the_s4_lra_checkpoints_fit_the_default_pack_limit():
+    """A pack that left the S4 Pathfinder run's checkpoint behind would lose the run with its machine: its
+    weights and AdamW state (3 fp32 copies of the parameters) must fit under PACK_MAX_MB."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from mamba_lm.trainer import build_model_from_dict, config_dir
+    from mamba_lm.trainer.config_store import register_configs
+
+    register_configs()
+    runs = reproduce.all_runs()
+    for name in ("lra_s4_listops", "lra_s4_pathfinder"):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+            cfg = compose("train", overrides=list(runs[name].overrides))
+        model = build_model_from_dict(OmegaConf.to_container(cfg.model, resolve=True, enum_to_str=True))
+        checkpoint_mb = 3 * 4 * sum(p.numel() for p in model.parameters()) / 2**20
+        assert 4 < checkpoint_mb < reproduce.PACK_MAX_MB - 1, (name, checkpoint_mb)
 
 
 def test_later_overrides_apply_once_the_newest_checkpoint_reaches_their_step(tmp_path):
