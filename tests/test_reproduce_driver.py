@@ -93,9 +93,9 @@ def test_a_done_run_evaluated_after_its_last_checkpoint_carries_no_checkpoint(tm
         assert "lra_s4_listops/eval/synthetic.json" in archive.getnames()
 
 
-def test_the_s4_lra_checkpoints_fit_the_default_pack_limit():
-    """A pack that left the S4 Pathfinder run's checkpoint behind would lose the run with its machine: its
-    weights and AdamW state (3 fp32 copies of the parameters) must fit under PACK_MAX_MB."""
+def test_the_lra_checkpoints_fit_the_default_pack_limit():
+    """A pack that left an LRA run's checkpoint behind would lose the run with its machine: the weights and
+    AdamW state (3 fp32 copies of the parameters) of each LRA lane's model must fit under PACK_MAX_MB."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -104,7 +104,7 @@ def test_the_s4_lra_checkpoints_fit_the_default_pack_limit():
 
     register_configs()
     runs = reproduce.all_runs()
-    for name in ("lra_s4_listops", "lra_s4_pathfinder"):
+    for name in ("lra_s4_listops", "lra_s4_pathfinder", "lra_mamba_listops", "lra_mamba_pathfinder"):
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
             cfg = compose("train", overrides=list(runs[name].overrides))
         model = build_model_from_dict(OmegaConf.to_container(cfg.model, resolve=True, enum_to_str=True))

@@ -101,6 +101,30 @@ def test_lra_step_budgets_are_s4s() -> None:
     assert run.optim.lr == 0.001
 
 
+@pytest.mark.parametrize("task, vocab, classes", [("listops", 16, 10), ("pathfinder", 0, 2)])
+def test_the_mamba_lra_rows_train_in_the_s4_runs_recipe_at_its_parameter_count(task, vocab, classes) -> None:
+    """experiment=lra/mamba/<task>_v3 is lra/s4/<task>_v3 with the Mamba mixer (both directions, added) at a
+    width that gives about the S4 model's parameter count: same optimizer, schedule, budget, batch,
+    validation, data, depth, norm and pooling."""
+    mamba_run, mamba = composed(f"lra/mamba/{task}_v3")
+    s4_run, s4 = composed(f"lra/s4/{task}_v3")
+    assert mamba_run.optim == s4_run.optim and mamba_run.trainer == s4_run.trainer
+    assert mamba_run.data == s4_run.data
+    assert mamba["mixer"] == "mamba" and mamba["mixer_cfg"] == {} and mamba["bidirectional_merge"] == "add"
+    for key in ("n_layer", "bidirectional", "pooling", "norm", "prenorm", "dropout", "vocab_size"):
+        assert mamba[key] == s4[key], key
+    counts = [
+        sum(
+            p.numel()
+            for p in build_model_from_dict(
+                fit_model_to_data(v, "classification", vocab, classes)
+            ).parameters()
+        )
+        for v in (mamba, s4)
+    ]
+    assert abs(counts[0] / counts[1] - 1) < 0.05, counts
+
+
 def test_lra_image_is_wider_as_in_s4() -> None:
     _, model_values = composed("lra/image")
     assert (model_values["d_model"], model_values["n_layer"]) == (512, 6)

@@ -211,7 +211,8 @@ def test_budgeted_and_generated_lra_runs_name_their_deviations(tmp_path):
 
     assert "| lra_s4_pathfinder | pathfinder | 100 of 50,000 planned steps (the paper's 500,000) |" in text
     assert "lra_s4_pathfinder: 50,000 planned steps with the lr schedule laid over them" in text
-    assert "| lra_mamba_pathfinder | pathfinder | 100 of 50,000 steps | generated" in text
+    assert "| lra_mamba_pathfinder | pathfinder | 100 of 50,000 planned steps (the paper's 500,000) |" in text
+    assert "lra_mamba_pathfinder: 50,000 planned steps with the lr schedule laid over them, not S4's" in text
     assert "a different task from LRA's" in text and "The Mamba paper reports no LRA numbers" in text
 
 
