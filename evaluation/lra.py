@@ -19,7 +19,7 @@ import torch
 from .classification import classification_accuracy
 from .cli import EvaluationError
 from .data_configs import CONFIGS_DIR, build_eval_datamodule
-from .loading import load_for_eval
+from .loading import load_for_eval, resolve_dtype
 from .published import LRA_TASKS
 from .report.runs import hydra_choices
 from .results import checkpoint_evaluations, earlier_evaluations, load_results, run_folder_of, update_results
@@ -42,27 +42,40 @@ def lra_task_of(run_config: dict[str, Any], source: str | Path) -> str:
     return task
 
 
+def training_dtype(run_config: dict[str, Any], device: torch.device) -> torch.dtype:
+    """The compute dtype a run trained in (``trainer.precision``), for evaluating it the same way: fp32 for
+    an fp32 run (S4's LRA runs train and test in fp32), else bf16 / fp16 autocast where the device supports
+    it (``resolve_dtype("auto")``: fp32 on the CPU)."""
+    precision = str((run_config.get("trainer") or {}).get("precision", "auto"))
+    if precision == "fp32" or device.type != "cuda":
+        return torch.float32
+    return torch.float16 if precision == "fp16" else resolve_dtype("auto", device)
+
+
 def evaluate_lra_run(
     run_dir: str | Path,
     split: str = "test",
     batch_size: int = 32,
     max_batches: int | None = None,
     device: torch.device | str = "cpu",
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | str | None = None,
     overrides: dict[str, str] | None = None,
     save: bool = True,
 ) -> tuple[str, dict[str, Any]]:
     """Accuracy of one classifier run on its task; saved in RUN_DIR/eval/lra.json when ``save``.
 
+    ``dtype``: the autocast dtype (None: fp32), or "auto": the one the run trained in (``training_dtype``).
     Returns (task, {"accuracy": %, "examples", "split", "model" (the mixer), "experiment", "data",
-    "source", "generated", "quick", "step"}); ``quick`` marks runs of a quick experiment or data config
-    (tiny data, few steps); ``generated`` marks Pathfinder / Path-X evaluated on locally generated images
-    (a different task from LRA's released images; ``source`` is the data config's resolved source);
+    "source", "generated", "quick", "step", "dtype"}); ``quick`` marks runs of a quick experiment or data
+    config (tiny data, few steps); ``generated`` marks Pathfinder / Path-X evaluated on locally generated
+    images (a different task from LRA's released images; ``source`` is the data config's resolved source);
     ``step`` is the evaluated checkpoint's. The file keeps one evaluation per checkpoint: the newest
     checkpoint's on top, the others (the best validation's, ``trainer.keep_best``) in its ``earlier``.
     ``split="test"`` falls back to validation for a task without a test split.
     """
     loaded = load_for_eval(run_dir, device, require_tokenizer=False, expect="classifier")
+    if dtype == "auto":
+        dtype = training_dtype(loaded.run_config, torch.device(device))
     task = lra_task_of(loaded.run_config, run_dir)
     _, datamodule = build_eval_datamodule(None, loaded.run_config, overrides or {})
     if datamodule.task != "classification":
@@ -88,6 +101,7 @@ def evaluate_lra_run(
         "generated": task in ("pathfinder", "pathx") and datamodule.config.source == "generate",
         "quick": "quick" in choices.get("experiment", "") + choices.get("data", ""),
         "step": loaded.step,
+        "dtype": str(dtype or torch.float32).removeprefix("torch."),
     }
     if save:
         previous = load_results(run_folder, "lra").get(task)

@@ -36,7 +36,9 @@ class Options:
     batch_size: int = option(32, help="examples per forward pass")
     max_batches: int | None = option(None, help="evaluate at most this many batches per task")
     device: str | None = option(None, help="cpu | cuda | cuda:N (default: cuda when available)")
-    dtype: str = option("auto", help="autocast dtype: auto | float32 | bfloat16 | float16")
+    dtype: str = option(
+        "auto", help="autocast dtype: auto (the one each run trained in) | float32 | bfloat16 | float16"
+    )
     overrides: dict = option(
         {}, help="quick mode: KEY=VALUE Hydra overrides for train.py; else data.KEY=VALUE"
     )
@@ -44,7 +46,7 @@ class Options:
 
 def run(options: Options, positional: list[str]) -> int:
     device = resolve_device(options.device)
-    dtype = resolve_dtype(options.dtype, device)
+    dtype = "auto" if options.dtype.lower() == "auto" else resolve_dtype(options.dtype, device)
     run_dirs = [Path(p) for p in positional]
     data_overrides = options.overrides
     if options.quick:

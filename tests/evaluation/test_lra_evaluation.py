@@ -6,11 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
+import torch
 from evaluation_parts import REPO_ROOT, subprocess_env
 from mamba_lm.evaluation.__main__ import main
-from mamba_lm.evaluation.lra import quick_tasks, quick_train
+from mamba_lm.evaluation.lra import quick_tasks, quick_train, training_dtype
 from mamba_lm.evaluation.report.tables import lra_table
 from mamba_lm.evaluation.results import load_results
 
@@ -90,6 +92,19 @@ def test_a_run_folder_is_evaluated_at_its_newest_and_its_best_validation_checkpo
 
     entry = load_results(run, "lra")["listops"]
     assert entry["step"] == 15 and [earlier["step"] for earlier in entry["earlier"]] == [5]
+    assert entry["dtype"] == "float32"  # dtype=auto on the CPU
     assert entry["earlier"][0]["accuracy"] == entry["accuracy"]  # the same weights, to 1e-12
     assert main(["lra", str(run), "device=cpu", "best=false"]) == 0  # again, newest only: both stay
     assert [earlier["step"] for earlier in load_results(run, "lra")["listops"]["earlier"]] == [5]
+
+
+def test_auto_evaluates_a_run_in_the_precision_it_trained_in() -> None:
+    """S4's LRA runs train and test in fp32: on a GPU, dtype=auto must not put an fp32 run under bf16
+    autocast; a bf16 or fp16 run is tested in its own dtype there, and everything in fp32 on the CPU."""
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert training_dtype({"trainer": {"precision": "fp32"}}, cuda) == torch.float32
+    assert training_dtype({"trainer": {"precision": "fp16"}}, cuda) == torch.float16
+    assert training_dtype({"trainer": {"precision": "bf16"}}, cpu) == torch.float32
+    with mock.patch("torch.cuda.is_bf16_supported", return_value=True):
+        assert training_dtype({"trainer": {"precision": "bf16"}}, cuda) == torch.bfloat16
+        assert training_dtype({}, cuda) == torch.bfloat16  # precision auto: bf16 where supported
