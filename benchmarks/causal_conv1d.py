@@ -22,8 +22,8 @@ import triton
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mamba_lm.kernels import causal_conv1d_ref  # noqa: E402
-from mamba_lm.kernels.causal_conv1d.torch_conv import causal_conv1d_torch  # noqa: E402
-from mamba_lm.kernels.causal_conv1d.triton_conv import (  # noqa: E402
+from mamba_lm.kernels.depthwise_conv.torch_conv import causal_conv1d_torch  # noqa: E402
+from mamba_lm.kernels.depthwise_conv.triton_conv import (  # noqa: E402
     ConvConfig,
     backward_dx,
     backward_gate,

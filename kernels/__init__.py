@@ -9,8 +9,8 @@ from mamba_lm._short_names import alias_short_name
 # Imported as `kernels` from a checkout's root: `kernels` becomes mamba_lm.kernels (mamba_lm/_short_names.py).
 alias_short_name(__name__)
 
-from .causal_conv1d import causal_conv1d_fn, causal_conv1d_ref
 from .cross_entropy import linear_cross_entropy, linear_cross_entropy_ref
+from .depthwise_conv import causal_conv1d_fn, causal_conv1d_ref
 from .layer_norm import layer_norm_fn, layer_norm_ref, rms_norm_fn
 from .selective_scan import selective_scan_fn, selective_scan_ref
 from .selective_state_update import conv_state_update, selective_state_update, selective_state_update_ref

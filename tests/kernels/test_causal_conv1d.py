@@ -10,8 +10,8 @@ import torch
 from conv_testing import assert_conv_close, make_inputs, run_with_grads
 from interpreted_kernels import needs_interpreter
 from mamba_lm.kernels import causal_conv1d_fn, causal_conv1d_ref
-from mamba_lm.kernels.causal_conv1d.torch_conv import causal_conv1d_torch
-from mamba_lm.kernels.causal_conv1d.triton_conv import (  # interpreted (tests/conftest.py)
+from mamba_lm.kernels.depthwise_conv.torch_conv import causal_conv1d_torch
+from mamba_lm.kernels.depthwise_conv.triton_conv import (  # interpreted (tests/conftest.py)
     ConvConfig,
     causal_conv1d_triton,
 )
@@ -26,7 +26,7 @@ def triton_conv(config=SMALL):
     def conv(
         x, weight, bias=None, seq_idx=None, activation=None, initial_states=None, return_final_states=False
     ):
-        from mamba_lm.kernels.causal_conv1d.interface import final_conv_states
+        from mamba_lm.kernels.depthwise_conv.interface import final_conv_states
 
         y = causal_conv1d_triton(x, weight, bias, seq_idx, activation is not None, initial_states, config)
         if not return_final_states:
@@ -39,7 +39,7 @@ def triton_conv(config=SMALL):
 def torch_conv(
     x, weight, bias=None, seq_idx=None, activation=None, initial_states=None, return_final_states=False
 ):
-    from mamba_lm.kernels.causal_conv1d.interface import final_conv_states
+    from mamba_lm.kernels.depthwise_conv.interface import final_conv_states
 
     y = causal_conv1d_torch(x, weight, bias, seq_idx, activation is not None, initial_states)
     return (y, final_conv_states(x, weight.shape[-1], initial_states)) if return_final_states else y

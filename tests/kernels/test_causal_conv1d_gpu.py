@@ -4,7 +4,7 @@ import pytest
 import torch
 from conv_testing import assert_conv_close, make_inputs, run_with_grads
 from mamba_lm.kernels import causal_conv1d_fn, causal_conv1d_ref
-from mamba_lm.kernels.causal_conv1d.triton_conv import ConvConfig, causal_conv1d_triton
+from mamba_lm.kernels.depthwise_conv.triton_conv import ConvConfig, causal_conv1d_triton
 
 pytestmark = [
     pytest.mark.gpu,
