@@ -299,8 +299,7 @@ def carried_checkpoints(run_dir: Path, done: bool = False) -> list[Path]:
 
 
 def evaluated_after(run_dir: Path, checkpoint: Path) -> bool:
-    """Whether one of the run's eval/*.json files was written after ``checkpoint`` (its manifest, the last
-    file a checkpoint writes)."""
+    """Whether one of the run's eval/*.json files was written after ``checkpoint`` (after its newest file)."""
     written = max((p.stat().st_mtime for p in checkpoint.iterdir() if p.is_file()), default=None)
     evaluations = [p.stat().st_mtime for p in (run_dir / "eval").glob("*.json")]
     return written is not None and any(t > written for t in evaluations)

@@ -165,33 +165,19 @@ class MambaConfig(DictConfigMixin):
     def mixer_kwargs(self) -> dict[str, Any]:
         """Constructor arguments of the chosen mixer (``ssm_cfg`` extras included)."""
         extras = {k: v for k, v in self.ssm_cfg.items() if k != "layer"}
+        ssm = {"d_state": self.d_state, "dt_min": self.dt_min, "dt_max": self.dt_max}
         if self.layer == "S4D":
-            return {"d_state": self.d_state, "dt_min": self.dt_min, "dt_max": self.dt_max, **extras}
-        if self.layer == "MambaS4D":
-            return {
-                "d_state": self.d_state,
-                "d_conv": self.d_conv,
-                "expand": self.expand,
-                "dt_min": self.dt_min,
-                "dt_max": self.dt_max,
-                "conv_bias": self.conv_bias,
-                "bias": self.bias,
-                **extras,
-            }
-        return {
-            "d_state": self.d_state,
-            "d_conv": self.d_conv,
-            "expand": self.expand,
+            return {**ssm, **extras}
+        block = {"d_conv": self.d_conv, "expand": self.expand, "conv_bias": self.conv_bias, "bias": self.bias}
+        if self.layer == "MambaS4D":  # the Mamba block around S4D's own SSM options
+            return {**ssm, **block, **extras}
+        s6 = {
             "dt_rank": self.dt_rank,
-            "dt_min": self.dt_min,
-            "dt_max": self.dt_max,
             "dt_init": self.dt_init,
             "dt_scale": self.dt_scale,
             "dt_init_floor": self.dt_init_floor,
-            "conv_bias": self.conv_bias,
-            "bias": self.bias,
-            **extras,
         }
+        return {**ssm, **block, **s6, **extras}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> MambaConfig:

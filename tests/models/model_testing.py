@@ -15,16 +15,10 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 def tiny_config(kind: str, **overrides):
     """Small fp32 test models: "mamba", "s4d", "mamba_s4d" (the Mamba block with S4D) or "transformer"."""
-    if kind == "mamba":
-        return MambaConfig(d_model=32, n_layer=2, vocab_size=VOCAB, d_state=8, **overrides)
-    if kind == "s4d":
-        return MambaConfig(
-            d_model=32, n_layer=2, vocab_size=VOCAB, d_state=8, ssm_cfg={"layer": "S4D"}, **overrides
-        )
-    if kind == "mamba_s4d":
-        return MambaConfig(
-            d_model=32, n_layer=2, vocab_size=VOCAB, d_state=8, ssm_cfg={"layer": "MambaS4D"}, **overrides
-        )
+    layers = {"mamba": "Mamba1", "s4d": "S4D", "mamba_s4d": "MambaS4D"}
+    if kind in layers:
+        ssm_cfg = {"layer": layers[kind]}
+        return MambaConfig(d_model=32, n_layer=2, vocab_size=VOCAB, d_state=8, ssm_cfg=ssm_cfg, **overrides)
     if kind == "transformer":
         return TransformerConfig(d_model=32, n_layer=2, n_head=4, vocab_size=VOCAB, **overrides)
     raise ValueError(kind)
