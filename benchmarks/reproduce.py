@@ -113,6 +113,11 @@ SELECTIVE_COPYING_LATER = (27_032, ("optim.lr=1e-4", "optim.replan_schedule=true
 # Pathfinder runs 200 epochs (500,000 steps of 64): 20 epochs here, for S4 and Mamba alike. The Mamba rows
 # train in the recipe of the S4 run beside them at its parameter count (experiment=lra/mamba/<task>_v3).
 PATHFINDER_BUDGET = "trainer.max_steps=50000"
+# The Mamba LRA models take 2.3x S4's step time (ListOps on the H200: 83 ms against 36, launch-bound: 48 ms
+# of it GPU kernels; benchmarks/lra_mamba_probe.py), so they get a quarter of the S4 run's steps, about the
+# same GPU time: ListOps 19,200 (10 epochs), Pathfinder 12,500 (5 epochs of the 20 above).
+MAMBA_LISTOPS_BUDGET = "trainer.max_steps=19200"
+MAMBA_PATHFINDER_BUDGET = "trainer.max_steps=12500"
 
 LANES = (
     _single("induction_heads", "synthetic/induction_heads", SYNTHETIC_EVAL, GRAPHED),
@@ -141,8 +146,8 @@ LANES = (
     ),
     _single("lra_s4_listops", "lra/s4/listops_v3", ("lra",)),
     _single("lra_s4_pathfinder", "lra/s4/pathfinder_v3", ("lra",), PATHFINDER_BUDGET),
-    _single("lra_mamba_listops", "lra/mamba/listops_v3", ("lra",)),
-    _single("lra_mamba_pathfinder", "lra/mamba/pathfinder_v3", ("lra",), PATHFINDER_BUDGET),
+    _single("lra_mamba_listops", "lra/mamba/listops_v3", ("lra",), MAMBA_LISTOPS_BUDGET),
+    _single("lra_mamba_pathfinder", "lra/mamba/pathfinder_v3", ("lra",), MAMBA_PATHFINDER_BUDGET),
     Lane("scaling", _scaling_runs()),
 )
 

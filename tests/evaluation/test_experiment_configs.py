@@ -3,6 +3,8 @@ ones put the SSM parameters (Mamba and S4D alike) at lr 1e-3 without weight deca
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hydra import compose, initialize_config_dir
 from mamba_lm.data import parse_data_config
@@ -101,18 +103,27 @@ def test_lra_step_budgets_are_s4s() -> None:
     assert run.optim.lr == 0.001
 
 
+# What the Mamba rows change from the S4 recipe, by task: ListOps takes Mamba's pre-norm LayerNorm block and
+# lr 0.002 (S4's post-norm BatchNorm at 0.01 left it at the uniform loss on the H200; the config says why).
+MAMBA_LRA_CHANGES = {
+    "listops": ({"lr": 0.002}, {"prenorm": True, "norm": "layer"}),
+    "pathfinder": ({}, {}),
+}
+
+
 @pytest.mark.parametrize("task, vocab, classes", [("listops", 16, 10), ("pathfinder", 0, 2)])
 def test_the_mamba_lra_rows_train_in_the_s4_runs_recipe_at_its_parameter_count(task, vocab, classes) -> None:
     """experiment=lra/mamba/<task>_v3 is lra/s4/<task>_v3 with the Mamba mixer (both directions, added) at a
-    width that gives about the S4 model's parameter count: same optimizer, schedule, budget, batch,
-    validation, data, depth, norm and pooling."""
+    width that gives about the S4 model's parameter count: same schedule, budget, batch, validation, data,
+    depth and pooling, and the same optimizer and norm except the listed changes."""
     mamba_run, mamba = composed(f"lra/mamba/{task}_v3")
     s4_run, s4 = composed(f"lra/s4/{task}_v3")
-    assert mamba_run.optim == s4_run.optim and mamba_run.trainer == s4_run.trainer
-    assert mamba_run.data == s4_run.data
+    optim_changes, model_changes = MAMBA_LRA_CHANGES[task]
+    assert mamba_run.optim == dataclasses.replace(s4_run.optim, **optim_changes)
+    assert mamba_run.trainer == s4_run.trainer and mamba_run.data == s4_run.data
     assert mamba["mixer"] == "mamba" and mamba["mixer_cfg"] == {} and mamba["bidirectional_merge"] == "add"
     for key in ("n_layer", "bidirectional", "pooling", "norm", "prenorm", "dropout", "vocab_size"):
-        assert mamba[key] == s4[key], key
+        assert mamba[key] == model_changes.get(key, s4[key]), key
     counts = [
         sum(
             p.numel()

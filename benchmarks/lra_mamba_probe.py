@@ -1,0 +1,152 @@
+"""Where the Mamba LRA training step spends its time, and which scan segment length suits it (GPU).
+
+    python benchmarks/lra_mamba_probe.py                      # lra/mamba/listops_v3 beside lra/s4/listops_v3
+    python benchmarks/lra_mamba_probe.py --segs 512,256,128,64 --steps 20
+
+The Mamba LRA models are narrow (ListOps: d_inner 128) with batch 50: batch x channel blocks fill a small
+part of the GPU, so the scan's launch plan cuts the sequence into segments (``triton_scan.plan``). This
+probe times the trainer's step (``TrainStep``: forward, loss, backward, AdamW; fp32 with TF32 as the
+experiments) on random ListOps-shaped batches (lengths drawn in [--min-len, --max-len], each batch padded
+to its longest row as the loader does) for:
+
+- ``s4``: the S4 baseline's model (``--s4-experiment``), the yardstick;
+- ``mamba``: the Mamba model (``--experiment``) with the plan as it is;
+- ``mamba-segN``: the same with the plan's segment length capped at N steps.
+
+Every variant starts from the same weights and reads the same batches; the Mamba variants' first losses
+must agree (the segment length changes only the order of additions). Then one profiled step of ``mamba``
+by kernel family (the families of ``profile_step.py``), and a table: ms per step, steps/s, ratio to s4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lra_step import compose  # noqa: E402
+from mamba_lm.kernels.selective_scan import triton_scan  # noqa: E402
+from profile_step import family  # noqa: E402
+
+from mamba_lm.trainer import TrainStep, build_model_from_dict, build_optimizer, make_accelerator  # noqa: E402
+from mamba_lm.trainer.model_factory import fit_model_to_data  # noqa: E402
+from mamba_lm.trainer.runtime import set_fp32_matmul_precision  # noqa: E402
+
+LISTOPS_VOCAB, LISTOPS_CLASSES = 16, 10
+
+
+def random_batches(count: int, batch: int, min_len: int, max_len: int, device: str) -> list[dict]:
+    """ListOps-shaped batches: token ids, labels, lengths; each padded (token 0) to its longest row."""
+    gen = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(count):
+        lengths = torch.randint(min_len, max_len + 1, (batch,), generator=gen)
+        ids = torch.randint(1, LISTOPS_VOCAB, (batch, int(lengths.max())), generator=gen)
+        ids[torch.arange(ids.shape[1])[None, :] >= lengths[:, None]] = 0
+        labels = torch.randint(0, LISTOPS_CLASSES, (batch,), generator=gen)
+        batch_tensors = {"input_ids": ids, "labels": labels, "lengths": lengths}
+        batches.append({key: value.to(device) for key, value in batch_tensors.items()})
+    return batches
+
+
+def build(experiment: str, seed: int = 0):
+    run, _, values = compose(experiment, [])
+    values = fit_model_to_data(values, "classification", LISTOPS_VOCAB, LISTOPS_CLASSES)
+    torch.manual_seed(seed)
+    return run, values, build_model_from_dict(values).state_dict()
+
+
+def capped_plan(cap: int | None):
+    """triton_scan.plan with seg_len capped at ``cap`` (a multiple of the chunk length), or as it is."""
+    original = triton_scan.plan
+
+    def plan(*args, **kwargs):
+        cfg = original(*args, **kwargs)
+        if cap is None:
+            return cfg
+        return dataclasses.replace(cfg, seg_len=max(cfg.chunk_len, min(cfg.seg_len, cap)))
+
+    return original, plan
+
+
+def time_variant(run, values, state, batches, warmup: int, seg_cap: int | None, profile: bool = False):
+    """(first loss, ms per timed step, per-family ms of one profiled step or None)."""
+    set_fp32_matmul_precision(run.trainer.tf32)
+    accelerator = make_accelerator(run.trainer.precision, cpu=False)
+    model = build_model_from_dict(values)
+    model.load_state_dict(state)
+    optimizer = build_optimizer(model, run.optim)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    step = TrainStep(accelerator, model, optimizer, "classification", run.optim.grad_clip)
+    original, patched = capped_plan(seg_cap)
+    triton_scan.plan = patched
+    try:
+        first = step([batches[0]]).loss
+        for batch in batches[1:warmup]:
+            step([batch])
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for batch in batches[warmup:]:
+            step([batch])
+        torch.cuda.synchronize()
+        ms = 1000 * (time.perf_counter() - start) / max(1, len(batches) - warmup)
+        families = None
+        if profile:
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+                step([batches[-1]])
+                torch.cuda.synchronize()
+            families = defaultdict(float)
+            for event in prof.key_averages():
+                families[family(event.key)] += event.self_device_time_total / 1e3
+    finally:
+        triton_scan.plan = original
+    return first, ms, families
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--experiment", default="lra/mamba/listops_v3")
+    parser.add_argument("--s4-experiment", default="lra/s4/listops_v3")
+    parser.add_argument("--segs", default="256,128,64", help="segment-length caps to try")
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--min-len", type=int, default=500)
+    parser.add_argument("--max-len", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("lra_mamba_probe.py needs a CUDA GPU")
+    batches = random_batches(args.warmup + args.steps, args.batch, args.min_len, args.max_len, "cuda")
+    rows = []
+    s4_run, s4_values, s4_state = build(args.s4_experiment)
+    _, s4_ms, _ = time_variant(s4_run, s4_values, s4_state, batches, args.warmup, None)
+    rows.append(("s4", None, s4_ms))
+    run, values, state = build(args.experiment)
+    first, ms, families = time_variant(run, values, state, batches, args.warmup, None, profile=True)
+    rows.append(("mamba", first, ms))
+    for cap in (int(s) for s in args.segs.split(",") if s):
+        loss, seg_ms, _ = time_variant(run, values, state, batches, args.warmup, cap)
+        if abs(loss - first) > 1e-3 * abs(first):
+            raise SystemExit(f"mamba-seg{cap}: first loss {loss} differs from mamba's {first}")
+        rows.append((f"mamba-seg{cap}", loss, seg_ms))
+    total = sum(families.values())
+    print(f"\none profiled mamba step: {total:.1f} ms of kernels")
+    for name, family_ms in sorted(families.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<42} {family_ms:>8.2f} {family_ms / total:>7.1%}")
+    print(f"\n{'variant':<14} {'first loss':>10} {'ms/step':>9} {'steps/s':>8} {'vs s4':>7}")
+    for name, loss, step_ms in rows:
+        loss_text = f"{loss:.4f}" if loss is not None else "-"
+        print(f"{name:<14} {loss_text:>10} {step_ms:>9.2f} {1000 / step_ms:>8.1f} {s4_ms / step_ms:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
