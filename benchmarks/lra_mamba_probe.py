@@ -1,7 +1,7 @@
-"""Where the Mamba LRA training step spends its time, and which scan segment length suits it (GPU).
+"""Where the Mamba LRA training step spends its time, and which scan launch plan suits it (GPU).
 
     python benchmarks/lra_mamba_probe.py                      # lra/mamba/listops_v3 beside lra/s4/listops_v3
-    python benchmarks/lra_mamba_probe.py --segs 512,256,128,64 --steps 20
+    python benchmarks/lra_mamba_probe.py --plans seg_len=256 block_d=32 block_d=32,bwd_block_d=32 --steps 20
 
 The Mamba LRA models are narrow (ListOps: d_inner 128) with batch 50: batch x channel blocks fill a small
 part of the GPU, so the scan's launch plan cuts the sequence into segments (``triton_scan.plan``). This
@@ -11,11 +11,13 @@ to its longest row as the loader does) for:
 
 - ``s4``: the S4 baseline's model (``--s4-experiment``), the yardstick;
 - ``mamba``: the Mamba model (``--experiment``) with the plan as it is;
-- ``mamba-segN``: the same with the plan's segment length capped at N steps.
+- ``mamba[FIELD=VALUE,...]``: the same with those ``ScanConfig`` fields of the plan replaced (``seg_len`` is
+  a cap: the plan's own length where that is shorter).
 
 Every variant starts from the same weights and reads the same batches; the Mamba variants' first losses
-must agree (the segment length changes only the order of additions). Then one profiled step of ``mamba``
-by kernel family (the families of ``profile_step.py``), and a table: ms per step, steps/s, ratio to s4.
+must agree (the plan changes only the order of additions). Then one profiled step of ``mamba``
+by kernel family (the families of ``profile_step.py``), and a table: ms per step, GPU kernel ms of one
+profiled step (what a second run sharing the GPU competes for), steps/s, ratio to s4.
 """
 
 from __future__ import annotations
@@ -63,21 +65,29 @@ def build(experiment: str, seed: int = 0):
     return run, values, build_model_from_dict(values).state_dict()
 
 
-def capped_plan(cap: int | None):
-    """triton_scan.plan with seg_len capped at ``cap`` (a multiple of the chunk length), or as it is."""
+def replaced_plan(changes: dict[str, int]):
+    """(the original triton_scan.plan, a plan with ``changes`` applied): ScanConfig fields by name; seg_len
+    is capped (never longer than the plan's, a multiple of the chunk length)."""
     original = triton_scan.plan
 
     def plan(*args, **kwargs):
         cfg = original(*args, **kwargs)
-        if cap is None:
-            return cfg
-        return dataclasses.replace(cfg, seg_len=max(cfg.chunk_len, min(cfg.seg_len, cap)))
+        fields = dict(changes)
+        if "seg_len" in fields:
+            fields["seg_len"] = max(cfg.chunk_len, min(cfg.seg_len, fields["seg_len"]))
+        return dataclasses.replace(cfg, **fields)
 
     return original, plan
 
 
-def time_variant(run, values, state, batches, warmup: int, seg_cap: int | None, profile: bool = False):
-    """(first loss, ms per timed step, per-family ms of one profiled step or None)."""
+def parse_plan(text: str) -> dict[str, int]:
+    """ "block_d=32,seg_len=256" -> {"block_d": 32, "seg_len": 256}."""
+    pairs = [item.split("=", 1) for item in text.split(",") if item]
+    return {key: int(value) for key, value in pairs}
+
+
+def time_variant(run, values, state, batches, warmup: int, plan_changes: dict):
+    """(first loss, ms per timed step, per-family GPU ms of one profiled step (the last batch))."""
     set_fp32_matmul_precision(run.trainer.tf32)
     accelerator = make_accelerator(run.trainer.precision, cpu=False)
     model = build_model_from_dict(values)
@@ -85,7 +95,7 @@ def time_variant(run, values, state, batches, warmup: int, seg_cap: int | None, 
     optimizer = build_optimizer(model, run.optim)
     model, optimizer = accelerator.prepare(model, optimizer)
     step = TrainStep(accelerator, model, optimizer, "classification", run.optim.grad_clip)
-    original, patched = capped_plan(seg_cap)
+    original, patched = replaced_plan(plan_changes)
     triton_scan.plan = patched
     try:
         first = step([batches[0]]).loss
@@ -97,14 +107,12 @@ def time_variant(run, values, state, batches, warmup: int, seg_cap: int | None, 
             step([batch])
         torch.cuda.synchronize()
         ms = 1000 * (time.perf_counter() - start) / max(1, len(batches) - warmup)
-        families = None
-        if profile:
-            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-                step([batches[-1]])
-                torch.cuda.synchronize()
-            families = defaultdict(float)
-            for event in prof.key_averages():
-                families[family(event.key)] += event.self_device_time_total / 1e3
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            step([batches[-1]])
+            torch.cuda.synchronize()
+        families = defaultdict(float)
+        for event in prof.key_averages():
+            families[family(event.key)] += event.self_device_time_total / 1e3
     finally:
         triton_scan.plan = original
     return first, ms, families
@@ -116,7 +124,12 @@ def main() -> None:
     )
     parser.add_argument("--experiment", default="lra/mamba/listops_v3")
     parser.add_argument("--s4-experiment", default="lra/s4/listops_v3")
-    parser.add_argument("--segs", default="256,128,64", help="segment-length caps to try")
+    parser.add_argument(
+        "--plans",
+        nargs="*",
+        default=["block_d=32", "block_d=32,bwd_block_d=32", "block_d=16,bwd_block_d=16"],
+        help="scan plan variants to try, each FIELD=VALUE[,FIELD=VALUE] of ScanConfig",
+    )
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--min-len", type=int, default=500)
     parser.add_argument("--max-len", type=int, default=2000)
@@ -128,24 +141,30 @@ def main() -> None:
     batches = random_batches(args.warmup + args.steps, args.batch, args.min_len, args.max_len, "cuda")
     rows = []
     s4_run, s4_values, s4_state = build(args.s4_experiment)
-    _, s4_ms, _ = time_variant(s4_run, s4_values, s4_state, batches, args.warmup, None)
-    rows.append(("s4", None, s4_ms))
+    _, s4_ms, s4_families = time_variant(s4_run, s4_values, s4_state, batches, args.warmup, {})
+    rows.append(("s4", None, s4_ms, sum(s4_families.values())))
     run, values, state = build(args.experiment)
-    first, ms, families = time_variant(run, values, state, batches, args.warmup, None, profile=True)
-    rows.append(("mamba", first, ms))
-    for cap in (int(s) for s in args.segs.split(",") if s):
-        loss, seg_ms, _ = time_variant(run, values, state, batches, args.warmup, cap)
+    first, ms, families = time_variant(run, values, state, batches, args.warmup, {})
+    rows.append(("mamba", first, ms, sum(families.values())))
+    for text in args.plans:
+        name = f"mamba[{text}]"
+        changes = parse_plan(text)
+        loss, plan_ms, plan_families = time_variant(run, values, state, batches, args.warmup, changes)
         if abs(loss - first) > 1e-3 * abs(first):
-            raise SystemExit(f"mamba-seg{cap}: first loss {loss} differs from mamba's {first}")
-        rows.append((f"mamba-seg{cap}", loss, seg_ms))
+            raise SystemExit(f"{name}: first loss {loss} differs from mamba's {first}")
+        rows.append((name, loss, plan_ms, sum(plan_families.values())))
     total = sum(families.values())
     print(f"\none profiled mamba step: {total:.1f} ms of kernels")
     for name, family_ms in sorted(families.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<42} {family_ms:>8.2f} {family_ms / total:>7.1%}")
-    print(f"\n{'variant':<14} {'first loss':>10} {'ms/step':>9} {'steps/s':>8} {'vs s4':>7}")
-    for name, loss, step_ms in rows:
+    header = f"{'variant':<34} {'first loss':>10} {'ms/step':>9} {'kernel ms':>9} {'steps/s':>8} {'vs s4':>7}"
+    print("\n" + header)
+    for name, loss, step_ms, kernel_ms in rows:
         loss_text = f"{loss:.4f}" if loss is not None else "-"
-        print(f"{name:<14} {loss_text:>10} {step_ms:>9.2f} {1000 / step_ms:>8.1f} {s4_ms / step_ms:>7.2f}")
+        print(
+            f"{name:<34} {loss_text:>10} {step_ms:>9.2f} {kernel_ms:>9.2f} {1000 / step_ms:>8.1f} "
+            f"{s4_ms / step_ms:>7.2f}"
+        )
 
 
 if __name__ == "__main__":

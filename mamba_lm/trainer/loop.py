@@ -64,6 +64,37 @@ class NonFiniteLossError(RuntimeError):
     """Too many consecutive steps with a NaN/inf loss or gradient norm."""
 
 
+def nonfinite_state(model: nn.Module, limit: int = 8) -> list[str]:
+    """Names of the model's parameters and buffers that hold a NaN or an infinity (at most ``limit``)."""
+    names = []
+    for name, tensor in (*model.named_parameters(), *model.named_buffers()):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            names.append(name)
+            if len(names) == limit:
+                break
+    return names
+
+
+def nonfinite_validation_message(step: int, model: nn.Module) -> str:
+    """The warning for a non-finite validation loss while training goes on: where the model's state broke.
+
+    Training keeps finite losses while a BatchNorm's running statistics overflow: the batch statistics
+    rescale whatever the layer before it outputs, the running ones (used in evaluation) do not."""
+    broken = nonfinite_state(model)
+    where = (
+        f"non-finite values in {', '.join(broken)}"
+        if broken
+        else "every parameter and buffer is finite (the overflow happens in the forward pass)"
+    )
+    hint = (
+        " (BatchNorm running statistics: activations before a BatchNorm grew without bound in training; "
+        "a lower lr or a pre-norm block keeps them in range)"
+        if any(name.endswith(("running_var", "running_mean")) for name in broken)
+        else ""
+    )
+    return f"warning: the validation loss at step {step} is not finite: {where}{hint}"
+
+
 @dataclass
 class FitSummary:
     """What ``Trainer.fit`` did."""
@@ -353,6 +384,9 @@ class Trainer:
             )
         if self.log is not None:
             self.log.log(record)
+            val_loss = record.get("val_loss")
+            if val_loss is not None and not math.isfinite(val_loss):
+                self.log.message(nonfinite_validation_message(self.progress.step, self.unwrapped_model))
         return record
 
     def _is_new_best(self, record: dict[str, Any]) -> bool:

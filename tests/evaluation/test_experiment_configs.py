@@ -103,11 +103,11 @@ def test_lra_step_budgets_are_s4s() -> None:
     assert run.optim.lr == 0.001
 
 
-# What the Mamba rows change from the S4 recipe, by task: ListOps takes Mamba's pre-norm LayerNorm block and
-# lr 0.002 (S4's post-norm BatchNorm at 0.01 left it at the uniform loss on the H200; the config says why).
+# What the Mamba rows change from the S4 recipe, by task: both take Mamba's pre-norm LayerNorm block, ListOps
+# also lr 0.002 (S4's post-norm BatchNorm at 0.01 left it at the uniform loss on the H200: the config says).
 MAMBA_LRA_CHANGES = {
     "listops": ({"lr": 0.002}, {"prenorm": True, "norm": "layer"}),
-    "pathfinder": ({}, {}),
+    "pathfinder": ({}, {"norm": "layer"}),
 }
 
 

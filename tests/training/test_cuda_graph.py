@@ -104,17 +104,26 @@ def classification_batches(widths: list[int], batch: int = 6, seed: int = 0) -> 
     return batches
 
 
-def graphed_and_eager_classifier_steps(accelerator, batches, max_graphs=8):
-    """Losses and final weights of S4's bidirectional S4D classifier (BatchNorm, no prenorm) trained over
+# The LRA classifiers the reproduction trains: S4's bidirectional S4D (post-norm BatchNorm), and the Mamba
+# row's block (both directions added, Triton scan inside, pre-norm LayerNorm), both at toy widths.
+CLASSIFIER_KINDS = {
+    "s4d": dict(
+        mixer="s4d", bidirectional_merge="kernel", norm="batch", prenorm=False, mixer_cfg={"d_state": 8}
+    ),
+    "mamba": dict(mixer="mamba", bidirectional_merge="add", norm="layer", prenorm=True, mixer_cfg={}),
+}
+
+
+def graphed_and_eager_classifier_steps(accelerator, batches, max_graphs=8, kind="s4d"):
+    """Losses and final weights of a bidirectional LRA classifier (``CLASSIFIER_KINDS[kind]``) trained over
     ``batches`` by ``TrainStep`` and by ``GraphedTrainStep``, from the same weights."""
     from mamba_lm.config import ClassifierConfig
     from mamba_lm.models.classifier import SequenceClassifier
     from mamba_lm.trainer.step import TrainStep, to_device
 
     config = ClassifierConfig(
-        num_classes=3, d_model=16, n_layer=2, vocab_size=12, mixer="s4d", bidirectional=True,
-        bidirectional_merge="kernel", norm="batch", prenorm=False, mixer_cfg={"d_state": 8},
-    )  # fmt: skip
+        num_classes=3, d_model=16, n_layer=2, vocab_size=12, bidirectional=True, **CLASSIFIER_KINDS[kind]
+    )
     results = []
     for graphed in (False, True):
         torch.manual_seed(0)
@@ -131,12 +140,13 @@ def graphed_and_eager_classifier_steps(accelerator, batches, max_graphs=8):
 
 
 @pytest.mark.gpu
-def test_a_classifier_with_recurring_batch_shapes_trains_from_graphs_as_eagerly(cuda_accelerator):
+@pytest.mark.parametrize("kind", sorted(CLASSIFIER_KINDS))
+def test_a_classifier_with_recurring_batch_shapes_trains_from_graphs_as_eagerly(cuda_accelerator, kind):
     """Three widths recur (as LRA batches padded to a multiple do): each is captured after it has run once,
     every graph fills the same gradient buffers, and the losses and weights follow the eager steps."""
     widths = [32, 48, 32, 64, 48, 32, 48, 64, 64, 32, 48, 32, 64, 48]
     (eager, eager_weights, _), (graphed, graphed_weights, step) = graphed_and_eager_classifier_steps(
-        cuda_accelerator, classification_batches(widths)
+        cuda_accelerator, classification_batches(widths), kind=kind
     )
     assert sorted(shape[0][1][1] for shape in step.graphs) == [32, 48, 64]  # input_ids widths captured
     assert graphed == pytest.approx(eager, rel=1e-4, abs=1e-5)

@@ -46,3 +46,38 @@ def test_k_nonfinite_steps_in_a_row_stop_the_run_and_keep_the_last_checkpoint(ac
     assert find_latest_checkpoint(tmp_path).name == "step_00000004"
     weights = load_tensors(find_latest_checkpoint(tmp_path) / "model.safetensors")
     assert weights and all(torch.isfinite(t).all() for t in weights.values())
+
+
+class EvalOverflowModel(nn.Module):
+    """Wraps an LM and a BatchNorm-like buffer: in evaluation mode the loss is NaN, as a model whose
+    BatchNorm running variance overflowed while training (batch statistics) stayed finite."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.register_buffer("running_var", torch.ones(3))
+
+    def forward(self, input_ids, **kwargs):
+        sums = self.model(input_ids, **kwargs)
+        if self.training:
+            return sums
+        self.running_var.fill_(float("inf"))
+        return sums._replace(loss_sum=sums.loss_sum * float("nan"))
+
+
+def test_a_nonfinite_validation_loss_names_the_broken_state_and_training_goes_on(
+    accelerator, tmp_path, capsys
+):
+    model = EvalOverflowModel(tiny_mamba())
+    summary = tiny_trainer(accelerator, tmp_path, model=model, max_steps=4, eval_every=2).fit()
+    assert summary.step == 4 and summary.skipped_steps == 0
+    out = capsys.readouterr().out
+    assert "the validation loss at step 2 is not finite: non-finite values in running_var" in out
+    assert "BatchNorm running statistics" in out and "step 4 is not finite" in out
+
+
+def test_the_nonfinite_validation_message_without_broken_state():
+    from mamba_lm.trainer.loop import nonfinite_validation_message
+
+    text = nonfinite_validation_message(7, tiny_mamba())
+    assert "step 7" in text and "every parameter and buffer is finite" in text and "BatchNorm" not in text
