@@ -110,12 +110,12 @@ SELECTIVE_COPYING_LR = "optim.lr=1e-3"
 SELECTIVE_COPYING_LATER = (27_032, ("optim.lr=1e-4", "optim.replan_schedule=true"))
 
 # LRA step budgets (GPU time), the cosine laid over them; the report lists each as a deviation. S4's
-# Pathfinder runs 200 epochs (500,000 steps of 64): 20 epochs here, for S4 and Mamba alike. The Mamba rows
-# train in the recipe of the S4 run beside them at its parameter count (experiment=lra/mamba/<task>_v3).
+# Pathfinder runs 200 epochs (500,000 steps of 64): 20 epochs here for S4. The Mamba rows train in the recipe
+# of the S4 run beside them with Mamba's own block, at its parameter count (experiment=lra/mamba/<task>_v3).
 PATHFINDER_BUDGET = "trainer.max_steps=50000"
-# The Mamba LRA models take 2.3x S4's step time (ListOps on the H200: 83 ms against 36, launch-bound: 48 ms
-# of it GPU kernels; benchmarks/lra_mamba_probe.py), so they get a quarter of the S4 run's steps, about the
-# same GPU time: ListOps 19,200 (10 epochs), Pathfinder 12,500 (5 epochs of the 20 above).
+# The Mamba LRA models take 2.3x S4's step time (measured on ListOps on the H200: 83 ms against 36,
+# launch-bound: 48 ms of it GPU kernels; benchmarks/lra_mamba_probe.py), so they get a quarter of the S4 run's
+# steps, about the same GPU time: ListOps 19,200 (10 epochs), Pathfinder 12,500 (5 epochs of the 20 above).
 MAMBA_LISTOPS_BUDGET = "trainer.max_steps=19200"
 MAMBA_PATHFINDER_BUDGET = "trainer.max_steps=12500"
 
