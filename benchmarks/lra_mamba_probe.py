@@ -25,21 +25,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
-from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lra_step import compose  # noqa: E402
+from lra_step import build_train_step, compose, time_steps  # noqa: E402
 from mamba_lm.kernels.selective_scan import triton_scan  # noqa: E402
-from profile_step import family  # noqa: E402
+from profile_step import kernel_families  # noqa: E402
 
-from mamba_lm.trainer import TrainStep, build_model_from_dict, build_optimizer, make_accelerator  # noqa: E402
+from mamba_lm.trainer import build_model_from_dict  # noqa: E402
 from mamba_lm.trainer.model_factory import fit_model_to_data  # noqa: E402
-from mamba_lm.trainer.runtime import set_fp32_matmul_precision  # noqa: E402
 
 LISTOPS_VOCAB, LISTOPS_CLASSES = 16, 10
 
@@ -65,9 +63,10 @@ def build(experiment: str, seed: int = 0):
     return run, values, build_model_from_dict(values).state_dict()
 
 
-def replaced_plan(changes: dict[str, int]):
-    """(the original triton_scan.plan, a plan with ``changes`` applied): ScanConfig fields by name; seg_len
-    is capped (never longer than the plan's, a multiple of the chunk length)."""
+@contextmanager
+def scan_plan(changes: dict[str, int]):
+    """Within the block, triton_scan.plan returns its plan with ``changes`` applied (ScanConfig fields by
+    name; seg_len is a cap: never longer than the plan's, a multiple of the chunk length)."""
     original = triton_scan.plan
 
     def plan(*args, **kwargs):
@@ -77,7 +76,11 @@ def replaced_plan(changes: dict[str, int]):
             fields["seg_len"] = max(cfg.chunk_len, min(cfg.seg_len, fields["seg_len"]))
         return dataclasses.replace(cfg, **fields)
 
-    return original, plan
+    triton_scan.plan = plan
+    try:
+        yield
+    finally:
+        triton_scan.plan = original
 
 
 def parse_plan(text: str) -> dict[str, int]:
@@ -88,34 +91,13 @@ def parse_plan(text: str) -> dict[str, int]:
 
 def time_variant(run, values, state, batches, warmup: int, plan_changes: dict):
     """(first loss, ms per timed step, per-family GPU ms of one profiled step (the last batch))."""
-    set_fp32_matmul_precision(run.trainer.tf32)
-    accelerator = make_accelerator(run.trainer.precision, cpu=False)
-    model = build_model_from_dict(values)
-    model.load_state_dict(state)
-    optimizer = build_optimizer(model, run.optim)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    step = TrainStep(accelerator, model, optimizer, "classification", run.optim.grad_clip)
-    original, patched = replaced_plan(plan_changes)
-    triton_scan.plan = patched
-    try:
-        first = step([batches[0]]).loss
-        for batch in batches[1:warmup]:
-            step([batch])
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for batch in batches[warmup:]:
-            step([batch])
-        torch.cuda.synchronize()
-        ms = 1000 * (time.perf_counter() - start) / max(1, len(batches) - warmup)
+    step = build_train_step(run, values, state, "cuda", run.trainer.tf32)
+    with scan_plan(plan_changes):
+        first, ms = time_steps(step, batches, warmup, "cuda")
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
             step([batches[-1]])
             torch.cuda.synchronize()
-        families = defaultdict(float)
-        for event in prof.key_averages():
-            families[family(event.key)] += event.self_device_time_total / 1e3
-    finally:
-        triton_scan.plan = original
-    return first, ms, families
+    return first, ms, kernel_families(prof)
 
 
 def main() -> None:

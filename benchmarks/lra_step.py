@@ -77,29 +77,40 @@ def environment(**values: str):
                 os.environ[key] = value
 
 
-def run_variant(variant, run, model_values, initial_state, batches, warmup, device) -> tuple[float, float]:
-    """(the first step's loss, the mean ms per timed step) of one variant."""
-    tf32 = run.trainer.tf32 and variant != "fp32"
+def build_train_step(run, model_values, initial_state, device: str, tf32: bool, compile_model: bool = False):
+    """The trainer's step (``TrainStep``) over a fresh model loaded with ``initial_state``, as train.py builds
+    it for the run's precision and optimizer."""
     set_fp32_matmul_precision(tf32)
     accelerator = make_accelerator(run.trainer.precision, cpu=device == "cpu")
     model = build_model_from_dict(model_values)
     model.load_state_dict(initial_state)
     optimizer = build_optimizer(model, run.optim)
     model, optimizer = accelerator.prepare(model, optimizer)
-    forward_model = torch.compile(model) if variant == "compile" else model
-    step = TrainStep(accelerator, forward_model, optimizer, "classification", run.optim.grad_clip)
-    triton = "0" if variant == "torch-kernels" else os.environ.get("MAMBA_LM_TRITON", "1")
-    with environment(MAMBA_LM_TRITON=triton):
-        first_loss = step([batches[0]]).loss
-        for batch in batches[1:warmup]:
-            step([batch])
-        synchronize(device)
-        start = time.perf_counter()
-        for batch in batches[warmup:]:
-            step([batch])
-        synchronize(device)
+    forward_model = torch.compile(model) if compile_model else model
+    return TrainStep(accelerator, forward_model, optimizer, "classification", run.optim.grad_clip)
+
+
+def time_steps(step, batches, warmup: int, device: str) -> tuple[float, float]:
+    """(the first step's loss, the mean ms per step after ``warmup`` untimed steps) over ``batches``."""
+    first_loss = step([batches[0]]).loss
+    for batch in batches[1:warmup]:
+        step([batch])
+    synchronize(device)
+    start = time.perf_counter()
+    for batch in batches[warmup:]:
+        step([batch])
+    synchronize(device)
     elapsed = time.perf_counter() - start
     return first_loss, 1000 * elapsed / max(1, len(batches) - warmup)
+
+
+def run_variant(variant, run, model_values, initial_state, batches, warmup, device) -> tuple[float, float]:
+    """(the first step's loss, the mean ms per timed step) of one variant."""
+    tf32 = run.trainer.tf32 and variant != "fp32"
+    step = build_train_step(run, model_values, initial_state, device, tf32, variant == "compile")
+    triton = "0" if variant == "torch-kernels" else os.environ.get("MAMBA_LM_TRITON", "1")
+    with environment(MAMBA_LM_TRITON=triton):
+        return time_steps(step, batches, warmup, device)
 
 
 def synchronize(device: str) -> None:

@@ -43,6 +43,14 @@ def family(kernel_name: str) -> str:
     return "other (elementwise, copies, reductions)"
 
 
+def kernel_families(prof) -> dict[str, float]:
+    """GPU ms per kernel family of a profile that recorded only CUDA activity."""
+    per_family: dict[str, float] = defaultdict(float)
+    for event in prof.key_averages():
+        per_family[family(event.key)] += event.self_device_time_total / 1e3
+    return per_family
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="mamba_130m")
@@ -81,9 +89,7 @@ def main():
         step()
         torch.cuda.synchronize()
 
-    per_family: dict[str, float] = defaultdict(float)
-    for e in prof.key_averages():  # the CUDA kernels (only CUDA activity is recorded)
-        per_family[family(e.key)] += e.self_device_time_total / 1e3  # ms
+    per_family = kernel_families(prof)
     total = sum(per_family.values())
     path = "unfused" if args.unfused else "fused"
     tokens_per_s = args.batch * args.seqlen / step_ms * 1e3

@@ -723,10 +723,10 @@ def _lra_deviations(found: list[tuple[RunRecord, str]]) -> list[str]:
             "in the recipe of our S4 run of the task (data, batch, optimizer, schedule, depth, pooling) with "
             "the Mamba mixer read in both directions, at a width that gives about the S4 model's parameter "
             "count (ListOps 525K against 534K, Pathfinder 1.24M against 1.19M), for a quarter of the S4 "
-            "run's steps (about its GPU time: the Mamba step takes 2.3x S4's), and are set beside S4's "
-            "published row. The Mamba rows use Mamba's own pre-norm LayerNorm block, and lr 0.002 on "
-            "ListOps: in S4's ListOps recipe (post-norm BatchNorm, lr 0.01) the Mamba model stayed at the "
-            "uniform loss for 5,444 steps."
+            "run's steps (about its GPU time: the Mamba step measured 2.3x S4's on ListOps), and are set "
+            "beside S4's published row. The Mamba rows use Mamba's own pre-norm LayerNorm block, and lr "
+            "0.002 on ListOps: in S4's ListOps recipe (post-norm BatchNorm, lr 0.01) the Mamba model stayed "
+            "at the uniform loss for 5,444 steps."
         )
     return lines
 
