@@ -9,7 +9,8 @@ A run is ``python train.py <its overrides> hydra.run.dir=ROOT/NAME resume=auto``
 (small models are launch-bound, so several share one GPU well); the runs of one lane run one after another.
 At the deadline every running training gets SIGTERM, saves a checkpoint and exits with 143; the next piece
 continues it from ROOT/NAME. A training that exits with 0 has reached its max_steps and is recorded as done
-in ROOT/status.json (this driver's own file); the next pieces skip it. ``--evaluate NAME,...`` runs the
+in ROOT/status.json; the next pieces skip it. Drivers of different lanes may share ROOT (each records only
+its own runs there). ``--evaluate NAME,...`` runs the
 evaluation command of those runs on their latest checkpoint (synthetic length generalisation, LRA test
 accuracy, there of the best-validation checkpoint too), writing ROOT/NAME/eval/*.json. The last lines
 printed are a table: run, step, last losses, state.
@@ -29,6 +30,7 @@ fixed budget and are reported only when done.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import signal
 import subprocess
@@ -161,8 +163,14 @@ def read_status(root: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def write_status(root: Path, status: dict) -> None:
-    atomic_write_json(root / "status.json", status, sort_keys=True)
+def write_status(root: Path, entries: dict) -> None:
+    """Merge ``entries`` (run name -> state) into ROOT/status.json. Drivers of other lanes may be writing
+    theirs at the same time: the read-merge-write holds a lock, and the other runs' states are kept."""
+    with open(root / ".status.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        status = read_status(root)
+        status.update(entries)
+        atomic_write_json(root / "status.json", status, sort_keys=True)
 
 
 EXTRA_OVERRIDES: list[str] = []  # --override: appended to every run (e.g. a CPU smoke test)
@@ -230,17 +238,22 @@ class LaneWorker:
 def train_pieces(lanes: list[Lane], root: Path, minutes: float, grace_s: float = 90.0) -> None:
     status = read_status(root)
     workers = [LaneWorker(lane, root, status) for lane in lanes]
+    own = {run.name for lane in lanes for run in lane.runs}
+
+    def record() -> None:
+        write_status(root, {name: state for name, state in status.items() if name in own})
+
     deadline = time.monotonic() + 60 * minutes
     while time.monotonic() < deadline:
         for worker in workers:
             worker.poll()
-        write_status(root, status)
+        record()
         if all(worker.process is None and not worker.pending for worker in workers):
             break
         time.sleep(2)
     for worker in workers:
         worker.stop(grace_s)
-    write_status(root, status)
+    record()
 
 
 def evaluate(names: list[str], root: Path, timeout_s: float) -> None:
@@ -316,6 +329,8 @@ def pack(root: Path, out: Path, max_checkpoint_mb: float) -> list[str]:
     status = read_status(root)
     with tarfile.open(out, "w:gz") as archive:
         for path in sorted(root.iterdir()):
+            if path.name.startswith("."):  # the status lock
+                continue
             if not path.is_dir():
                 archive.add(path, arcname=path.name)
                 continue

@@ -152,3 +152,27 @@ def test_the_driver_runs_as_a_script_from_a_checkout_where_the_package_is_not_in
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "--minutes" in done.stdout
+
+
+def test_drivers_of_different_lanes_can_share_a_root(tmp_path, monkeypatch):
+    """A driver records only its own runs: another driver's state written meanwhile survives, and the
+    pack leaves the lock file out."""
+    root = tmp_path / "repro"
+    root.mkdir()
+    reproduce.write_status(root, {"lra_s4_pathfinder": "stopped"})
+
+    class Finished:  # a training that reached its max_steps at once
+        def poll(self):
+            return 0
+
+    def launch(command, **kwargs):
+        reproduce.write_status(root, {"lra_s4_pathfinder": "done"})  # the other driver, meanwhile
+        return Finished()
+
+    monkeypatch.setattr(reproduce.subprocess, "Popen", launch)
+    lane = next(lane for lane in reproduce.LANES if lane.name == "lra_mamba_listops")
+    reproduce.train_pieces([lane], root, minutes=1)
+    assert reproduce.read_status(root) == {"lra_mamba_listops": "done", "lra_s4_pathfinder": "done"}
+    reproduce.pack(root, tmp_path / "pack.tgz", max_checkpoint_mb=16)
+    with tarfile.open(tmp_path / "pack.tgz") as archive:
+        assert ".status.lock" not in archive.getnames()
