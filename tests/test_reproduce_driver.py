@@ -176,3 +176,13 @@ def test_drivers_of_different_lanes_can_share_a_root(tmp_path, monkeypatch):
     reproduce.pack(root, tmp_path / "pack.tgz", max_checkpoint_mb=16)
     with tarfile.open(tmp_path / "pack.tgz") as archive:
         assert ".status.lock" not in archive.getnames()
+
+
+def test_the_lr_sweep_runs_differ_from_their_base_run_only_in_the_peak_lr(tmp_path):
+    runs = reproduce.all_runs()
+    for name, run in runs.items():
+        if "_lr" not in name or not name.startswith("scaling_"):
+            continue
+        base, lr = name.split("_lr")
+        command = reproduce.train_command(run, tmp_path)
+        assert command[2:4] == [runs[base].overrides[0], f"optim.lr={lr}"], name

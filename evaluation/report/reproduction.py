@@ -49,6 +49,7 @@ PAPER_STEPS = {
     "lra_mamba_pathfinder": 500_000,
 }
 SCALING_FAMILIES = ("mamba", "transformer")
+SCALING_LABELS = {"mamba": "Mamba", "transformer": "Transformer++"}
 LISTOPS_BAR = 56.6  # the issue's requirement: within 3 points of S4's published 59.60
 PAPER_SELECTIVE_COPYING_LR = 1e-4  # "a constant learning rate of 0.0001" (App. E.1)
 
@@ -86,9 +87,11 @@ DEVIATIONS = {
     "scaling": [
         "Not the Pile: Python source of pinned PyPI packages (configs/data/code_corpus.yaml), a BPE "
         "tokenizer trained on it. These losses are not comparable with the paper's Pile perplexities.",
-        "62.9M tokens per run (one pass over the corpus), 65,536-token batches and a peak lr of 2e-3 for "
-        "every run (the paper: Chinchilla-style token counts from 125M up, 0.5M-token batches, 5x GPT-3's "
-        "per-size lr).",
+        "62.9M tokens per run (one pass over the corpus), 65,536-token batches and a peak lr of 2e-3; "
+        "where a family and size were also trained at other peak lrs (the lr sweep table), the table "
+        "shows the finished run with the lowest final validation loss, chosen on the same held-out blocks "
+        "it reports (the paper: Chinchilla-style token counts from 125M up, 0.5M-token batches, 5x "
+        "GPT-3's per-size lr).",
         "Widths 256 / 512 / 768; Mamba has twice the layers of Transformer++ at each width, as in the "
         "paper, so each pair has about the same parameter count.",
     ],
@@ -745,9 +748,11 @@ def _equal_step_comparison(runs: dict[tuple[str, str], RunRecord]) -> str:
             continue
         step = common[-1]
         better = "Mamba" if m[step] <= t[step] else "Transformer++"
+        lrs = (_peak_lr(mamba), _peak_lr(transformer))
+        at = [f" (peak lr {lr:g})" if lrs[0] != lrs[1] and lr is not None else "" for lr in lrs]
         sentences.append(
-            f"Size {size} at step {int(step)} (same tokens, same batches): Mamba {m[step]:.4f}, "
-            f"Transformer++ {t[step]:.4f}; {better} is lower by {abs(m[step] - t[step]):.4f} nats."
+            f"Size {size} at step {int(step)} (same tokens, same batches): Mamba {m[step]:.4f}{at[0]}, "
+            f"Transformer++ {t[step]:.4f}{at[1]}; {better} is lower by {abs(m[step] - t[step]):.4f} nats."
         )
     return " ".join(sentences) or "No size has both families evaluated at a common step yet."
 
@@ -764,37 +769,91 @@ def _model_numbers(run: RunRecord) -> tuple[int, float]:
     return sum(p.numel() for p in model.parameters()), model_flops_per_token(model, seqlen)
 
 
+def _scaling_candidates(root: Path, family: str, size: str) -> list[RunRecord]:
+    """The evaluated runs of one family and size: scaling_F_S (peak lr 2e-3) first, then its lr-sweep runs
+    scaling_F_S_lr<LR> (benchmarks/reproduce.py's scaling_lr lane)."""
+    sweep = sorted(path.name for path in root.glob(f"scaling_{family}_{size}_lr*") if path.is_dir())
+    runs = [_run(root, name) for name in [f"scaling_{family}_{size}", *sweep]]
+    return [run for run in runs if run is not None and run.series("val_loss")[0]]
+
+
+def _final_loss_text(run: RunRecord) -> str:
+    """The last validation loss, with '(step N of M)' while the run is unfinished."""
+    done, planned = _steps(run)
+    return fmt(run.series("val_loss")[1][-1], 4) + ("" if done == planned else f" (step {done} of {planned})")
+
+
+def _peak_lr(run: RunRecord) -> float | None:
+    lr = (run.config.get("optim") or {}).get("lr")
+    return float(lr) if isinstance(lr, (int, float)) else None
+
+
+def _chosen_run(candidates: list[RunRecord]) -> RunRecord:
+    """The run a size's row shows: the finished candidate with the lowest final validation loss; while none
+    has finished, the first (the base run when it exists)."""
+    finished = [run for run in candidates if _steps(run)[0] == _steps(run)[1]]
+    return min(finished, key=lambda run: run.series("val_loss")[1][-1]) if finished else candidates[0]
+
+
+def _lr_sweep_table(candidates: dict, chosen: dict) -> Table | None:
+    """Final validation loss of every peak lr tried, for each family and size trained at more than one."""
+    swept = {key: runs for key, runs in candidates.items() if len(runs) > 1}
+    if not swept:
+        return None
+    lrs = sorted({_peak_lr(run) for runs in swept.values() for run in runs} - {None})
+    rows = []
+    for (family, size), runs in swept.items():
+        by_lr = {_peak_lr(run): run for run in runs}
+        row = [size, SCALING_LABELS[family]]
+        for lr in lrs:
+            run = by_lr.get(lr)
+            mark = " (shown)" if run is chosen[(family, size)] else ""
+            row.append("-" if run is None else _final_loss_text(run) + mark)
+        rows.append(row)
+    return Table(["size", "family", *(f"lr {lr:g}" for lr in lrs)], rows)
+
+
 def _scaling(root: Path, out_dir: Path) -> list:
     title = SCALING_TITLE
-    runs = {(f, s): _run(root, f"scaling_{f}_{s}") for f in SCALING_FAMILIES for s in SCALING_SIZES}
-    runs = {key: run for key, run in runs.items() if run and run.series("val_loss")[0]}
-    if not runs:
+    candidates = {(f, s): _scaling_candidates(root, f, s) for s in SCALING_SIZES for f in SCALING_FAMILIES}
+    candidates = {key: runs for key, runs in candidates.items() if runs}
+    if not candidates:
         return _not_run(title, SCALING_RUNS)
+    runs = {key: _chosen_run(found) for key, found in candidates.items()}
     rows, curves = [], {}
     for size in SCALING_SIZES:
         row = [size]
         for family in SCALING_FAMILIES:
             run = runs.get((family, size))
             if run is None:
-                row += ["-", "-", "-", "not run"]
+                row += ["-", "-", "-", "-", "not run"]
                 continue
             params, flops_per_token = _model_numbers(run)
             tokens, losses = run.series("val_loss", "tokens")
             curves[(family, size)] = ([t * flops_per_token for t in tokens], losses)
-            done, planned = _steps(run)
-            finished = "" if done == planned else f" (step {done} of {planned})"
+            lr = _peak_lr(run)
             row += [
                 f"{params / 1e6:.1f}M",
+                "-" if lr is None else f"{lr:g}",
                 f"{tokens[-1] / 1e6:.1f}M",
                 f"{tokens[-1] * flops_per_token:.2e}",
-                fmt(losses[-1], 4) + finished,
+                _final_loss_text(run),
             ]
         rows.append(row)
     header = ["size"] + [
-        f"{f}: {c}" for f in ("Mamba", "Transformer++") for c in ("params", "tokens", "FLOPs", "val loss")
+        f"{SCALING_LABELS[f]}: {c}"
+        for f in SCALING_FAMILIES
+        for c in ("params", "peak lr", "tokens", "FLOPs", "val loss")
     ]
     blocks = [Heading(title), Table(header, rows), Paragraph(_equal_step_comparison(runs))]
+    sweep = _lr_sweep_table(candidates, runs)
+    if sweep is not None:
+        blocks += [
+            Paragraph("Final validation loss at each peak lr tried (the table above shows the lowest):"),
+            sweep,
+        ]
     if plot_loss_against_flops(curves, out_dir / "scaling.png"):
         blocks.append(Image("scaling.png", "validation loss against training FLOPs"))
     evaluation = ["python -m evaluation report mode=reproduction root=outputs/repro out=docs"]
-    return blocks + [_commands(list(runs.values()), evaluation), _deviations("scaling")]
+    every_run = [run for found in candidates.values() for run in found]
+    return blocks + [_commands(every_run, evaluation), _deviations("scaling")]

@@ -284,3 +284,40 @@ def test_a_rebuilt_section_keeps_the_rows_commands_and_deviations_of_its_absent_
     assert "carried over from the previous version, their folders absent" in text
     assert "selective_copying, selective_copying_s4d." in text
     assert build_reproduction(later, docs).read_text() == text  # carrying again changes nothing
+
+
+def test_an_lr_sweep_shows_each_familys_lowest_finished_loss_and_every_lr_tried(tmp_path):
+    root = tmp_path / "repro"
+    losses = {
+        ("mamba", ""): 3.0,
+        ("mamba", "_lr4e-3"): 2.5,  # the lowest: shown
+        ("mamba", "_lr8e-3"): 1.0,  # 2.0 at its last step, lower still, but unfinished: not chosen
+        ("transformer", ""): 2.4,
+        ("transformer", "_lr4e-3"): 2.6,
+    }
+    for (family, suffix), loss in losses.items():
+        model = MAMBA_TINY if family == "mamba" else TRANSFORMER_TINY
+        last = 100 if suffix == "_lr8e-3" else 200
+        evals = [{"step": s, "tokens": s * 64, "val_loss": loss + (200 - s) / 100} for s in (100, last)]
+        run = make_run(root, f"scaling_{family}_s{suffix}", model, evals, max_steps=200)
+        lr = float(suffix.removeprefix("_lr")) if suffix else 2e-3
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        (run / "config.yaml").write_text(yaml.safe_dump({**config, "optim": {"lr": lr}}))
+
+    text = build_reproduction(root, tmp_path / "docs").read_text()
+
+    scaling = text[text.index("Mamba vs Transformer++") :]
+    row = next(line for line in scaling.splitlines() if line.startswith("| s |"))
+    assert "| 0.004 |" in row and "2.5000" in row  # Mamba at its best finished lr
+    assert "| 0.002 |" in row and "2.4000" in row  # Transformer++ at the base lr
+    assert "Mamba 2.5000 (peak lr 0.004), Transformer++ 2.4000 (peak lr 0.002)" in scaling
+    assert "| size | family | lr 0.002 | lr 0.004 | lr 0.008 |" in scaling
+    assert "| s | Mamba | 3.0000 | 2.5000 (shown) | 2.0000 (step 100 of 200) |" in scaling
+    assert "| s | Transformer++ | 2.4000 (shown) | 2.6000 | - |" in scaling
+    for name in (
+        "scaling_mamba_s",
+        "scaling_mamba_s_lr4e-3",
+        "scaling_mamba_s_lr8e-3",
+        "scaling_transformer_s_lr4e-3",
+    ):
+        assert f"hydra.run.dir=outputs/repro/{name} " in scaling  # every run's command is listed
