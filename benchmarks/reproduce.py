@@ -10,10 +10,9 @@ A run is ``python train.py <its overrides> hydra.run.dir=ROOT/NAME resume=auto``
 At the deadline every running training gets SIGTERM, saves a checkpoint and exits with 143; the next piece
 continues it from ROOT/NAME. A training that exits with 0 has reached its max_steps and is recorded as done
 in ROOT/status.json; the next pieces skip it. Drivers of different lanes may share ROOT (each records only
-its own runs there). ``--evaluate NAME,...`` runs the
-evaluation command of those runs on their latest checkpoint (synthetic length generalisation, LRA test
-accuracy, there of the best-validation checkpoint too), writing ROOT/NAME/eval/*.json. The last lines
-printed are a table: run, step, last losses, state.
+its own runs there). ``--evaluate NAME,...`` runs the evaluation command of those runs on their latest
+checkpoint (synthetic length generalisation, LRA test accuracy, there of the best-validation checkpoint
+too), writing ROOT/NAME/eval/*.json. The last lines printed are a table: run, step, last losses, state.
 
 ``--pack FILE.tgz`` writes ROOT as one archive to carry to the next machine: every run's config, metrics,
 logs and evaluations, and the latest checkpoint (and the best validation's, trainer.keep_best) of each run
