@@ -32,12 +32,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lra_step import build_train_step, compose, time_steps  # noqa: E402
+from lra_step import build_train_step, compose, initial_weights, time_steps  # noqa: E402
 from mamba_lm.kernels.selective_scan import triton_scan  # noqa: E402
 from profile_step import kernel_families  # noqa: E402
-
-from mamba_lm.trainer import build_model_from_dict  # noqa: E402
-from mamba_lm.trainer.model_factory import fit_model_to_data  # noqa: E402
 
 LISTOPS_VOCAB, LISTOPS_CLASSES = 16, 10
 
@@ -56,11 +53,10 @@ def random_batches(count: int, batch: int, min_len: int, max_len: int, device: s
     return batches
 
 
-def build(experiment: str, seed: int = 0):
+def build(experiment: str):
+    """(run config, model values, initial weights) of an experiment's model for ListOps-shaped data."""
     run, _, values = compose(experiment, [])
-    values = fit_model_to_data(values, "classification", LISTOPS_VOCAB, LISTOPS_CLASSES)
-    torch.manual_seed(seed)
-    return run, values, build_model_from_dict(values).state_dict()
+    return run, *initial_weights(run, values, "classification", LISTOPS_VOCAB, LISTOPS_CLASSES)
 
 
 @contextmanager

@@ -21,7 +21,6 @@ compute the same function up to rounding), then a table: ms per step, steps/s, r
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import sys
 import time
@@ -75,6 +74,13 @@ def environment(**values: str):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def initial_weights(run, values: dict, task: str, vocab_size: int, num_classes: int) -> tuple[dict, dict]:
+    """(the model's values fitted to the data, the weights every variant starts from: seeded as train.py)."""
+    model_values = fit_model_to_data(values, task, vocab_size, num_classes)
+    torch.manual_seed(run.seed)
+    return model_values, build_model_from_dict(model_values).state_dict()
 
 
 def build_train_step(run, model_values, initial_state, device: str, tf32: bool, compile_model: bool = False):
@@ -140,9 +146,7 @@ def main() -> None:
     data = build_datamodule(cfg.data, seed=run.seed)
     loader = iter(data.train_loader(run.trainer.micro_batch_size))
     batches = [next(loader) for _ in range(args.warmup + args.steps)]
-    model_values = fit_model_to_data(values, data.task, data.vocab_size, data.num_classes)
-    torch.manual_seed(run.seed)
-    initial_state = copy.deepcopy(build_model_from_dict(model_values).state_dict())
+    model_values, initial_state = initial_weights(run, values, data.task, data.vocab_size, data.num_classes)
     widths = sorted({int(batch["input_ids"].shape[-1]) for batch in batches})
     print(
         f"{args.experiment}: batch {run.trainer.micro_batch_size}, widths {widths[0]}-{widths[-1]} "

@@ -78,14 +78,19 @@ SYNTHETIC_EVAL = ("synthetic", "max_log2=20")
 ATTENTION_EVAL = ("synthetic", "max_log2=16")
 
 
+def _scaling_run(family: str, size: str, lr: str | None = None) -> Run:
+    """scaling_{family}_{size} (the experiment's peak lr, 2e-3), or its lr-sweep run ..._lr{LR}."""
+    name, overrides = f"scaling_{family}_{size}", (f"experiment=scaling/{family}_{size}",)
+    if lr is not None:
+        name, overrides = f"{name}_lr{lr}", (*overrides, f"optim.lr={lr}")
+    return Run(name, overrides, ("perplexity",))
+
+
 def _scaling_runs() -> tuple[Run, ...]:
     """Mamba and Transformer++ at three sizes on the code corpus, the same data order and token budget."""
-    runs = []
-    for size in ("s", "m", "l"):
-        for family in ("mamba", "transformer"):
-            name = f"scaling_{family}_{size}"
-            runs.append(Run(name, (f"experiment=scaling/{family}_{size}",), ("perplexity",)))
-    return tuple(runs)
+    return tuple(
+        _scaling_run(family, size) for size in ("s", "m", "l") for family in ("mamba", "transformer")
+    )
 
 
 # One peak lr (2e-3) for every size left Transformer++ l (2.228) behind Transformer++ m (2.175) and Mamba s
@@ -95,13 +100,9 @@ SCALING_LR_SWEEP = ("1e-3", "4e-3", "8e-3")
 
 
 def _scaling_lr_runs() -> tuple[Run, ...]:
-    """The lr sweep: scaling_{family}_{size}_lr{LR}, otherwise the base run's setting."""
+    """The lr sweep: the base runs of sizes s and m at each of SCALING_LR_SWEEP's peak lrs."""
     return tuple(
-        Run(
-            f"scaling_{family}_{size}_lr{lr}",
-            (f"experiment=scaling/{family}_{size}", f"optim.lr={lr}"),
-            ("perplexity",),
-        )
+        _scaling_run(family, size, lr)
         for size in ("s", "m")
         for lr in SCALING_LR_SWEEP
         for family in ("mamba", "transformer")

@@ -180,9 +180,9 @@ def test_drivers_of_different_lanes_can_share_a_root(tmp_path, monkeypatch):
 
 def test_the_lr_sweep_runs_differ_from_their_base_run_only_in_the_peak_lr(tmp_path):
     runs = reproduce.all_runs()
-    for name, run in runs.items():
-        if "_lr" not in name or not name.startswith("scaling_"):
-            continue
+    sweep = [name for name in runs if name.startswith("scaling_") and "_lr" in name]
+    assert len(sweep) == 2 * 2 * len(reproduce.SCALING_LR_SWEEP)  # sizes s and m, both families
+    for name in sweep:
         base, lr = name.split("_lr")
-        command = reproduce.train_command(run, tmp_path)
+        command = reproduce.train_command(runs[name], tmp_path)
         assert command[2:4] == [runs[base].overrides[0], f"optim.lr={lr}"], name

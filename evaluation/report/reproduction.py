@@ -332,10 +332,12 @@ def _status_table(root: Path, previous: PreviousReport) -> Table:
 
 
 def _finished(root: Path, name: str) -> bool:
-    """The run reached its planned max_steps."""
+    """The run ROOT/NAME reached its planned max_steps."""
     run = _run(root, name)
-    if run is None:
-        return False
+    return run is not None and _reached_max_steps(run)
+
+
+def _reached_max_steps(run: RunRecord) -> bool:
     done, planned = _steps(run)
     return done is not None and done == planned
 
@@ -780,7 +782,8 @@ def _scaling_candidates(root: Path, family: str, size: str) -> list[RunRecord]:
 def _final_loss_text(run: RunRecord) -> str:
     """The last validation loss, with '(step N of M)' while the run is unfinished."""
     done, planned = _steps(run)
-    return fmt(run.series("val_loss")[1][-1], 4) + ("" if done == planned else f" (step {done} of {planned})")
+    unfinished = "" if _reached_max_steps(run) else f" (step {done} of {planned})"
+    return fmt(run.series("val_loss")[1][-1], 4) + unfinished
 
 
 def _peak_lr(run: RunRecord) -> float | None:
@@ -791,7 +794,7 @@ def _peak_lr(run: RunRecord) -> float | None:
 def _chosen_run(candidates: list[RunRecord]) -> RunRecord:
     """The run a size's row shows: the finished candidate with the lowest final validation loss; while none
     has finished, the first (the base run when it exists)."""
-    finished = [run for run in candidates if _steps(run)[0] == _steps(run)[1]]
+    finished = [run for run in candidates if _reached_max_steps(run)]
     return min(finished, key=lambda run: run.series("val_loss")[1][-1]) if finished else candidates[0]
 
 
