@@ -104,7 +104,9 @@ def test_the_lra_checkpoints_fit_the_default_pack_limit():
 
     register_configs()
     runs = reproduce.all_runs()
-    for name in ("lra_s4_listops", "lra_s4_pathfinder", "lra_mamba_listops", "lra_mamba_pathfinder"):
+    names = [name for name in runs if name.startswith("lra_")]
+    assert len(names) == 5
+    for name in names:
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
             cfg = compose("train", overrides=list(runs[name].overrides))
         model = build_model_from_dict(OmegaConf.to_container(cfg.model, resolve=True, enum_to_str=True))
@@ -186,3 +188,18 @@ def test_the_lr_sweep_runs_differ_from_their_base_run_only_in_the_peak_lr(tmp_pa
         base, lr = name.split("_lr")
         command = reproduce.train_command(runs[name], tmp_path)
         assert command[2:4] == [runs[base].overrides[0], f"optim.lr={lr}"], name
+
+
+def test_the_mean_pooling_mamba_pathfinder_run_differs_from_its_base_run_only_in_the_pooling():
+    from hydra import compose, initialize_config_dir
+
+    from mamba_lm.trainer import config_dir
+    from mamba_lm.trainer.config_store import register_configs
+
+    runs = reproduce.all_runs()
+    base, mean = runs["lra_mamba_pathfinder"].overrides, runs["lra_mamba_pathfinder_mean"].overrides
+    assert mean == (*base, "model.pooling=mean")
+    register_configs()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        poolings = [compose("train", overrides=list(o)).model.pooling for o in (base, mean)]
+    assert poolings == ["last", "mean"]

@@ -47,6 +47,7 @@ PAPER_STEPS = {
     "lra_s4_pathfinder": 500_000,
     "lra_mamba_listops": 76_800,  # S4's budget for the task (experiment=lra/mamba/<task>_v3)
     "lra_mamba_pathfinder": 500_000,
+    "lra_mamba_pathfinder_mean": 500_000,
 }
 SCALING_FAMILIES = ("mamba", "transformer")
 SCALING_LABELS = {"mamba": "Mamba", "transformer": "Transformer++"}
@@ -552,6 +553,7 @@ LRA_RUNS = {
     "lra_mamba_listops": "listops",
     "lra_s4_pathfinder": "pathfinder",
     "lra_mamba_pathfinder": "pathfinder",
+    "lra_mamba_pathfinder_mean": "pathfinder",
 }
 """Run name: its LRA task."""
 
@@ -728,10 +730,20 @@ def _lra_deviations(found: list[tuple[RunRecord, str]]) -> list[str]:
             "in the recipe of our S4 run of the task (data, batch, optimizer, schedule, depth, pooling) with "
             "the Mamba mixer read in both directions, at a width that gives about the S4 model's parameter "
             "count (ListOps 525K against 534K, Pathfinder 1.24M against 1.19M), for a quarter of the S4 "
-            "run's steps (about its GPU time: the Mamba step measured 2.3x S4's on ListOps), and are set "
-            "beside S4's published row. The Mamba rows use Mamba's own pre-norm LayerNorm block, and lr "
-            "0.002 on ListOps: in S4's ListOps recipe (post-norm BatchNorm, lr 0.01) the Mamba model stayed "
-            "at the uniform loss for 5,444 steps."
+            "run's steps (on ListOps about its GPU time: the Mamba step measured 2.3x S4's; on Pathfinder "
+            "about a quarter of it: 24 Mamba steps/s alone on the H200, S4 19.3 beside another lane), and "
+            "are set beside S4's published row. "
+            "The Mamba rows use Mamba's own pre-norm LayerNorm block, and lr 0.002 on ListOps: in S4's "
+            "ListOps recipe (post-norm BatchNorm, lr 0.01) the Mamba model stayed at the uniform loss for "
+            "5,444 steps."
+        )
+    if any(run.path.name == "lra_mamba_pathfinder_mean" for run, _ in found):
+        lines.append(
+            "lra_mamba_pathfinder_mean: the Mamba Pathfinder row with the mean over positions pooled (S4's "
+            "newer Pathfinder config, decoder mode pool) instead of the last position (S4's v3 recipe, "
+            "lra_mamba_pathfinder): pooled at the last position, the gradient of the Mamba model's output "
+            "at initialisation reaches the positions before the last 256 about 1e-4 as strongly as the last "
+            "256 (S4: 0.1; benchmarks/input_sensitivity.py)."
         )
     return lines
 
