@@ -6,13 +6,14 @@
         --data lra_pathfinder_quick
 
 For each row: the gradient of the labelled class's centred logit with respect to the encoder's output at
-every position (batch, seqlen, d_model), its norm per position averaged over a batch of training examples,
-then averaged over ``--blocks`` equal blocks of positions. A classifier that reads its answer at the last
-position (pooling last) and forgets fast shows a last block many orders of magnitude above the first: the
-loss then gives the weights that read distant positions almost no gradient. ``--row LABEL EXPERIMENT
-[OVERRIDE ...]`` builds the experiment's model as train.py seeds it; ``--run LABEL RUN_DIR`` loads a run
-folder's newest checkpoint. ``--data`` swaps every row's data config (e.g. a quick one: the full sets take
-minutes to build), the examples are the same for every row.
+every position (batch, seqlen, d_model), its norm per position averaged over a batch of training examples
+(padding counts as zero), then averaged over ``--blocks`` equal blocks of positions. The model runs in eval
+mode (no dropout; BatchNorm with its running statistics, at initialisation the identity). A classifier that
+reads its answer at the last position (pooling last) and forgets fast shows a last block many orders of
+magnitude above the first: the loss then gives the weights that read distant positions almost no gradient.
+``--row LABEL EXPERIMENT [OVERRIDE ...]`` builds the experiment's model as train.py seeds it; ``--run LABEL
+RUN_DIR`` loads a run folder's newest checkpoint. ``--data`` swaps every row's data config (e.g. a quick
+one: the full sets take minutes to build); every row reads the same examples.
 """
 
 from __future__ import annotations
@@ -68,7 +69,6 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="a data config for every row (default: the first row's)")
     parser.add_argument("--batch", type=int, default=8, help="training examples averaged over")
     parser.add_argument("--blocks", type=int, default=4, help="equal blocks of positions in the table")
-    parser.add_argument("--seed", type=int, default=None, help="build seed (default: each config's seed)")
     args = parser.parse_args()
     if any(len(row) < 2 for row in args.row):
         parser.error("--row needs LABEL EXPERIMENT [OVERRIDE ...]")
@@ -85,8 +85,6 @@ def main() -> None:
     rows = []
     for label, experiment, *overrides in args.row:
         run, _, values = compose(experiment, [*overrides, *data_override])
-        if args.seed is not None:
-            run.seed = args.seed
         model_values, state = initial_weights(run, values, data.task, data.vocab_size, data.num_classes)
         model = build_model_from_dict(model_values)
         model.load_state_dict(state)
