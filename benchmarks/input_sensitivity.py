@@ -76,15 +76,15 @@ def main() -> None:
         parser.error("give at least one --row (its data config picks the examples)")
 
     data_override = [f"data={args.data}"] if args.data else []
-    first_run, first_cfg, _ = compose(args.row[0][1], [*args.row[0][2:], *data_override])
+    composed = [compose(experiment, [*overrides, *data_override]) for _, experiment, *overrides in args.row]
+    first_run, first_cfg, _ = composed[0]
     data = build_datamodule(first_cfg.data, seed=first_run.seed)
     batch = next(iter(data.train_loader(args.batch)))
     seqlen = batch["input_ids"].shape[1]
     print(f"{args.batch} training examples of {first_cfg.data.kind}, seqlen {seqlen}, {args.blocks} blocks")
 
     rows = []
-    for label, experiment, *overrides in args.row:
-        run, _, values = compose(experiment, [*overrides, *data_override])
+    for (label, *_), (run, _, values) in zip(args.row, composed):
         model_values, state = initial_weights(run, values, data.task, data.vocab_size, data.num_classes)
         model = build_model_from_dict(model_values)
         model.load_state_dict(state)

@@ -135,16 +135,17 @@ SELECTIVE_COPYING_LATER = (27_032, ("optim.lr=1e-4", "optim.replan_schedule=true
 # Pathfinder runs 200 epochs (500,000 steps of 64): 20 epochs here for S4. The Mamba rows train in the recipe
 # of the S4 run beside them with Mamba's own block, at its parameter count (experiment=lra/mamba/<task>_v3).
 PATHFINDER_BUDGET = "trainer.max_steps=50000"
-# The Mamba LRA models take 2.3x S4's step time (measured on ListOps on the H200: 83 ms against 36,
-# launch-bound: 48 ms of it GPU kernels; benchmarks/lra_mamba_probe.py), so they get a quarter of the S4 run's
-# steps, about the same GPU time: ListOps 19,200 (10 epochs), Pathfinder 12,500 (5 epochs of the 20 above).
+# The Mamba LRA models get a quarter of the S4 run's steps: ListOps 19,200 (10 epochs), Pathfinder 12,500
+# (5 epochs of the 20 above). On ListOps that is about the S4 run's GPU time (the Mamba step measured 2.3x
+# S4's on the H200: 83 ms against 36, launch-bound: 48 ms of it GPU kernels; benchmarks/lra_mamba_probe.py);
+# on Pathfinder less (22.9 Mamba steps/s alone, S4 19.5 beside another lane: RESULTS.md, twelfth session).
 MAMBA_LISTOPS_BUDGET = "trainer.max_steps=19200"
 MAMBA_PATHFINDER_BUDGET = "trainer.max_steps=12500"
 # The Mamba Pathfinder run pooled at the last position (S4's v3 recipe) stayed at chance (loss ln 2,
 # validation 54.09% = the majority class) for 9,346 steps at lr 0.004 and a probe's 4,025 at 0.001: at
-# initialisation the gradient of its output reaches the positions before the last 256 about 1e-4 as strongly
-# as the last block (S4: 0.1; benchmarks/input_sensitivity.py). The second Mamba arm pools the mean over
-# positions, as S4's newer Pathfinder config (decoder mode pool; experiment=lra/s4/pathfinder) does.
+# initialisation its positions 0-255 get 1.7e-4 of the gradient that positions 768-1023 get (S4D: 0.11;
+# benchmarks/input_sensitivity.py). The second Mamba arm pools the mean over positions, as S4's newer
+# Pathfinder config (decoder mode pool; experiment=lra/s4/pathfinder) does.
 MAMBA_PATHFINDER_MEAN_POOLING = "model.pooling=mean"
 
 LANES = (

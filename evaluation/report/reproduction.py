@@ -731,7 +731,7 @@ def _lra_deviations(found: list[tuple[RunRecord, str]]) -> list[str]:
             "the Mamba mixer read in both directions, at a width that gives about the S4 model's parameter "
             "count (ListOps 525K against 534K, Pathfinder 1.24M against 1.19M), for a quarter of the S4 "
             "run's steps (on ListOps about its GPU time: the Mamba step measured 2.3x S4's; on Pathfinder "
-            "about a quarter of it: 24 Mamba steps/s alone on the H200, S4 19.3 beside another lane), and "
+            "less: 22.9 Mamba steps/s alone on the H200, S4 19.5 beside another lane), and "
             "are set beside S4's published row. "
             "The Mamba rows use Mamba's own pre-norm LayerNorm block, and lr 0.002 on ListOps: in S4's "
             "ListOps recipe (post-norm BatchNorm, lr 0.01) the Mamba model stayed at the uniform loss for "
@@ -741,9 +741,9 @@ def _lra_deviations(found: list[tuple[RunRecord, str]]) -> list[str]:
         lines.append(
             "lra_mamba_pathfinder_mean: the Mamba Pathfinder row with the mean over positions pooled (S4's "
             "newer Pathfinder config, decoder mode pool) instead of the last position (S4's v3 recipe, "
-            "lra_mamba_pathfinder): pooled at the last position, the gradient of the Mamba model's output "
-            "at initialisation reaches the positions before the last 256 about 1e-4 as strongly as the last "
-            "256 (S4: 0.1; benchmarks/input_sensitivity.py)."
+            "lra_mamba_pathfinder): pooled at the last position, the Mamba model at initialisation gives "
+            "positions 0-255 1.7e-4 of the gradient that positions 768-1023 get (S4D: 0.11; "
+            "benchmarks/input_sensitivity.py)."
         )
     return lines
 
