@@ -8,8 +8,9 @@
 A run is ``python train.py <its overrides> hydra.run.dir=ROOT/NAME resume=auto``. Lanes run side by side
 (small models are launch-bound, so several share one GPU well); the runs of one lane run one after another.
 At the deadline every running training gets SIGTERM, saves a checkpoint and exits with 143; the next piece
-continues it from ROOT/NAME. A training that exits with 0 has reached its max_steps and is recorded as done
-in ROOT/status.json; the next pieces skip it. Drivers of different lanes may share ROOT (each records only
+continues it from ROOT/NAME. A training that exits with 0 (or whose newest checkpoint is at its max_steps,
+whatever its exit code) has reached its max_steps and is recorded as done in ROOT/status.json; the next
+pieces skip it. Drivers of different lanes may share ROOT (each records only
 its own runs there). ``--evaluate NAME,...`` runs the evaluation command of those runs on their latest
 checkpoint (synthetic length generalisation, LRA test accuracy, there of the best-validation checkpoint
 too), writing ROOT/NAME/eval/*.json. The last lines printed are a table: run, step, last losses, state.
@@ -17,8 +18,9 @@ too), writing ROOT/NAME/eval/*.json. The last lines printed are a table: run, st
 ``--pack FILE.tgz`` writes ROOT as one archive to carry to the next machine: every run's config, metrics,
 logs and evaluations, and the latest checkpoint (and the best validation's, trainer.keep_best) of each run
 whose checkpoints are at most --pack-max-mb (default 16 MiB, weights and AdamW state: the synthetic and LRA
-models; the scaling models' weights stay behind, their curves travel; a run that is done and evaluated
-carries no checkpoint). Started with
+models; a run that is done and evaluated carries no checkpoint). The scaling models' weights stay behind: a
+finished scaling run travels as its records, an unfinished one is left out (it restarts from step 0 on the
+next machine, and its partial curve would read as a result). Started with
 ``setsid`` the driver outlives the shell that launched it; ``--pack`` before the machine is handed back.
 
 Constant-lr runs (the synthetic tasks, as the paper trains them) keep the paper's max_steps: a piece can stop
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import json
 import signal
 import subprocess
@@ -97,16 +100,22 @@ def _scaling_runs() -> tuple[Run, ...]:
 # 0.45 nats behind Transformer++ s: the per-size lr is the first suspect. The sweep trains sizes s and m at
 # these peak lrs beside the base runs' 2e-3; the report shows each family's lowest final validation loss.
 SCALING_LR_SWEEP = ("1e-3", "4e-3", "8e-3")
+# Mamba s was lowest at the sweep's highest lr (2.4055 at 8e-3, 2.4930 at 4e-3; Transformer++ s at 2e-3:
+# 2.4025, worse on either side): one more doubling tells whether its optimum lies beyond the sweep.
+SCALING_LR_EDGE = (("mamba", "s", "1.6e-2"),)
 
 
 def _scaling_lr_runs() -> tuple[Run, ...]:
-    """The lr sweep: the base runs of sizes s and m at each of SCALING_LR_SWEEP's peak lrs."""
-    return tuple(
-        _scaling_run(family, size, lr)
-        for size in ("s", "m")
-        for lr in SCALING_LR_SWEEP
-        for family in ("mamba", "transformer")
-    )
+    """The lr sweep: the base runs of sizes s and m at each of SCALING_LR_SWEEP's peak lrs, and the runs of
+    SCALING_LR_EDGE after size s's."""
+
+    def sweep(size: str) -> tuple[Run, ...]:
+        return tuple(
+            _scaling_run(family, size, lr) for lr in SCALING_LR_SWEEP for family in ("mamba", "transformer")
+        )
+
+    edge = tuple(_scaling_run(family, size, lr) for family, size, lr in SCALING_LR_EDGE)
+    return (*sweep("s"), *edge, *sweep("m"))
 
 
 def _single(
@@ -217,6 +226,34 @@ def newest_step(folder: Path) -> int | None:
     return step_of(newest[0]) if newest else None
 
 
+def reached_max_steps(run_dir: Path) -> bool:
+    """Whether the run's newest checkpoint is at its config's trainer.max_steps: its training is over,
+    whatever its process's exit code said (a deadline's SIGTERM can arrive while a finished run exits)."""
+    if not (run_dir / "config.yaml").is_file():
+        return False
+    max_steps = (RunFolder(run_dir).read_config().get("trainer") or {}).get("max_steps")
+    step = newest_step(run_dir)
+    return isinstance(max_steps, int) and step is not None and step >= max_steps
+
+
+def run_state(run_dir: Path, code: int) -> str:
+    """status.json's word for a training process that ended with ``code``: done (it exits 0 at its
+    max_steps), stopped (143: SIGTERM at the deadline, a checkpoint saved) or 'exit CODE' (a crash)."""
+    if code == 0 or reached_max_steps(run_dir):
+        return "done"
+    return "stopped" if code == 143 else f"exit {code}"
+
+
+def reconcile_status(root: Path) -> list[str]:
+    """Record as done every run under ``root`` whose status says otherwise but whose newest checkpoint
+    reached its max_steps (an earlier driver's status from before ``run_state`` looked); returns them."""
+    status = read_status(root)
+    finished = [name for name, state in status.items() if state != "done" and reached_max_steps(root / name)]
+    if finished:
+        write_status(root, dict.fromkeys(finished, "done"))
+    return finished
+
+
 def train_command(run: Run, root: Path) -> list[str]:
     where = (f"hydra.run.dir={root / run.name}", "resume=auto")
     overrides = run.overrides_at(newest_step(root / run.name))
@@ -242,9 +279,9 @@ class LaneWorker:
             code = self.process.poll()
             if code is None:
                 return
-            self.status[self.current.name] = "done" if code == 0 else f"exit {code}"
+            self.status[self.current.name] = run_state(self.root / self.current.name, code)
             self.process = None
-            if code != 0:  # a crash: stop the lane, the log says why
+            if self.status[self.current.name] != "done":  # a crash: stop the lane, the log says why
                 self.pending = []
                 return
         if self.pending:
@@ -264,9 +301,7 @@ class LaneWorker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             code = self.process.wait()
-        self.status[self.current.name] = (
-            "done" if code == 0 else ("stopped" if code == 143 else f"exit {code}")
-        )
+        self.status[self.current.name] = run_state(self.root / self.current.name, code)
         self.process = None
 
 
@@ -363,16 +398,21 @@ def pack(root: Path, out: Path, max_checkpoint_mb: float) -> list[str]:
     kept = []
     status = read_status(root)
     with tarfile.open(out, "w:gz") as archive:
+        add = ArchiveOnce(archive).add
         for path in sorted(root.iterdir()):
             if path.name.startswith("."):  # the status lock
                 continue
             if not path.is_dir():
-                archive.add(path, arcname=path.name)
+                add(path, path.name)
                 continue
-            checkpoints = carried_checkpoints(path, done=status.get(path.name) == "done")
+            done = status.get(path.name) == "done"
+            checkpoints = carried_checkpoints(path, done=done)
             small = bool(checkpoints) and all(
                 folder_bytes(checkpoint) <= max_checkpoint_mb * 2**20 for checkpoint in checkpoints
             )
+            if not done and not small:  # it restarts from step 0 on the next machine: its records would
+                print(f"pack: {path.name} left out (unfinished, no checkpoint carried)")  # mislead a report
+                continue
             kept += [path.name] if small else []
             for item in sorted(path.rglob("*")):
                 inside = item.relative_to(path).parts
@@ -380,8 +420,32 @@ def pack(root: Path, out: Path, max_checkpoint_mb: float) -> list[str]:
                     inside[0] == "checkpoints" and not (small and item.parent in checkpoints)
                 ):
                     continue
-                archive.add(item, arcname=str(item.relative_to(root)), recursive=False)
+                add(item, str(item.relative_to(root)))
     return kept
+
+
+class ArchiveOnce:
+    """Adds files to a tar archive, each content once: a file of 64 KiB or more whose bytes equal a file
+    already added (every scaling run's copy of the one tokenizer.json, 1.1 MB) goes in as a hard link to it,
+    which ``tar -x`` and ``tarfile`` restore as a file of the same bytes."""
+
+    MIN_BYTES = 64 * 1024
+
+    def __init__(self, archive: tarfile.TarFile):
+        self.archive = archive
+        self.first: dict[tuple[int, str], str] = {}  # (size, sha256) -> the arcname that holds the bytes
+
+    def add(self, path: Path, arcname: str) -> None:
+        size = path.stat().st_size
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if size >= self.MIN_BYTES else None
+        if digest is not None and (size, digest) in self.first:
+            info = self.archive.gettarinfo(path, arcname)
+            info.type, info.linkname, info.size = tarfile.LNKTYPE, self.first[(size, digest)], 0
+            self.archive.addfile(info)
+            return
+        if digest is not None:
+            self.first[(size, digest)] = arcname
+        self.archive.add(path, arcname=arcname, recursive=False)
 
 
 def main() -> None:
@@ -409,6 +473,8 @@ def main() -> None:
                 print("  " + " ".join(train_command(run, root)[1:]))
         return
     root.mkdir(parents=True, exist_ok=True)
+    for name in reconcile_status(root):
+        print(f"{name}: its newest checkpoint is at its max_steps, recorded as done")
     wanted = set(filter(None, args.lanes.split(",")))
     unknown = wanted - {lane.name for lane in LANES}
     if unknown:

@@ -38,10 +38,13 @@ def make_run(root: Path, name: str, checkpoint_bytes: int) -> None:
 
 
 def test_pack_keeps_records_and_only_small_latest_checkpoints(tmp_path):
+    """A finished run with large checkpoints travels as its records; an unfinished one is left out: it
+    restarts from step 0 on the next machine, and its partial curve would read as a result."""
     root = tmp_path / "repro"
     make_run(root, "induction_heads", checkpoint_bytes=1000)
     make_run(root, "scaling_mamba_l", checkpoint_bytes=3 * 2**20)
-    (root / "status.json").write_text("{}")
+    make_run(root, "scaling_mamba_m", checkpoint_bytes=3 * 2**20)
+    reproduce.write_status(root, {"scaling_mamba_l": "done", "scaling_mamba_m": "stopped"})
     kept = reproduce.pack(root, tmp_path / "repro.tgz", max_checkpoint_mb=1.0)
     with tarfile.open(tmp_path / "repro.tgz") as archive:
         names = set(archive.getnames())
@@ -52,6 +55,29 @@ def test_pack_keeps_records_and_only_small_latest_checkpoints(tmp_path):
     assert "induction_heads/checkpoints/step_00000020/model.safetensors" in names
     assert "induction_heads/checkpoints/step_00000010/model.safetensors" not in names
     assert not any(name.startswith("scaling_mamba_l/checkpoints/") for name in names)
+    assert not any(name.startswith("scaling_mamba_m/") for name in names)
+
+
+def test_a_run_whose_newest_checkpoint_is_at_its_max_steps_is_done_whatever_its_exit_code(tmp_path):
+    """The deadline's SIGTERM can reach a run that has just saved its last checkpoint and is exiting: the
+    run is done (the next driver evaluates it, not trains it); a drivers' earlier status is reconciled."""
+    root = tmp_path / "repro"
+    make_run(root, "lra_mamba_pathfinder_mean", checkpoint_bytes=10)  # checkpoints at steps 10 and 20
+    run_dir = root / "lra_mamba_pathfinder_mean"
+    for max_steps, killed, crashed in ((20, "done", "done"), (30, "stopped", "exit -15")):
+        (run_dir / "config.yaml").write_text(f"trainer:\n  max_steps: {max_steps}\n")
+        assert reproduce.run_state(run_dir, 143) == killed
+        assert reproduce.run_state(run_dir, -15) == crashed
+        assert reproduce.run_state(run_dir, 0) == "done"
+    assert reproduce.run_state(root / "not_started", 143) == "stopped"  # no folder, no config
+    reproduce.write_status(root, {"lra_mamba_pathfinder_mean": "exit -15", "selective_copying": "stopped"})
+    assert reproduce.reconcile_status(root) == []  # max_steps 30: not reached
+    (run_dir / "config.yaml").write_text("trainer:\n  max_steps: 20\n")
+    assert reproduce.reconcile_status(root) == ["lra_mamba_pathfinder_mean"]
+    assert reproduce.read_status(root) == {
+        "lra_mamba_pathfinder_mean": "done",
+        "selective_copying": "stopped",
+    }
 
 
 def test_pack_carries_the_best_validation_checkpoint_beside_the_newest(tmp_path):
@@ -183,7 +209,8 @@ def test_drivers_of_different_lanes_can_share_a_root(tmp_path, monkeypatch):
 def test_the_lr_sweep_runs_differ_from_their_base_run_only_in_the_peak_lr(tmp_path):
     runs = reproduce.all_runs()
     sweep = [name for name in runs if name.startswith("scaling_") and "_lr" in name]
-    assert len(sweep) == 2 * 2 * len(reproduce.SCALING_LR_SWEEP)  # sizes s and m, both families
+    # sizes s and m, both families, and the runs beyond the sweep's edge
+    assert len(sweep) == 2 * 2 * len(reproduce.SCALING_LR_SWEEP) + len(reproduce.SCALING_LR_EDGE)
     for name in sweep:
         base, lr = name.split("_lr")
         command = reproduce.train_command(runs[name], tmp_path)
@@ -203,3 +230,28 @@ def test_the_mean_pooling_mamba_pathfinder_run_differs_from_its_base_run_only_in
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         poolings = [compose("train", overrides=list(o)).model.pooling for o in (base, mean)]
     assert poolings == ["last", "mean"]
+
+
+def test_pack_stores_a_file_identical_to_one_already_packed_once(tmp_path):
+    """Every scaling run keeps a copy of the one tokenizer: the pack holds its bytes once (a hard link for
+    the other copies) and unpacks every copy whole; small or different files are stored as they are."""
+    root = tmp_path / "repro"
+    tokenizer = os.urandom(100_000)
+    for name in ("scaling_mamba_s", "scaling_transformer_s"):
+        make_run(root, name, checkpoint_bytes=3 * 2**20)
+        (root / name / "tokenizer.json").write_bytes(tokenizer)
+    (root / "scaling_transformer_s" / "metrics.jsonl").write_text('{"step": 20, "val_loss": 2.0}\n')
+    reproduce.write_status(root, {"scaling_mamba_s": "done", "scaling_transformer_s": "done"})
+    reproduce.pack(root, tmp_path / "repro.tgz", max_checkpoint_mb=1.0)
+    with tarfile.open(tmp_path / "repro.tgz") as archive:
+        members = {member.name: member for member in archive.getmembers()}
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    assert members["scaling_mamba_s/tokenizer.json"].isfile()
+    assert members["scaling_transformer_s/tokenizer.json"].islnk()
+    assert members["scaling_transformer_s/tokenizer.json"].linkname == "scaling_mamba_s/tokenizer.json"
+    assert all(
+        members[f"{name}/metrics.jsonl"].isfile() for name in ("scaling_mamba_s", "scaling_transformer_s")
+    )
+    for name in ("scaling_mamba_s", "scaling_transformer_s"):
+        assert (tmp_path / "unpacked" / name / "tokenizer.json").read_bytes() == tokenizer
+    assert (tmp_path / "unpacked" / "scaling_transformer_s" / "metrics.jsonl").read_text().endswith("2.0}\n")

@@ -126,7 +126,8 @@ def build_reproduction(root: str | Path, out_dir: str | Path) -> Path:
             continue
         absent = [name for name in names if not (root / name).is_dir()]
         if before is not None and absent:
-            section, kept = _with_absent_runs(section, before, absent, names)
+            row_runs = _scaling_row_runs if title == SCALING_TITLE else None
+            section, kept = _with_absent_runs(section, before, absent, names, row_runs)
             carried_runs += kept
         blocks += section
     intro = (
@@ -157,6 +158,7 @@ SELECTIVE_COPYING_TITLE = "Selective copying (Table 1)"
 LRA_TITLE = "Long Range Arena: ListOps and Pathfinder"
 SCALING_TITLE = "Mamba vs Transformer++ at equal parameters and tokens (Fig. 4, small scale)"
 SCALING_RUNS = [f"scaling_{family}_{size}" for family in SCALING_FAMILIES for size in SCALING_SIZES]
+SCALING_CLAIM = "Scaling: Mamba and Transformer++ at three sizes"
 
 
 @dataclass
@@ -202,27 +204,35 @@ def _names_run(text: str, name: str) -> bool:
 
 
 def _with_absent_runs(
-    section: list, before: str, absent: list[str], order: list[str]
+    section: list, before: str, absent: list[str], order: list[str], row_runs=None
 ) -> tuple[list, list[str]]:
     """A section rebuilt from the run folders present, given what its previous version (``before``, the
-    Markdown under its heading) said of the runs now ``absent``: their rows of its first table (when the
-    columns are the same; the table's rows then follow the section's run ``order``), their command lines
+    Markdown under its heading) said of the runs now ``absent``: their rows of its first table (a row is
+    carried when every run it shows is absent: ``row_runs(cells)``, by default the run named in its first
+    cell; it replaces the rebuilt table's row of the same first cell, else it is added, and the rows then
+    follow the section's run ``order``; a column the previous table lacked reads '-'), their command lines
     (with the lr comments above them) and the deviation lines that name them. Returns (blocks, the absent
     runs that had something carried)."""
+    row_runs = row_runs or (lambda cells: [cells[0]])
     lines = before.splitlines()
     table = next((block for block in section if isinstance(block, Table)), None)
     kept: set[str] = set()
     header = next((line for line in lines if line.startswith("|")), None)
-    if table is not None and header is not None and _cells(header) == table.header:
+    if table is not None and header is not None and _cells(header)[0] == table.header[0]:
+        columns, carried = _cells(header), []
         for line in lines[lines.index(header) + 2 :]:
             if not line.startswith("|"):
                 break
-            cells = _cells(line)
-            if cells[0] in absent and cells not in table.rows:
-                table.rows.append(cells)
-                kept.add(cells[0])
+            by_column = dict(zip(columns, _cells(line)))
+            cells = [by_column.get(column, "-") for column in table.header]
+            runs = row_runs(cells)
+            if all(name in absent for name in runs) and cells not in table.rows:
+                carried.append(cells)
+                kept.update(runs)
+        keys = {cells[0] for cells in carried}  # the rebuilt rows of those runs say "not run": replaced
+        table.rows[:] = [row for row in table.rows if row[0] not in keys] + carried
         rank = {name: i for i, name in enumerate(order)}
-        table.rows.sort(key=lambda row: rank.get(row[0], len(order)))  # stable: a run's rows keep their order
+        table.rows.sort(key=lambda row: min(rank.get(name, len(order)) for name in row_runs(row)))  # stable
     commands, pending = [], []
     inside = False
     for line in lines:
@@ -243,12 +253,22 @@ def _with_absent_runs(
     ]
     for i, block in enumerate(section):
         if isinstance(block, Paragraph) and block.text.startswith("Commands:") and commands:
-            code_end = block.text.rindex("\n```")
-            section[i] = Paragraph(block.text[:code_end] + "\n" + "\n".join(commands) + block.text[code_end:])
+            section[i] = Paragraph(_with_commands(block.text, commands))
         elif isinstance(block, Paragraph) and block.text.startswith("Deviations:") and deviations:
             extra = [f"- (carried over) {line}" for line in deviations if f"- {line}" not in block.text]
             section[i] = Paragraph("\n".join([block.text, *extra]))
     return section, [name for name in absent if name in kept]
+
+
+def _with_commands(text: str, carried: list[str]) -> str:
+    """A "Commands:" block with the ``carried`` lines added: training commands (with the comments above
+    them) after the block's training commands, evaluation commands at its end."""
+    lines = text.splitlines()
+    end = len(lines) - 1 - lines[::-1].index("```")
+    evaluation = next((i for i in range(end) if lines[i].startswith("python -m evaluation")), end)
+    first = next((i for i, line in enumerate(carried) if line.startswith("python -m evaluation")), None)
+    training, evaluating = (carried, []) if first is None else (carried[:first], carried[first:])
+    return "\n".join(lines[:evaluation] + training + lines[evaluation:end] + evaluating + lines[end:])
 
 
 def _cells(line: str) -> list[str]:
@@ -314,13 +334,15 @@ def _status_table(root: Path, previous: PreviousReport) -> Table:
     claim = "Selective copying: Mamba >= 97%, a clear gap to S4D"
     rows.append(([claim, copying, state], ["selective_copying", "selective_copying_s4d"]))
     rows.append((_lra_status(root), ["lra_s4_listops"]))
+    carried = _previous_scaling_sizes(previous)  # sizes whose run folders are gone keep their word
     pairs = [
         size
         for size in SCALING_SIZES
         if all(_finished(root, f"scaling_{f}_{size}") for f in SCALING_FAMILIES)
+        or (size in carried and not _any_run_folder(root, _scaling_row_runs([size])))
     ]
     scaling = [
-        "Scaling: Mamba and Transformer++ at three sizes",
+        SCALING_CLAIM,
         f"both finished at {len(pairs)} of {len(SCALING_SIZES)} sizes ({', '.join(pairs) or 'none'})",
         "met" if len(pairs) == len(SCALING_SIZES) else "not met",
     ]
@@ -330,6 +352,13 @@ def _status_table(root: Path, previous: PreviousReport) -> Table:
         for row, names in rows
     ]
     return Table(["required", "ours so far", "status"], kept)
+
+
+def _previous_scaling_sizes(previous: PreviousReport) -> list[str]:
+    """The sizes the previous report's scaling status row lists as finished by both families."""
+    row = previous.status_rows.get(SCALING_CLAIM)
+    found = re.search(r"sizes \(([^)]*)\)", row[1]) if row and len(row) > 1 else None
+    return [size.strip() for size in found.group(1).split(",")] if found else []
 
 
 def _finished(root: Path, name: str) -> bool:
@@ -638,10 +667,11 @@ def _lra_evaluations(run: RunRecord, task: str) -> tuple[dict | None, dict | Non
 
 
 def _lra_test_text(run: RunRecord, entry: dict | None, at_best: dict | None = None) -> str:
-    """'58.10', or '51.20 at step 35,000 (mid-run)' for a checkpoint before the last, or 'in training';
-    with the best-validation checkpoint's test accuracy beside it when that one was evaluated too."""
+    """'58.10', or '51.20 at step 35,000 (mid-run)' for a checkpoint before the last, or 'in training'
+    ('trained, not tested yet' once it reached its max_steps); with the best-validation checkpoint's test
+    accuracy beside it when that one was evaluated too."""
     if entry is None:
-        return "in training"
+        return "trained, not tested yet" if _reached_max_steps(run) else "in training"
     text = fmt(entry.get("accuracy"), 2)
     if _mid_run(run, entry):
         text = f"{text} at step {fmt(entry['step'])} (mid-run)"
@@ -781,6 +811,11 @@ def _model_numbers(run: RunRecord) -> tuple[int, float]:
         model = build_model_from_dict(values)
     seqlen = int((run.config.get("data") or {}).get("seqlen", 1024))
     return sum(p.numel() for p in model.parameters()), model_flops_per_token(model, seqlen)
+
+
+def _scaling_row_runs(cells: list[str]) -> list[str]:
+    """The base runs a row of the scaling table shows (its first cell is the size)."""
+    return [f"scaling_{family}_{cells[0]}" for family in SCALING_FAMILIES]
 
 
 def _scaling_candidates(root: Path, family: str, size: str) -> list[RunRecord]:

@@ -155,6 +155,10 @@ def test_an_lra_run_in_training_shows_its_progress_and_validation_accuracy(tmp_p
     assert "in training: 120 of 76,800 steps, validation 39.3% at step 100 | - |" in status
     assert "| lra_s4_listops | listops | 120 steps of the paper's 76,800 | generated" in text
     assert "| 39.3 (step 100) | in training | 59.60 |" in text
+    finished = make_run(root, "lra_mamba_pathfinder_mean", {"arch": "classifier"}, rows[:2], max_steps=100)
+    text = build_reproduction(root, tmp_path / "docs").read_text()
+    assert "| 39.3 (step 100) | trained, not tested yet | 94.20 |" in text  # at its max_steps, no test yet
+    finished.joinpath("metrics.jsonl").unlink()
     update_results(run, "lra", {"listops": {"accuracy": 58.1, "source": "generate", "generated": False}})
     text = build_reproduction(root, tmp_path / "docs").read_text()
     assert "| generated (not LRA's release) | 39.3 (step 100) | 58.10 |" in text  # ListOps drawn here
@@ -335,3 +339,60 @@ def test_an_lr_sweep_shows_each_familys_lowest_finished_loss_and_every_lr_tried(
         "scaling_transformer_s_lr4e-3",
     ):
         assert f"hydra.run.dir=outputs/repro/{name} " in scaling  # every run's command is listed
+
+
+def _scaling_pair(root: Path, size: str, loss: float) -> None:
+    for family, model in (("mamba", MAMBA_TINY), ("transformer", TRANSFORMER_TINY)):
+        evals = [{"step": s, "tokens": s * 64, "val_loss": loss + (200 - s) / 100} for s in (100, 200)]
+        run = make_run(root, f"scaling_{family}_{size}", model, evals, max_steps=200)
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        (run / "config.yaml").write_text(yaml.safe_dump({**config, "optim": {"lr": 2e-3}}))
+
+
+def test_a_scaling_size_whose_runs_are_gone_keeps_its_row_and_its_finished_status(tmp_path):
+    """The scaling table's rows are sizes: a size none of whose runs is under the root keeps its published
+    row (not "not run") and still counts as finished in the status table; a column the previous table lacked
+    reads '-'; the sizes present are rebuilt."""
+    first, docs = tmp_path / "first", tmp_path / "docs"
+    for size, loss in (("s", 3.0), ("m", 2.5), ("l", 2.25)):
+        _scaling_pair(first, size, loss)
+    published = build_reproduction(first, docs).read_text()
+    status = next(line for line in published.splitlines() if line.startswith("| Scaling"))
+    assert "both finished at 3 of 3 sizes (s, m, l) | met |" in status
+    old_l_row = next(line for line in published.splitlines() if line.startswith("| l |"))
+    header = next(line for line in published.splitlines() if line.startswith("| size | Mamba: params"))
+    dropped = _cells(header).index("Mamba: peak lr")  # an older report, before the column existed
+    start = published.index("## Mamba vs Transformer++")
+    lines = [
+        "| " + " | ".join(c for i, c in enumerate(_cells(line)) if i != dropped) + " |"
+        if line.startswith("|")
+        else line
+        for line in published[start:].splitlines()
+    ]
+    (docs / "reproduction.md").write_text(published[:start] + "\n".join(lines) + "\n")
+    assert "Mamba: peak lr" not in (docs / "reproduction.md").read_text()
+
+    later = tmp_path / "later"  # a new machine: sizes s and m trained again, size l's folders gone
+    _scaling_pair(later, "s", 2.75)
+    _scaling_pair(later, "m", 2.5)
+    text = build_reproduction(later, docs).read_text()
+
+    scaling = text[text.index("## Mamba vs Transformer++") :]
+    rows = [line for line in scaling.splitlines() if line.startswith(("| s |", "| m |", "| l |"))]
+    assert [row[:5] for row in rows[:3]] == ["| s |", "| m |", "| l |"]
+    assert "2.7500" in rows[0] and "not run" not in scaling.split("Commands:")[0]
+    l_cells = _cells(rows[2])
+    assert l_cells[2] == "-" and l_cells[1:2] + l_cells[3:] == [
+        c for i, c in enumerate(_cells(old_l_row)) if i not in (0, dropped)
+    ]
+    commands = scaling[scaling.index("Commands:") :]
+    carried_command = commands.index("hydra.run.dir=outputs/repro/scaling_mamba_l resume=auto")
+    assert commands.index("scaling_mamba_m resume=auto") < carried_command  # training commands first,
+    assert carried_command < commands.index("python -m evaluation report")  # then the evaluation
+    assert "both finished at 3 of 3 sizes (s, m, l) | met |" in text
+    assert "scaling_mamba_l, scaling_transformer_l" in text  # the intro names the carried runs
+    assert build_reproduction(later, docs).read_text() == text  # carrying again changes nothing
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.split("|")[1:-1]]
