@@ -154,7 +154,9 @@ MAMBA_PATHFINDER_BUDGET = "trainer.max_steps=12500"
 # validation 54.09% = the majority class) for 9,346 steps at lr 0.004 and a probe's 4,025 at 0.001: at
 # initialisation its positions 0-255 get 1.7e-4 of the gradient that positions 768-1023 get (S4D: 0.11;
 # benchmarks/input_sensitivity.py). The second Mamba arm pools the mean over positions, as S4's newer
-# Pathfinder config (decoder mode pool; experiment=lra/s4/pathfinder) does.
+# Pathfinder config (decoder mode pool; experiment=lra/s4/pathfinder) does. It stayed at chance too
+# (validation 54.09% at every validation to 12,500; its output's input gradient fell from 6.6e-4 per position
+# at initialisation to 1e-7 at step 2,500: RESULTS.md, thirteenth session).
 MAMBA_PATHFINDER_MEAN_POOLING = "model.pooling=mean"
 
 LANES = (
