@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from mamba_lm.evaluation.report.reproduction import build_reproduction
+from mamba_lm.evaluation.report.reproduction import _cells, build_reproduction
 from mamba_lm.evaluation.results import update_results
 
 MAMBA_TINY = {"arch": "mamba", "d_model": 16, "n_layer": 2, "vocab_size": 16, "d_state": 4}
@@ -392,7 +392,3 @@ def test_a_scaling_size_whose_runs_are_gone_keeps_its_row_and_its_finished_statu
     assert "both finished at 3 of 3 sizes (s, m, l) | met |" in text
     assert "scaling_mamba_l, scaling_transformer_l" in text  # the intro names the carried runs
     assert build_reproduction(later, docs).read_text() == text  # carrying again changes nothing
-
-
-def _cells(line: str) -> list[str]:
-    return [cell.strip() for cell in line.split("|")[1:-1]]
