@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,14 +111,15 @@ def build_reproduction(root: str | Path, out_dir: str | Path) -> Path:
         raise ValueError(f"reproduction root {root} is not a folder (benchmarks/reproduce.py --root)")
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = PreviousReport.read(out_dir / "reproduction.md")
+    # (title, its run names, its builder, the runs a table row shows: None = the run its first cell names)
     sections = (
-        (INDUCTION_HEADS_TITLE, [name for name, _, _ in INDUCTION_HEADS_RUNS], _induction_heads),
-        (SELECTIVE_COPYING_TITLE, [name for name, _ in SELECTIVE_COPYING_RUNS], _selective_copying),
-        (LRA_TITLE, list(LRA_RUNS), _lra),
-        (SCALING_TITLE, SCALING_RUNS, _scaling),
+        (INDUCTION_HEADS_TITLE, [name for name, _, _ in INDUCTION_HEADS_RUNS], _induction_heads, None),
+        (SELECTIVE_COPYING_TITLE, [name for name, _ in SELECTIVE_COPYING_RUNS], _selective_copying, None),
+        (LRA_TITLE, list(LRA_RUNS), _lra, None),
+        (SCALING_TITLE, SCALING_RUNS, _scaling, _scaling_row_runs),  # its rows are sizes
     )
     blocks, carried, carried_runs = [], [], []
-    for title, names, build in sections:
+    for title, names, build, row_runs in sections:
         before = previous.sections.get(title)
         section = build(root, out_dir)
         if before is not None and not any(isinstance(block, Table) for block in section):
@@ -126,7 +128,6 @@ def build_reproduction(root: str | Path, out_dir: str | Path) -> Path:
             continue
         absent = [name for name in names if not (root / name).is_dir()]
         if before is not None and absent:
-            row_runs = _scaling_row_runs if title == SCALING_TITLE else None
             section, kept = _with_absent_runs(section, before, absent, names, row_runs)
             carried_runs += kept
         blocks += section
@@ -204,7 +205,11 @@ def _names_run(text: str, name: str) -> bool:
 
 
 def _with_absent_runs(
-    section: list, before: str, absent: list[str], order: list[str], row_runs=None
+    section: list,
+    before: str,
+    absent: list[str],
+    order: list[str],
+    row_runs: Callable[[list[str]], list[str]] | None = None,
 ) -> tuple[list, list[str]]:
     """A section rebuilt from the run folders present, given what its previous version (``before``, the
     Markdown under its heading) said of the runs now ``absent``: their rows of its first table (a row is
