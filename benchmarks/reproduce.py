@@ -307,6 +307,18 @@ class LaneWorker:
         self.process = None
 
 
+def only_runs(lanes: list[Lane], names: set[str]) -> list[Lane]:
+    """The lanes with only the named runs (all of them when ``names`` is empty), in their lane's order.
+    Drivers given disjoint runs of one lane train them side by side: each records only its own runs."""
+    if not names:
+        return lanes
+    unknown = names - {run.name for lane in lanes for run in lane.runs}
+    if unknown:
+        raise SystemExit(f"runs {sorted(unknown)} are in none of the selected lanes")
+    chosen = [Lane(lane.name, tuple(run for run in lane.runs if run.name in names)) for lane in lanes]
+    return [lane for lane in chosen if lane.runs]
+
+
 def train_pieces(lanes: list[Lane], root: Path, minutes: float, grace_s: float = 90.0) -> None:
     status = read_status(root)
     workers = [LaneWorker(lane, root, status) for lane in lanes]
@@ -457,6 +469,9 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("outputs/repro"))
     parser.add_argument("--minutes", type=float, default=0.0, help="train every selected lane this long")
     parser.add_argument("--lanes", default="", help="comma-separated lane names (default: all)")
+    parser.add_argument(
+        "--runs", default="", help="comma-separated run names: train only these of the selected lanes"
+    )
     parser.add_argument("--evaluate", default="", help="comma-separated run names to evaluate afterwards")
     parser.add_argument("--eval-timeout", type=float, default=600.0)
     parser.add_argument("--list", action="store_true", help="print the lanes, runs and commands")
@@ -482,7 +497,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown lanes {sorted(unknown)}; known: {[lane.name for lane in LANES]}")
     if args.minutes > 0:
-        train_pieces([lane for lane in LANES if not wanted or lane.name in wanted], root, args.minutes)
+        lanes = [lane for lane in LANES if not wanted or lane.name in wanted]
+        train_pieces(only_runs(lanes, set(filter(None, args.runs.split(",")))), root, args.minutes)
     if args.evaluate:
         evaluate(args.evaluate.split(","), root, args.eval_timeout)
     if args.pack is not None:

@@ -12,6 +12,8 @@ import sysconfig
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from mamba_lm.trainer.state_io import write_manifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -204,6 +206,34 @@ def test_drivers_of_different_lanes_can_share_a_root(tmp_path, monkeypatch):
     reproduce.pack(root, tmp_path / "pack.tgz", max_checkpoint_mb=16)
     with tarfile.open(tmp_path / "pack.tgz") as archive:
         assert ".status.lock" not in archive.getnames()
+
+
+def test_drivers_given_disjoint_runs_of_one_lane_record_only_their_own(tmp_path, monkeypatch):
+    """--runs: a driver trains only the named runs of its lanes, in lane order, and leaves the status of
+    the lane's other runs (another driver's) as that driver wrote it."""
+    root = tmp_path / "repro"
+    root.mkdir()
+    sweep = next(lane for lane in reproduce.LANES if lane.name == "scaling_lr")
+    mine, theirs = sweep.runs[-1].name, sweep.runs[-2].name
+    reproduce.write_status(root, {theirs: "stopped"})
+    started = []
+
+    class Finished:
+        def poll(self):
+            return 0
+
+    def launch(command, **kwargs):
+        started.append(next(a for a in command if a.startswith("hydra.run.dir=")).rsplit("/", 1)[1])
+        reproduce.write_status(root, {theirs: "done"})  # the other driver, meanwhile
+        return Finished()
+
+    monkeypatch.setattr(reproduce.subprocess, "Popen", launch)
+    reproduce.train_pieces(reproduce.only_runs([sweep], {mine}), root, minutes=1)
+    assert started == [mine]
+    assert reproduce.read_status(root) == {mine: "done", theirs: "done"}
+    assert [run.name for run in reproduce.only_runs([sweep], set())[0].runs] == [r.name for r in sweep.runs]
+    with pytest.raises(SystemExit, match="none of the selected lanes"):
+        reproduce.only_runs([sweep], {"scaling_mamba_l"})
 
 
 def test_the_lr_sweep_runs_differ_from_their_base_run_only_in_the_peak_lr(tmp_path):
