@@ -100,22 +100,31 @@ def _scaling_runs() -> tuple[Run, ...]:
 # 0.45 nats behind Transformer++ s: the per-size lr is the first suspect. The sweep trains sizes s and m at
 # these peak lrs beside the base runs' 2e-3; the report shows each family's lowest final validation loss.
 SCALING_LR_SWEEP = ("1e-3", "4e-3", "8e-3")
-# Mamba s was lowest at the sweep's highest lr (2.4055 at 8e-3, 2.4930 at 4e-3; Transformer++ s at 2e-3:
-# 2.4025, worse on either side): one more doubling tells whether its optimum lies beyond the sweep.
-SCALING_LR_EDGE = (("mamba", "s", "1.6e-2"),)
+# Runs beyond the sweep, each where a family's lowest loss sat at the sweep's edge or a size was not swept.
+# Mamba s was lowest at the sweep's highest lr (2.4055 at 8e-3; 2.4341 at 1.6e-2: the optimum is near 8e-3).
+# Transformer++ m was lowest at the sweep's lowest lr (2.1203 at 1e-3, 2.1763 at 2e-3): one halving more.
+# The best lr fell with size for both families (Mamba 8e-3 at s, 4e-3 at m; Transformer++ 2e-3, then 1e-3),
+# so size l, trained at 2e-3 only, is compared at Mamba 4e-3 and Transformer++ 1e-3 and 5e-4 too.
+SCALING_LR_EXTRA = (
+    ("mamba", "s", "1.6e-2"),
+    ("transformer", "m", "5e-4"),
+    ("transformer", "l", "1e-3"),
+    ("mamba", "l", "4e-3"),
+    ("transformer", "l", "5e-4"),
+)
 
 
 def _scaling_lr_runs() -> tuple[Run, ...]:
-    """The lr sweep: the base runs of sizes s and m at each of SCALING_LR_SWEEP's peak lrs, and the runs of
-    SCALING_LR_EDGE after size s's."""
+    """The lr sweep: the base runs of sizes s and m at each of SCALING_LR_SWEEP's peak lrs, then the runs
+    of SCALING_LR_EXTRA."""
 
     def sweep(size: str) -> tuple[Run, ...]:
         return tuple(
             _scaling_run(family, size, lr) for lr in SCALING_LR_SWEEP for family in ("mamba", "transformer")
         )
 
-    edge = tuple(_scaling_run(family, size, lr) for family, size, lr in SCALING_LR_EDGE)
-    return (*sweep("s"), *edge, *sweep("m"))
+    extra = tuple(_scaling_run(family, size, lr) for family, size, lr in SCALING_LR_EXTRA)
+    return (*sweep("s"), *sweep("m"), *extra)
 
 
 def _single(

@@ -239,8 +239,8 @@ def test_drivers_given_disjoint_runs_of_one_lane_record_only_their_own(tmp_path,
 def test_the_lr_sweep_runs_differ_from_their_base_run_only_in_the_peak_lr(tmp_path):
     runs = reproduce.all_runs()
     sweep = [name for name in runs if name.startswith("scaling_") and "_lr" in name]
-    # sizes s and m, both families, and the runs beyond the sweep's edge
-    assert len(sweep) == 2 * 2 * len(reproduce.SCALING_LR_SWEEP) + len(reproduce.SCALING_LR_EDGE)
+    # sizes s and m, both families, and the runs beyond the sweep
+    assert len(sweep) == 2 * 2 * len(reproduce.SCALING_LR_SWEEP) + len(reproduce.SCALING_LR_EXTRA)
     for name in sweep:
         base, lr = name.split("_lr")
         command = reproduce.train_command(runs[name], tmp_path)
