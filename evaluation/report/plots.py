@@ -46,17 +46,25 @@ def plot_length_generalization(
 
 
 def plot_loss_against_flops(
-    curves: dict[tuple[str, str], tuple[list[float], list[float]]], path: Path
+    curves: dict[tuple[str, str], tuple[list[float], list[float]]],
+    path: Path,
+    final_points: dict[tuple[str, str], tuple[float, float]] | None = None,
 ) -> bool:
     """Validation loss against training FLOPs, one line per (family, size): Mamba blue, Transformer++ red,
-    line style by size (s dotted, m dashed, l solid). False when there is nothing to plot."""
-    if not curves:
+    line style by size (s dotted, m dashed, l solid); ``final_points`` (a run's final FLOPs and loss, its
+    curve not kept) as hollow markers. False when there is nothing to plot."""
+    final_points = final_points or {}
+    if not curves and not final_points:
         return False
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for (family, size), (flops, losses) in sorted(curves.items()):
         color = "C0" if family == "mamba" else "C3"
         style = {"s": ":", "m": "--", "l": "-"}[size]
         ax.plot(flops, losses, style, color=color, marker="o", markersize=3, label=f"{family} {size}")
+    for (family, size), (flops, loss) in sorted(final_points.items()):
+        color = "C0" if family == "mamba" else "C3"
+        label = f"{family} {size} (final only)"
+        ax.plot([flops], [loss], "D", color=color, markerfacecolor="none", markersize=7, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("training FLOPs")
     ax.set_ylabel("validation loss (nats/token)")

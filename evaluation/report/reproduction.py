@@ -116,7 +116,7 @@ def build_reproduction(root: str | Path, out_dir: str | Path) -> Path:
         (INDUCTION_HEADS_TITLE, [name for name, _, _ in INDUCTION_HEADS_RUNS], _induction_heads, None),
         (SELECTIVE_COPYING_TITLE, [name for name, _ in SELECTIVE_COPYING_RUNS], _selective_copying, None),
         (LRA_TITLE, list(LRA_RUNS), _lra, None),
-        (SCALING_TITLE, SCALING_RUNS, _scaling, _scaling_row_runs),  # its rows are sizes
+        (SCALING_TITLE, SCALING_RUNS, _scaling, lambda cells: _scaling_size_runs(root, cells[0])),  # sizes
     )
     blocks, carried, carried_runs = [], [], []
     for title, names, build, row_runs in sections:
@@ -339,13 +339,15 @@ def _status_table(root: Path, previous: PreviousReport) -> Table:
     claim = "Selective copying: Mamba >= 97%, a clear gap to S4D"
     rows.append(([claim, copying, state], ["selective_copying", "selective_copying_s4d"]))
     rows.append((_lra_status(root), ["lra_s4_listops"]))
-    carried = _previous_scaling_sizes(previous)  # sizes whose run folders are gone keep their word
-    pairs = [
-        size
-        for size in SCALING_SIZES
-        if all(_finished(root, f"scaling_{f}_{size}") for f in SCALING_FAMILIES)
-        or (size in carried and not _any_run_folder(root, _scaling_row_runs([size])))
-    ]
+    published = _previous_scaling_cells(previous)  # pairs whose run folders are gone keep their word
+
+    def finished(family: str, size: str) -> bool:
+        candidates = _scaling_candidates(root, family, size)
+        if candidates:
+            return any(map(_reached_max_steps, candidates))
+        return _finished_value(published.get((family, size), ["-"])[-1]) is not None
+
+    pairs = [size for size in SCALING_SIZES if all(finished(f, size) for f in SCALING_FAMILIES)]
     scaling = [
         SCALING_CLAIM,
         f"both finished at {len(pairs)} of {len(SCALING_SIZES)} sizes ({', '.join(pairs) or 'none'})",
@@ -357,19 +359,6 @@ def _status_table(root: Path, previous: PreviousReport) -> Table:
         for row, names in rows
     ]
     return Table(["required", "ours so far", "status"], kept)
-
-
-def _previous_scaling_sizes(previous: PreviousReport) -> list[str]:
-    """The sizes the previous report's scaling status row lists as finished by both families."""
-    row = previous.status_rows.get(SCALING_CLAIM)
-    found = re.search(r"sizes \(([^)]*)\)", row[1]) if row and len(row) > 1 else None
-    return [size.strip() for size in found.group(1).split(",")] if found else []
-
-
-def _finished(root: Path, name: str) -> bool:
-    """The run ROOT/NAME reached its planned max_steps."""
-    run = _run(root, name)
-    return run is not None and _reached_max_steps(run)
 
 
 def _reached_max_steps(run: RunRecord) -> bool:
@@ -818,9 +807,12 @@ def _model_numbers(run: RunRecord) -> tuple[int, float]:
     return sum(p.numel() for p in model.parameters()), model_flops_per_token(model, seqlen)
 
 
-def _scaling_row_runs(cells: list[str]) -> list[str]:
-    """The base runs a row of the scaling table shows (its first cell is the size)."""
-    return [f"scaling_{family}_{cells[0]}" for family in SCALING_FAMILIES]
+def _scaling_size_runs(root: Path, size: str) -> list[str]:
+    """The runs a row of the scaling table (a size) can show: both families' base runs, and their lr-sweep
+    runs whose folders are under ``root``. A row is carried from the previous report only when all are
+    absent: a size trained again at another lr is rebuilt from that run."""
+    sweep = [path.name for f in SCALING_FAMILIES for path in sorted(root.glob(f"scaling_{f}_{size}_lr*"))]
+    return [f"scaling_{family}_{size}" for family in SCALING_FAMILIES] + sweep
 
 
 def _scaling_candidates(root: Path, family: str, size: str) -> list[RunRecord]:
@@ -868,6 +860,34 @@ def _lr_sweep_table(candidates: dict, chosen: dict) -> Table | None:
     return Table(["size", "family", *(f"lr {lr:g}" for lr in lrs)], rows)
 
 
+SCALING_COLUMNS = ("params", "peak lr", "tokens", "FLOPs", "val loss")
+
+
+def _previous_scaling_cells(previous: PreviousReport) -> dict[tuple[str, str], list[str]]:
+    """(family, size) -> that family's cells (SCALING_COLUMNS) in the previous report's scaling table, for
+    the pairs it shows a result of ('not run' left out); a column the older table lacked reads '-'."""
+    text = previous.sections.get(SCALING_TITLE, "")
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    if not lines or _cells(lines[0])[0] != "size":
+        return {}
+    columns, found = _cells(lines[0]), {}
+    for line in lines[2:]:
+        cells = dict(zip(columns, _cells(line)))
+        for family in SCALING_FAMILIES:
+            values = [cells.get(f"{SCALING_LABELS[family]}: {column}", "-") for column in SCALING_COLUMNS]
+            if values[-1] not in ("-", "not run"):
+                found[(family, cells.get("size"))] = values
+    return found
+
+
+def _finished_value(cell: str) -> float | None:
+    """The loss of a 'val loss' cell of a finished run ('2.0655'); None for '2.1 (step 5 of 9)' and words."""
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
 def _scaling(root: Path, out_dir: Path) -> list:
     title = SCALING_TITLE
     candidates = {(f, s): _scaling_candidates(root, f, s) for s in SCALING_SIZES for f in SCALING_FAMILIES}
@@ -875,11 +895,19 @@ def _scaling(root: Path, out_dir: Path) -> list:
     if not candidates:
         return _not_run(title, SCALING_RUNS)
     runs = {key: _chosen_run(found) for key, found in candidates.items()}
-    rows, curves = [], {}
+    previous = _previous_scaling_cells(PreviousReport.read(out_dir / "reproduction.md"))
+    rows, curves, carried = [], {}, {}
     for size in SCALING_SIZES:
         row = [size]
         for family in SCALING_FAMILIES:
             run = runs.get((family, size))
+            if run is None and (family, size) in previous:  # its run folders are gone: as published
+                cells = previous[(family, size)]
+                row += cells
+                loss, flops = _finished_value(cells[-1]), _finished_value(cells[3])
+                if loss is not None and flops is not None:
+                    carried[(family, size)] = (flops, loss)
+                continue
             if run is None:
                 row += ["-", "-", "-", "-", "not run"]
                 continue
@@ -895,20 +923,26 @@ def _scaling(root: Path, out_dir: Path) -> list:
                 _final_loss_text(run),
             ]
         rows.append(row)
-    header = ["size"] + [
-        f"{SCALING_LABELS[f]}: {c}"
-        for f in SCALING_FAMILIES
-        for c in ("params", "peak lr", "tokens", "FLOPs", "val loss")
-    ]
+    header = ["size"] + [f"{SCALING_LABELS[f]}: {c}" for f in SCALING_FAMILIES for c in SCALING_COLUMNS]
     blocks = [Heading(title), Table(header, rows), Paragraph(_equal_step_comparison(runs))]
+    if carried:
+        names = ", ".join(f"{SCALING_LABELS[f]} {size}" for f, size in carried)
+        blocks.append(Paragraph(f"Carried from the previous report, their run folders gone: {names}."))
     sweep = _lr_sweep_table(candidates, runs)
     if sweep is not None:
         blocks += [
             Paragraph("Final validation loss at each peak lr tried (the table above shows the lowest):"),
             sweep,
         ]
-    if plot_loss_against_flops(curves, out_dir / "scaling.png"):
+    if plot_loss_against_flops(curves, out_dir / "scaling.png", carried):
         blocks.append(Image("scaling.png", "validation loss against training FLOPs"))
+    if carried:
+        blocks.append(
+            Paragraph(
+                "The plot shows a carried run's final (FLOPs, loss) point from the table (a hollow "
+                "marker), not its curve."
+            )
+        )
     evaluation = ["python -m evaluation report mode=reproduction root=outputs/repro out=docs"]
     every_run = [run for found in candidates.values() for run in found]
     return blocks + [_commands(every_run, evaluation), _deviations("scaling")]

@@ -385,4 +385,31 @@ def test_a_scaling_size_whose_runs_are_gone_keeps_its_row_and_its_finished_statu
     assert carried_command < commands.index("python -m evaluation report")  # then the evaluation
     assert "both finished at 3 of 3 sizes (s, m, l) | met |" in text
     assert "scaling_mamba_l, scaling_transformer_l" in text  # the intro names the carried runs
+    assert "Carried from the previous report, their run folders gone: Mamba l, Transformer++ l." in text
+    assert "a hollow marker" in text  # the plot shows their final points
     assert build_reproduction(later, docs).read_text() == text  # carrying again changes nothing
+
+
+def test_a_family_trained_again_at_a_size_at_another_lr_replaces_only_its_own_carried_cells(tmp_path):
+    """Size l's base folders are gone and Transformer++ l was trained again at another peak lr: its cells
+    come from that run, Mamba l's stay as published, and both still count as finished."""
+    first, docs = tmp_path / "first", tmp_path / "docs"
+    for size, loss in (("s", 3.0), ("m", 2.5), ("l", 2.25)):
+        _scaling_pair(first, size, loss)
+    published = build_reproduction(first, docs).read_text()
+    old_l = _cells(next(line for line in published.splitlines() if line.startswith("| l |")))
+
+    later = tmp_path / "later"
+    _scaling_pair(later, "s", 3.0)
+    _scaling_pair(later, "m", 2.5)
+    evals = [{"step": s, "tokens": s * 64, "val_loss": 2.0 + (200 - s) / 100} for s in (100, 200)]
+    run = make_run(later, "scaling_transformer_l_lr1e-3", TRANSFORMER_TINY, evals, max_steps=200)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, "optim": {"lr": 1e-3}}))
+    text = build_reproduction(later, docs).read_text()
+
+    l_cells = _cells(next(line for line in text.splitlines() if line.startswith("| l |")))
+    assert l_cells[1:6] == old_l[1:6]  # Mamba l as published
+    assert l_cells[7] == "0.001" and l_cells[10] == "2.0000"  # Transformer++ l from its new run
+    assert "Carried from the previous report, their run folders gone: Mamba l." in text
+    assert "both finished at 3 of 3 sizes (s, m, l) | met |" in text
