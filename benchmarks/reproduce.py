@@ -2,6 +2,7 @@
 
     python benchmarks/reproduce.py --root outputs/repro --minutes 9                 # every lane, one piece
     python benchmarks/reproduce.py --root outputs/repro --minutes 9 --lanes synthetic,lra
+    python benchmarks/reproduce.py --root outputs/repro --minutes 9 --lanes scaling_lr --runs NAME,NAME
     python benchmarks/reproduce.py --root outputs/repro --evaluate induction_heads  # evaluation only
     python benchmarks/reproduce.py --list
 
@@ -10,10 +11,11 @@ A run is ``python train.py <its overrides> hydra.run.dir=ROOT/NAME resume=auto``
 At the deadline every running training gets SIGTERM, saves a checkpoint and exits with 143; the next piece
 continues it from ROOT/NAME. A training that exits with 0 (or whose newest checkpoint is at its max_steps,
 whatever its exit code) has reached its max_steps and is recorded as done in ROOT/status.json; the next
-pieces skip it. Drivers of different lanes may share ROOT (each records only
-its own runs there). ``--evaluate NAME,...`` runs the evaluation command of those runs on their latest
-checkpoint (synthetic length generalisation, LRA test accuracy, there of the best-validation checkpoint
-too), writing ROOT/NAME/eval/*.json. The last lines printed are a table: run, step, last losses, state.
+pieces skip it. Drivers of different lanes, or given disjoint ``--runs`` of one lane, may share ROOT (each
+records only its own runs there). ``--evaluate NAME,...`` runs the evaluation command of those runs on
+their latest checkpoint (synthetic length generalisation, LRA test accuracy, there of the best-validation
+checkpoint too), writing ROOT/NAME/eval/*.json. The last lines printed are a table: run, step, last
+losses, state.
 
 ``--pack FILE.tgz`` writes ROOT as one archive to carry to the next machine: every run's config, metrics,
 logs and evaluations, and the latest checkpoint (and the best validation's, trainer.keep_best) of each run
