@@ -57,14 +57,13 @@ def plot_loss_against_flops(
     if not curves and not final_points:
         return False
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    color = {"mamba": "C0", "transformer": "C3"}
     for (family, size), (flops, losses) in sorted(curves.items()):
-        color = "C0" if family == "mamba" else "C3"
         style = {"s": ":", "m": "--", "l": "-"}[size]
-        ax.plot(flops, losses, style, color=color, marker="o", markersize=3, label=f"{family} {size}")
+        ax.plot(flops, losses, style, color=color[family], marker="o", markersize=3, label=f"{family} {size}")
     for (family, size), (flops, loss) in sorted(final_points.items()):
-        color = "C0" if family == "mamba" else "C3"
         label = f"{family} {size} (final only)"
-        ax.plot([flops], [loss], "D", color=color, markerfacecolor="none", markersize=7, label=label)
+        ax.plot([flops], [loss], "D", color=color[family], markerfacecolor="none", markersize=7, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("training FLOPs")
     ax.set_ylabel("validation loss (nats/token)")

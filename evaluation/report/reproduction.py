@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,15 +110,16 @@ def build_reproduction(root: str | Path, out_dir: str | Path) -> Path:
         raise ValueError(f"reproduction root {root} is not a folder (benchmarks/reproduce.py --root)")
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = PreviousReport.read(out_dir / "reproduction.md")
-    # (title, its run names, its builder, the runs a table row shows: None = the run its first cell names)
+    # (title, its run names, its builder). The scaling builder carries its own cells from ``previous``, one
+    # family at a time; its table's rows are sizes, never a run's name, so _with_absent_runs carries none.
     sections = (
-        (INDUCTION_HEADS_TITLE, [name for name, _, _ in INDUCTION_HEADS_RUNS], _induction_heads, None),
-        (SELECTIVE_COPYING_TITLE, [name for name, _ in SELECTIVE_COPYING_RUNS], _selective_copying, None),
-        (LRA_TITLE, list(LRA_RUNS), _lra, None),
-        (SCALING_TITLE, SCALING_RUNS, _scaling, lambda cells: _scaling_size_runs(root, cells[0])),  # sizes
+        (INDUCTION_HEADS_TITLE, [name for name, _, _ in INDUCTION_HEADS_RUNS], _induction_heads),
+        (SELECTIVE_COPYING_TITLE, [name for name, _ in SELECTIVE_COPYING_RUNS], _selective_copying),
+        (LRA_TITLE, list(LRA_RUNS), _lra),
+        (SCALING_TITLE, SCALING_RUNS, functools.partial(_scaling, previous=previous)),
     )
     blocks, carried, carried_runs = [], [], []
-    for title, names, build, row_runs in sections:
+    for title, names, build in sections:
         before = previous.sections.get(title)
         section = build(root, out_dir)
         if before is not None and not any(isinstance(block, Table) for block in section):
@@ -128,7 +128,7 @@ def build_reproduction(root: str | Path, out_dir: str | Path) -> Path:
             continue
         absent = [name for name in names if not (root / name).is_dir()]
         if before is not None and absent:
-            section, kept = _with_absent_runs(section, before, absent, names, row_runs)
+            section, kept = _with_absent_runs(section, before, absent, names)
             carried_runs += kept
         blocks += section
     intro = (
@@ -205,20 +205,14 @@ def _names_run(text: str, name: str) -> bool:
 
 
 def _with_absent_runs(
-    section: list,
-    before: str,
-    absent: list[str],
-    order: list[str],
-    row_runs: Callable[[list[str]], list[str]] | None = None,
+    section: list, before: str, absent: list[str], order: list[str]
 ) -> tuple[list, list[str]]:
     """A section rebuilt from the run folders present, given what its previous version (``before``, the
-    Markdown under its heading) said of the runs now ``absent``: their rows of its first table (a row is
-    carried when every run it shows is absent: ``row_runs(cells)``, by default the run named in its first
-    cell; it replaces the rebuilt table's row of the same first cell, else it is added, and the rows then
-    follow the section's run ``order``; a column the previous table lacked reads '-'), their command lines
-    (with the lr comments above them) and the deviation lines that name them. Returns (blocks, the absent
-    runs that had something carried)."""
-    row_runs = row_runs or (lambda cells: [cells[0]])
+    Markdown under its heading) said of the runs now ``absent``: their rows of its first table (the rows
+    whose first cell names an absent run; such a row replaces the rebuilt table's row of that run, else it
+    is added, and the rows then follow the section's run ``order``; a column the previous table lacked
+    reads '-'), their command lines (with the lr comments above them) and the deviation lines that name
+    them. Returns (blocks, the absent runs that had something carried)."""
     lines = before.splitlines()
     table = next((block for block in section if isinstance(block, Table)), None)
     kept: set[str] = set()
@@ -230,14 +224,13 @@ def _with_absent_runs(
                 break
             by_column = dict(zip(columns, _cells(line)))
             cells = [by_column.get(column, "-") for column in table.header]
-            runs = row_runs(cells)
-            if all(name in absent for name in runs) and cells not in table.rows:
+            if cells[0] in absent and cells not in table.rows:
                 carried.append(cells)
-                kept.update(runs)
+                kept.add(cells[0])
         keys = {cells[0] for cells in carried}  # the rebuilt rows of those runs say "not run": replaced
         table.rows[:] = [row for row in table.rows if row[0] not in keys] + carried
         rank = {name: i for i, name in enumerate(order)}
-        table.rows.sort(key=lambda row: min(rank.get(name, len(order)) for name in row_runs(row)))  # stable
+        table.rows.sort(key=lambda row: rank.get(row[0], len(order)))  # stable: other rows keep their order
     commands, pending = [], []
     inside = False
     for line in lines:
@@ -345,7 +338,7 @@ def _status_table(root: Path, previous: PreviousReport) -> Table:
         candidates = _scaling_candidates(root, family, size)
         if candidates:
             return any(map(_reached_max_steps, candidates))
-        return _finished_value(published.get((family, size), ["-"])[-1]) is not None
+        return _number(published.get((family, size), ["-"])[-1]) is not None
 
     pairs = [size for size in SCALING_SIZES if all(finished(f, size) for f in SCALING_FAMILIES)]
     scaling = [
@@ -807,14 +800,6 @@ def _model_numbers(run: RunRecord) -> tuple[int, float]:
     return sum(p.numel() for p in model.parameters()), model_flops_per_token(model, seqlen)
 
 
-def _scaling_size_runs(root: Path, size: str) -> list[str]:
-    """The runs a row of the scaling table (a size) can show: both families' base runs, and their lr-sweep
-    runs whose folders are under ``root``. A row is carried from the previous report only when all are
-    absent: a size trained again at another lr is rebuilt from that run."""
-    sweep = [path.name for f in SCALING_FAMILIES for path in sorted(root.glob(f"scaling_{f}_{size}_lr*"))]
-    return [f"scaling_{family}_{size}" for family in SCALING_FAMILIES] + sweep
-
-
 def _scaling_candidates(root: Path, family: str, size: str) -> list[RunRecord]:
     """The evaluated runs of one family and size: scaling_F_S (peak lr 2e-3) first, then its lr-sweep runs
     scaling_F_S_lr<LR> (benchmarks/reproduce.py's scaling_lr lane)."""
@@ -880,31 +865,32 @@ def _previous_scaling_cells(previous: PreviousReport) -> dict[tuple[str, str], l
     return found
 
 
-def _finished_value(cell: str) -> float | None:
-    """The loss of a 'val loss' cell of a finished run ('2.0655'); None for '2.1 (step 5 of 9)' and words."""
+def _number(cell: str) -> float | None:
+    """The number a table cell holds ('2.0655', '3.99e+16'); None for an unfinished run's loss ('2.1 (step
+    5 of 9)'), '-' and words."""
     try:
         return float(cell)
     except ValueError:
         return None
 
 
-def _scaling(root: Path, out_dir: Path) -> list:
+def _scaling(root: Path, out_dir: Path, previous: PreviousReport) -> list:
     title = SCALING_TITLE
     candidates = {(f, s): _scaling_candidates(root, f, s) for s in SCALING_SIZES for f in SCALING_FAMILIES}
     candidates = {key: runs for key, runs in candidates.items() if runs}
     if not candidates:
         return _not_run(title, SCALING_RUNS)
     runs = {key: _chosen_run(found) for key, found in candidates.items()}
-    previous = _previous_scaling_cells(PreviousReport.read(out_dir / "reproduction.md"))
+    published = _previous_scaling_cells(previous)
     rows, curves, carried = [], {}, {}
     for size in SCALING_SIZES:
         row = [size]
         for family in SCALING_FAMILIES:
             run = runs.get((family, size))
-            if run is None and (family, size) in previous:  # its run folders are gone: as published
-                cells = previous[(family, size)]
+            if run is None and (family, size) in published:  # its run folders are gone: as published
+                cells = published[(family, size)]
                 row += cells
-                loss, flops = _finished_value(cells[-1]), _finished_value(cells[3])
+                loss, flops = _number(cells[-1]), _number(cells[3])
                 if loss is not None and flops is not None:
                     carried[(family, size)] = (flops, loss)
                 continue
