@@ -413,3 +413,32 @@ def test_a_family_trained_again_at_a_size_at_another_lr_replaces_only_its_own_ca
     assert l_cells[7] == "0.001" and l_cells[10] == "2.0000"  # Transformer++ l from its new run
     assert "Carried from the previous report, their run folders gone: Mamba l." in text
     assert "both finished at 3 of 3 sizes (s, m, l) | met |" in text
+
+
+def test_the_scaling_goal_compares_each_familys_best_finished_loss_at_every_size(tmp_path):
+    """Fig. 4's claim (Mamba at or below Transformer++ at every size) is judged on each family's lowest
+    finished loss over every peak lr tried, a size whose folders are gone on its published losses."""
+    first, docs = tmp_path / "first", tmp_path / "docs"
+    for size, loss in (("s", 3.0), ("m", 2.5), ("l", 2.25)):
+        _scaling_pair(first, size, loss)
+    evals = [{"step": s, "tokens": s * 64, "val_loss": 2.4 + (200 - s) / 100} for s in (100, 200)]
+    make_run(first, "scaling_transformer_m_lr1e-3", TRANSFORMER_TINY, evals, max_steps=200)
+    unfinished = [{"step": 100, "tokens": 6400, "val_loss": 1.0}]  # lower, but not finished: not counted
+    make_run(first, "scaling_mamba_s_lr4e-3", MAMBA_TINY, unfinished, max_steps=200)
+
+    text = build_reproduction(first, docs).read_text()
+
+    goal = next(line for line in text.splitlines() if line.startswith("| Goal: Mamba"))
+    assert _cells(goal)[1:] == [
+        "Mamba minus Transformer++, each at its best peak lr tried: s +0.0000, m +0.1000, l +0.0000",
+        "not met (Transformer++ lower at m)",
+    ]
+    later = tmp_path / "later"  # size l's folders gone: its published losses stand in
+    _scaling_pair(later, "s", 3.0)
+    _scaling_pair(later, "m", 2.5)
+    text = build_reproduction(later, docs).read_text()
+    goal = next(line for line in text.splitlines() if line.startswith("| Goal: Mamba"))
+    assert _cells(goal)[1:] == [
+        "Mamba minus Transformer++, each at its best peak lr tried: s +0.0000, m +0.0000, l +0.0000",
+        "met",
+    ]
