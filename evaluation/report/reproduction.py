@@ -356,14 +356,13 @@ def _scaling_final_losses(root: Path, previous: PreviousReport) -> dict[tuple[st
     finished)."""
     published = _previous_scaling_cells(previous)  # pairs whose run folders are gone keep their word
     losses = {}
-    for family in SCALING_FAMILIES:
-        for size in SCALING_SIZES:
-            candidates = _scaling_candidates(root, family, size)
-            finished = [run.series("val_loss")[1][-1] for run in candidates if _reached_max_steps(run)]
-            if candidates:
-                losses[(family, size)] = min(finished) if finished else None
-            else:
-                losses[(family, size)] = _number(published.get((family, size), ["-"])[-1])
+    for key in ((family, size) for family in SCALING_FAMILIES for size in SCALING_SIZES):
+        candidates = _scaling_candidates(root, *key)
+        if not candidates:
+            losses[key] = _number(published.get(key, ["-"])[-1])
+            continue
+        chosen = _chosen_run(candidates)  # the run the table shows: the lowest finished one, if any finished
+        losses[key] = chosen.series("val_loss")[1][-1] if _reached_max_steps(chosen) else None
     return losses
 
 
@@ -919,7 +918,7 @@ def _scaling(root: Path, out_dir: Path, previous: PreviousReport) -> list:
             if run is None and (family, size) in published:  # its run folders are gone: as published
                 cells = published[(family, size)]
                 row += cells
-                loss, flops = _number(cells[-1]), _number(cells[3])
+                loss, flops = _number(cells[-1]), _number(cells[SCALING_COLUMNS.index("FLOPs")])
                 if loss is not None and flops is not None:
                     carried[(family, size)] = (flops, loss)
                 continue
